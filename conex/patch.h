@@ -1,0 +1,62 @@
+/*
+ * Unified diffs as `git diff` and `diff -ruaN` write them, read with -p1
+ * (the first path component is stripped), and applied cleanly: every context
+ * and removed line must match exactly, or the file is rejected.
+ */
+#ifndef CX_PATCH_H
+#define CX_PATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/buf.h"
+#include "proto/err.h"
+
+enum cx_patch_op {
+	CX_PATCH_EDIT = 1,   /* old_path == new_path, content changes */
+	CX_PATCH_CREATE = 2, /* old_path NULL (/dev/null) */
+	CX_PATCH_DELETE = 3, /* new_path NULL (/dev/null) */
+	CX_PATCH_RENAME = 4  /* old_path != new_path, possibly with hunks */
+};
+
+struct cx_patch_line {
+	char kind;	     /* ' ', '-', '+' */
+	const uint8_t *text; /* without the leading kind char, without '\n' */
+	size_t len;
+	int no_newline; /* followed by "\ No newline at end of file" */
+};
+
+struct cx_patch_hunk {
+	size_t old_start, old_len, new_start, new_len;
+	struct cx_patch_line *lines;
+	size_t nlines;
+};
+
+struct cx_patch_file {
+	enum cx_patch_op op;
+	char *old_path; /* -p1 stripped, validated relative path, or NULL */
+	char *new_path; /* likewise */
+	struct cx_patch_hunk *hunks;
+	size_t nhunks;
+};
+
+struct cx_patch {
+	struct cx_patch_file *files;
+	size_t nfiles;
+	void *priv; /* implementation storage */
+};
+
+/*
+ * Parses a whole patch.  Paths must be relative, without empty, "." or ".."
+ * segments; a path touched twice, binary patches, mode-only changes other than
+ * the ones git prints for new/deleted files, and malformed hunks are errors
+ * that name the patch's line number.  The patch bytes must outlive *out.
+ */
+int cx_patch_parse(const uint8_t *data, size_t len, const char *name, struct cx_patch **out,
+		   struct cx_err *e);
+void cx_patch_free(struct cx_patch *p);
+/* Applies f to old (NULL, 0 for a creation) and appends the new content to out. */
+int cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
+		   struct cx_buf *out, struct cx_err *e);
+
+#endif

@@ -1,0 +1,15 @@
+/* Subcommands of `conex`. Each returns the process exit code. */
+#ifndef CX_CLI_H
+#define CX_CLI_H
+
+/* Exit codes of every subcommand (docs/verify.md). */
+enum {
+	CX_EXIT_OK = 0,
+	CX_EXIT_REJECT = 1, /* verification rejected the repository */
+	CX_EXIT_USAGE = 2,  /* bad arguments */
+	CX_EXIT_ERROR = 3   /* I/O or internal failure */
+};
+
+int cx_cmd_verify(int argc, char **argv);
+
+#endif

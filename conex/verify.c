@@ -1,0 +1,1232 @@
+/* The verification algorithm of §7, hardened as docs/verify.md describes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conex/verify.h"
+
+struct acc_ent { /* one accepted (digest, size) of a path */
+	const char *digest;
+	size_t dlen;
+	uint64_t size;
+	struct acc_ent *next;
+};
+
+struct acc_slot {
+	const char *path;
+	uint64_t hash;
+	struct acc_ent *ents;
+	int seen; /* matched a file on disk */
+};
+
+struct tfile { /* a targets file, loaded once */
+	const char *id;
+	int state; /* 1 self-valid, -1 dropped */
+	struct cx_resource *t;
+	uint8_t vhash[CX_SHA256_LEN];
+	char vhex[CX_SHA256_HEX + 1];
+	int vhash_ok;
+};
+
+struct qitem {
+	const char *path; /* "" for the root of the tree */
+	const struct cx_expr *expr;
+	int terminating;
+};
+
+struct vctx {
+	struct cx_repo *repo;
+	const struct cx_verify_opts *o;
+	struct cx_err *e;
+	struct cx_log *log;
+	struct cx_arena a;
+	struct cx_buf buf; /* file contents */
+	struct cx_resource *root, *snap, *ts;
+	const char *snap_id;
+	/* accepted targets: open addressing on the path */
+	struct acc_slot *acc;
+	size_t nacc, capacc;
+	/* targets files by id (exact) */
+	struct tfile *tf;
+	size_t ntf, captf;
+	/* the work queue */
+	struct qitem *q;
+	size_t nq, capq;
+};
+
+#define MAX_QUEUE 1000000
+
+static uint64_t
+fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static int
+reject(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+reject(struct vctx *v, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[CX_ERR_MSG];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return cx_err_set(v->e, CX_EREJECT, "%s", msg);
+}
+
+static int
+nomem(struct vctx *v)
+{
+	return cx_err_set(v->e, CX_ENOMEM, "out of memory");
+}
+
+static struct acc_slot *
+acc_find(struct vctx *v, const char *path, int create)
+{
+	uint64_t h = fnv(path);
+	size_t i;
+
+	if (create && (v->nacc + 1) * 2 > v->capacc) {
+		size_t ncap = v->capacc ? v->capacc * 2 : 1024, j;
+		struct acc_slot *n = calloc(ncap, sizeof(*n));
+		if (n == NULL)
+			return NULL;
+		for (j = 0; j < v->capacc; j++) {
+			struct acc_slot *s = &v->acc[j];
+			if (s->path == NULL)
+				continue;
+			for (i = s->hash & (ncap - 1); n[i].path != NULL; i = (i + 1) & (ncap - 1))
+				;
+			n[i] = *s;
+		}
+		free(v->acc);
+		v->acc = n;
+		v->capacc = ncap;
+	}
+	if (v->capacc == 0)
+		return NULL;
+	for (i = h & (v->capacc - 1); v->acc[i].path != NULL; i = (i + 1) & (v->capacc - 1))
+		if (v->acc[i].hash == h && strcmp(v->acc[i].path, path) == 0)
+			return &v->acc[i];
+	if (!create)
+		return NULL;
+	v->acc[i].path = path;
+	v->acc[i].hash = h;
+	v->nacc++;
+	return &v->acc[i];
+}
+
+static int
+acc_insert(struct vctx *v, const char *path, const struct cx_digest *d, uint64_t size)
+{
+	struct acc_slot *s = acc_find(v, path, 1);
+	struct acc_ent *x;
+
+	if (s == NULL)
+		return nomem(v);
+	for (x = s->ents; x != NULL; x = x->next)
+		if (x->size == size && x->dlen == d->len && memcmp(x->digest, d->value, d->len) == 0)
+			return 0;
+	if ((x = cx_arena_alloc(&v->a, sizeof(*x))) == NULL)
+		return nomem(v);
+	x->digest = d->value;
+	x->dlen = d->len;
+	x->size = size;
+	x->next = s->ents;
+	s->ents = x;
+	return 0;
+}
+
+/* Is p strictly below parent ("" is the top)? */
+static int
+below(const char *parent, const char *p)
+{
+	size_t n = strlen(parent);
+
+	if (n == 0)
+		return *p != 0;
+	return strncmp(parent, p, n) == 0 && p[n] == '/' && p[n + 1] != 0;
+}
+
+/* Strips "dir/" from p, or NULL. */
+static const char *
+strip(const char *dir, const char *p)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(dir, p, n) == 0 && p[n] == '/')
+		return p + n + 1;
+	return NULL;
+}
+
+static int
+nsegs(const char *s, const char **seg, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max) {
+		seg[n++] = s;
+		if ((s = strchr(s, '/')) == NULL)
+			return (int)n;
+		s++;
+	}
+	return -1;
+}
+
+static size_t
+seglen(const char *s)
+{
+	const char *e = strchr(s, '/');
+	return e ? (size_t)(e - s) : strlen(s);
+}
+
+/* N/N.V/opam, N/N.V/files/F, X/opam, X/files/F below datadir (§4.5). */
+static int
+opam_path_ok(const char *datadir, const char *path, int opam_only)
+{
+	const char *rel = strip(datadir, path), *s[5];
+	int n;
+
+	if (rel == NULL || (n = nsegs(rel, s, 5)) < 0)
+		return 0;
+	if (n == 3 && strcmp(s[2], "opam") == 0) {
+		size_t pl = seglen(s[0]);
+		return strncmp(s[0], s[1], pl) == 0 && s[1][pl] == '.';
+	}
+	if (n == 2 && strcmp(s[1], "opam") == 0)
+		return 1;
+	if (opam_only)
+		return 0;
+	if (n == 4 && seglen(s[2]) == 5 && strncmp(s[2], "files", 5) == 0) {
+		size_t pl = seglen(s[0]);
+		return strncmp(s[0], s[1], pl) == 0 && s[1][pl] == '.';
+	}
+	if (n == 3 && seglen(s[1]) == 5 && strncmp(s[1], "files", 5) == 0)
+		return 1;
+	return 0;
+}
+
+static int
+read_meta(struct vctx *v, const char *path)
+{
+	size_t cap = v->o->max_meta ? v->o->max_meta : CX_VERIFY_MAX_META;
+	int r = cx_repo_read(v->repo, path, cap, &v->buf, v->e);
+
+	if (r == CX_ETOOBIG)
+		cx_err_set(v->e, CX_EREJECT, "%s is larger than the metadata size cap of %zu bytes",
+			   path, cap);
+	else if (r == CX_ENOENT)
+		cx_err_set(v->e, CX_EREJECT, "%s was not found", path);
+	return r == CX_ETOOBIG || r == CX_ENOENT ? CX_EREJECT : r;
+}
+
+static int
+hex_equal(const struct cx_digest *d, const char *hex)
+{
+	return d->len == CX_SHA256_HEX && memcmp(d->value, hex, CX_SHA256_HEX) == 0;
+}
+
+/* Target.equal against (path, size, sha256 hex) of a file. */
+static int
+target_matches(const struct cx_target *t, const char *path, uint64_t size, const char *hex)
+{
+	size_t i;
+
+	if (strcmp(t->path, path) != 0 || t->size != size || t->ndigests == 0)
+		return 0;
+	for (i = 0; i < t->ndigests; i++)
+		if (!hex_equal(&t->digests[i], hex))
+			return 0;
+	return 1;
+}
+
+static const struct cx_target *
+find_target(const struct cx_resource *r, const char *path)
+{
+	for (size_t i = 0; i < r->ntargets; i++)
+		if (strcmp(r->targets[i].path, path) == 0)
+			return &r->targets[i];
+	return NULL;
+}
+
+/* ---- root ---- */
+
+struct root_sigs {
+	struct vctx *v;
+	const char **ids;
+	const uint8_t **keyids;
+	size_t n;
+};
+
+static int
+root_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
+{
+	struct root_sigs *rs = arg;
+	char hex[CX_SHA256_HEX + 1];
+	size_t i;
+
+	cx_hex_encode(k->keyid, CX_SHA256_LEN, hex);
+	for (i = 0; i < rs->v->o->nanchors; i++)
+		if (strcmp(rs->v->o->anchors[i], hex) == 0)
+			break;
+	if (i == rs->v->o->nanchors) {
+		cx_log(rs->v->log, CX_LOG_INFO, "root: %s (sha256=%s) is not a trust anchor", s->id, hex);
+		return 0;
+	}
+	for (i = 0; i < rs->n; i++)
+		if (memcmp(rs->keyids[i], k->keyid, CX_SHA256_LEN) == 0)
+			return 0; /* one key never counts twice */
+	rs->ids[rs->n] = s->id;
+	rs->keyids[rs->n] = k->keyid;
+	rs->n++;
+	return 0;
+}
+
+static int
+root_local(void *arg, const char *id)
+{
+	struct root_sigs *rs = arg;
+
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->ids[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+verify_root(struct vctx *v)
+{
+	const char *name = v->o->root_name;
+	struct root_sigs rs = {v, NULL, NULL, 0};
+	struct cx_expr_env env = {root_local, NULL, &rs};
+	struct cx_buf canon;
+	int r;
+
+	if ((r = read_meta(v, name)) != 0)
+		return r;
+	if ((r = cx_resource_parse(&v->a, name, v->buf.d, v->buf.len, CX_R_ROOT, &v->root, v->log,
+				   v->e)) != 0)
+		return r == CX_ENOMEM ? r : cx_err_set(v->e, CX_EREJECT, "%s", v->e->msg);
+	if (!cx_id_equal(v->root->name, name))
+		return reject(v, "%s: name '%s' does not match the file name", name, v->root->name);
+	if ((rs.ids = cx_arena_alloc(&v->a, (v->root->nsigs + 1) * sizeof(*rs.ids))) == NULL ||
+	    (rs.keyids = cx_arena_alloc(&v->a, (v->root->nsigs + 1) * sizeof(*rs.keyids))) == NULL)
+		return nomem(v);
+	cx_buf_init(&canon, 0);
+	if ((r = cx_resource_canon(v->root, &canon)) == 0)
+		r = cx_resource_verify_sigs(v->root, canon.d, canon.len, root_sig_ok, &rs, v->log, v->e);
+	cx_buf_free(&canon);
+	if (r != 0)
+		return r;
+	if (!cx_expr_eval(v->root->valid, &env))
+		return reject(v, "%s: couldn't validate root role (%zu valid signatures by trust anchors)",
+			      name, rs.n);
+	if (rs.n < (size_t)(v->o->quorum < 1 ? 1 : v->o->quorum))
+		return reject(v, "%s: provided quorum was not matched: %zu valid signatures by trust "
+				 "anchors, %d required",
+			      name, rs.n, v->o->quorum < 1 ? 1 : v->o->quorum);
+	if (v->root->role_maintainer == NULL)
+		return reject(v, "%s: no delegation for maintainers", name);
+	return 0;
+}
+
+/* ---- timestamp and snapshot ---- */
+
+struct role_sigs {
+	const struct cx_keyref *role;
+	int found; /* a valid signature by the role key, by the role id */
+	int wrong_id;
+};
+
+static int
+role_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
+{
+	struct role_sigs *rs = arg;
+	char hex[CX_SHA256_HEX + 1];
+
+	cx_hex_encode(k->keyid, CX_SHA256_LEN, hex);
+	if (!hex_equal(&rs->role->digest, hex))
+		return 0;
+	if (cx_id_equal(s->id, rs->role->id))
+		rs->found = 1;
+	else
+		rs->wrong_id = 1;
+	return 0;
+}
+
+/* The role must be exactly Quorum(1, {Remote}). */
+static int
+single_role(struct vctx *v, const struct cx_expr *x, const char *what, const struct cx_keyref **out)
+{
+	if (x->kind != CX_EXPR_QUORUM || x->n != 1 || x->nrefs != 1)
+		return reject(v, "root: only a single key expression with quorum 1 allowed for %s", what);
+	if (!x->refs[0].remote)
+		return reject(v, "root: only a single remote key expression allowed for %s", what);
+	*out = &x->refs[0];
+	return 0;
+}
+
+static int
+load_role(struct vctx *v, const struct cx_expr *x, enum cx_rtype t, struct cx_resource **out,
+	  uint64_t *size, char hex[CX_SHA256_HEX + 1])
+{
+	const char *what = cx_rtype_name(t);
+	const struct cx_keyref *role = NULL;
+	struct role_sigs rs;
+	struct cx_buf canon;
+	uint8_t h[CX_SHA256_LEN];
+	int r;
+
+	if ((r = single_role(v, x, what, &role)) != 0)
+		return r;
+	if ((r = read_meta(v, role->id)) != 0)
+		return r;
+	cx_sha256(v->buf.d, v->buf.len, h);
+	cx_hex_encode(h, CX_SHA256_LEN, hex);
+	*size = v->buf.len;
+	if ((r = cx_resource_parse(&v->a, role->id, v->buf.d, v->buf.len, t, out, v->log, v->e)) != 0)
+		return r == CX_ENOMEM ? r : cx_err_set(v->e, CX_EREJECT, "%s", v->e->msg);
+	if (!cx_id_equal((*out)->name, role->id))
+		return reject(v, "%s: name '%s' does not match the file name", role->id, (*out)->name);
+	memset(&rs, 0, sizeof(rs));
+	rs.role = role;
+	cx_buf_init(&canon, 0);
+	if ((r = cx_resource_canon(*out, &canon)) == 0)
+		r = cx_resource_verify_sigs(*out, canon.d, canon.len, role_sig_ok, &rs, v->log, v->e);
+	cx_buf_free(&canon);
+	if (r != 0)
+		return r;
+	if (!rs.found)
+		return reject(v, "%s %s: couldn't validate %s signature (no valid signature by key "
+				 "sha256=%.*s)",
+			      what, role->id, what, (int)role->digest.len, role->digest.value);
+	if ((*out)->epoch != role->epoch)
+		return reject(v, "%s %s: %s with bad epoch (root says 0x%llX, file has 0x%llX)", what,
+			      role->id, what, (unsigned long long)role->epoch,
+			      (unsigned long long)(*out)->epoch);
+	return 0;
+}
+
+static int
+verify_timestamp_snapshot(struct vctx *v)
+{
+	char ts_hex[CX_SHA256_HEX + 1], snap_hex[CX_SHA256_HEX + 1];
+	uint64_t ts_size, snap_size;
+	int64_t created;
+	int r;
+
+	if (v->root->role_timestamp != NULL) {
+		if ((r = load_role(v, v->root->role_timestamp, CX_R_TIMESTAMP, &v->ts, &ts_size,
+				   ts_hex)) != 0)
+			return r;
+		if (cx_time_parse(v->ts->created, &created) != 0)
+			return reject(v, "timestamp %s: cannot parse created '%s'", v->ts->name,
+				      v->ts->created);
+		if (created > v->o->now + v->o->expiry)
+			return reject(v, "timestamp %s: created %s is in the future", v->ts->name,
+				      v->ts->created);
+		if (v->o->now - created > v->o->expiry)
+			return reject(v, "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
+					 "seconds (freeze attack?)",
+				      v->ts->name, v->ts->created, (long long)(v->o->now - created),
+				      (long long)v->o->expiry);
+	} else {
+		cx_log(v->log, CX_LOG_WARN, "no timestamp role in root: no freshness guarantee");
+	}
+	if (v->root->role_snapshot != NULL) {
+		if ((r = load_role(v, v->root->role_snapshot, CX_R_SNAPSHOT, &v->snap, &snap_size,
+				   snap_hex)) != 0)
+			return r;
+		v->snap_id = v->root->role_snapshot->refs[0].id;
+		if (v->ts != NULL) {
+			size_t i;
+			for (i = 0; i < v->ts->ntargets; i++)
+				if (target_matches(&v->ts->targets[i], v->snap_id, snap_size, snap_hex))
+					break;
+			if (i == v->ts->ntargets)
+				return reject(v, "snapshot %s: couldn't validate snapshot: no match in "
+						 "timestamp target (size %llu, sha256=%s)",
+					      v->snap_id, (unsigned long long)snap_size, snap_hex);
+		} else {
+			cx_log(v->log, CX_LOG_WARN, "no timestamp: taking snapshot %s as is", v->snap_id);
+		}
+	}
+	return 0;
+}
+
+/* Every file in keydir is in the snapshot with its exact size and digest, and nothing else is. */
+static int
+verify_keydir(struct vctx *v)
+{
+	const char **names;
+	size_t n, i, j, kl = strlen(v->root->keydir);
+	char *path, hex[CX_SHA256_HEX + 1];
+	uint8_t h[CX_SHA256_LEN];
+	int r;
+
+	if (v->snap == NULL)
+		return 0;
+	if ((r = cx_repo_list(v->repo, v->root->keydir, &v->a, &names, &n, v->e)) != 0)
+		return r == CX_EREJECT ? r : r;
+	for (i = 0; i < n; i++) {
+		const struct cx_target *t;
+		if (cx_id_equal(names[i], v->snap_id))
+			continue;
+		if ((path = cx_arena_alloc(&v->a, kl + strlen(names[i]) + 2)) == NULL)
+			return nomem(v);
+		sprintf(path, "%s/%s", v->root->keydir, names[i]);
+		if ((r = read_meta(v, path)) != 0)
+			return r;
+		cx_sha256(v->buf.d, v->buf.len, h);
+		cx_hex_encode(h, CX_SHA256_LEN, hex);
+		if ((t = find_target(v->snap, path)) == NULL)
+			return reject(v, "%s is not listed in snapshot %s", path, v->snap_id);
+		if (!target_matches(t, path, v->buf.len, hex))
+			return reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)", path,
+				      v->snap_id, v->buf.len, hex);
+	}
+	for (i = 0; i < v->snap->ntargets; i++) {
+		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
+		if (rel == NULL || strchr(rel, '/') != NULL)
+			return reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id,
+				      p, v->root->keydir);
+		for (j = 0; j < n; j++)
+			if (strcmp(names[j], rel) == 0)
+				break;
+		if (j == n)
+			return reject(v, "snapshot %s lists %s, which does not exist", v->snap_id, p);
+	}
+	return 0;
+}
+
+/* ---- targets ---- */
+
+static int
+tf_local(void *arg, const char *id)
+{
+	const struct cx_sig **ok = arg;
+
+	for (; *ok != NULL; ok++)
+		if (strcmp((*ok)->id, id) == 0)
+			return 1;
+	return 0;
+}
+
+struct tf_sigs {
+	const struct cx_sig **ok;
+	size_t n;
+};
+
+static int
+tf_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
+{
+	struct tf_sigs *ts = arg;
+
+	(void)k;
+	ts->ok[ts->n++] = s;
+	return 0;
+}
+
+/* Loads keys/<id> and checks everything that does not depend on the referencing keyref. */
+static struct tfile *
+load_targets(struct vctx *v, const char *id)
+{
+	struct tfile *f;
+	struct tf_sigs sigs;
+	struct cx_expr_env env = {tf_local, NULL, NULL};
+	struct cx_err le;
+	struct cx_buf canon;
+	uint8_t h[CX_SHA256_LEN];
+	char hex[CX_SHA256_HEX + 1], *path;
+	size_t i;
+	int r;
+
+	for (i = 0; i < v->ntf; i++)
+		if (strcmp(v->tf[i].id, id) == 0)
+			return &v->tf[i];
+	if (v->ntf == v->captf) {
+		size_t ncap = v->captf ? v->captf * 2 : 64;
+		struct tfile *n = realloc(v->tf, ncap * sizeof(*n));
+		if (n == NULL)
+			return NULL;
+		v->tf = n;
+		v->captf = ncap;
+	}
+	f = &v->tf[v->ntf++];
+	memset(f, 0, sizeof(*f));
+	f->id = id;
+	f->state = -1;
+	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
+		return NULL;
+	sprintf(path, "%s/%s", v->root->keydir, id);
+	if (strchr(id, '/') != NULL || strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
+		cx_log(v->log, CX_LOG_WARN, "targets %s: not a valid file name, dropped", id);
+		return f;
+	}
+	r = read_meta(v, path);
+	if (r == CX_ENOMEM)
+		return NULL;
+	if (r != 0) {
+		cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, v->e->msg);
+		return f;
+	}
+	cx_sha256(v->buf.d, v->buf.len, h);
+	cx_hex_encode(h, CX_SHA256_LEN, hex);
+	if (v->snap != NULL) {
+		const struct cx_target *t = find_target(v->snap, path);
+		if (t == NULL || !target_matches(t, path, v->buf.len, hex)) {
+			cx_log(v->log, CX_LOG_WARN, "targets %s: no match in snapshot targets, dropped", id);
+			return f;
+		}
+	}
+	if ((r = cx_resource_parse(&v->a, path, v->buf.d, v->buf.len, CX_R_TARGETS, &f->t, v->log,
+				   &le)) != 0) {
+		if (r == CX_ENOMEM)
+			return NULL;
+		cx_log(v->log, CX_LOG_WARN, "targets %s: malformed, dropped: %s", id, le.msg);
+		return f;
+	}
+	if (!cx_id_equal(f->t->name, id)) {
+		cx_log(v->log, CX_LOG_WARN, "targets %s: name '%s' does not match the file name, dropped",
+		       id, f->t->name);
+		return f;
+	}
+	if (v->o->opam)
+		for (i = 0; i < f->t->ntargets; i++)
+			if (!opam_path_ok(v->root->datadir, f->t->targets[i].path, 0)) {
+				cx_log(v->log, CX_LOG_WARN,
+				       "targets %s: invalid path %s (not an opam package file), dropped",
+				       id, f->t->targets[i].path);
+				return f;
+			}
+	if ((sigs.ok = calloc(f->t->nsigs + 1, sizeof(*sigs.ok))) == NULL)
+		return NULL;
+	sigs.n = 0;
+	cx_buf_init(&canon, 0);
+	if ((r = cx_resource_canon(f->t, &canon)) == 0)
+		r = cx_resource_verify_sigs(f->t, canon.d, canon.len, tf_sig_ok, &sigs, v->log, &le);
+	cx_buf_free(&canon);
+	env.arg = sigs.ok;
+	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
+		f->state = 1;
+	} else if (r == 0) {
+		cx_log(v->log, CX_LOG_WARN, "targets %s: couldn't validate its expression (%zu valid "
+					    "signatures), dropped",
+		       id, sigs.n);
+	}
+	free(sigs.ok);
+	if (r == CX_ENOMEM)
+		return NULL;
+	if (f->state == 1) {
+		if (cx_expr_hash(f->t->valid, f->t, f->vhash, &le) == 0) {
+			f->vhash_ok = 1;
+			cx_hex_encode(f->vhash, CX_SHA256_LEN, f->vhex);
+		} else {
+			cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, le.msg);
+			f->state = -1;
+		}
+	}
+	return f;
+}
+
+/* The remote keyrefs of an expression, one per id (a higher epoch wins, §7.5.1). */
+struct refset {
+	const struct cx_keyref **v;
+	size_t n, cap;
+	int oom;
+};
+
+static void
+refset_add(void *arg, const struct cx_keyref *k)
+{
+	struct refset *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		if (strcmp(s->v[i]->id, k->id) != 0)
+			continue;
+		if (k->epoch > s->v[i]->epoch)
+			s->v[i] = k;
+		return;
+	}
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 16;
+		const struct cx_keyref **n = realloc(s->v, ncap * sizeof(*n));
+		if (n == NULL) {
+			s->oom = 1;
+			return;
+		}
+		s->v = n;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = k;
+}
+
+/* A counting file: the digest map entry hash -> (id, epoch) of §6.3. */
+struct counting {
+	const char *id;
+	const struct cx_digest *digest;
+	uint64_t epoch;
+	struct tfile *f;
+};
+
+/* Evaluation over a subset of the counting files (the supporters). */
+struct support_env {
+	const struct counting *c;
+	const size_t *idx; /* indexes into c */
+	size_t n;
+};
+
+static int
+support_remote(void *arg, const struct cx_keyref *k)
+{
+	const struct support_env *s = arg;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct counting *c = &s->c[s->idx[i]];
+		if (c->digest->len == k->digest.len &&
+		    memcmp(c->digest->value, k->digest.value, k->digest.len) == 0 &&
+		    cx_id_equal(c->id, k->id) && c->epoch == k->epoch)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+eval_support(const struct cx_expr *x, const struct counting *c, const size_t *idx, size_t n)
+{
+	struct support_env s = {c, idx, n};
+	struct cx_expr_env env = {NULL, support_remote, &s};
+
+	return cx_expr_eval(x, &env);
+}
+
+struct tgt_claim {
+	const char *path;
+	const struct cx_digest *d;
+	uint64_t size;
+	size_t who;
+};
+
+static int
+claim_cmp(const void *x, const void *y)
+{
+	const struct tgt_claim *a = x, *b = y;
+	int c = strcmp(a->path, b->path);
+
+	if (c != 0)
+		return c;
+	if (a->d->len != b->d->len)
+		return a->d->len < b->d->len ? -1 : 1;
+	if ((c = memcmp(a->d->value, b->d->value, a->d->len)) != 0)
+		return c;
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	return a->who < b->who ? -1 : a->who > b->who;
+}
+
+struct del_claim {
+	const char *path;
+	const char *ekey; /* canonical form of the expression */
+	const struct cx_expr *expr;
+	int terminating;
+	size_t who;
+};
+
+static int
+dclaim_cmp(const void *x, const void *y)
+{
+	const struct del_claim *a = x, *b = y;
+	int c = strcmp(a->path, b->path);
+
+	if (c != 0)
+		return c;
+	if ((c = strcmp(a->ekey, b->ekey)) != 0)
+		return c;
+	return a->who < b->who ? -1 : a->who > b->who;
+}
+
+static int
+enqueue(struct vctx *v, const char *path, const struct cx_expr *x, int terminating)
+{
+	if (v->nq >= MAX_QUEUE)
+		return reject(v, "more than %d delegations: refusing to go on", MAX_QUEUE);
+	if (v->nq == v->capq) {
+		size_t ncap = v->capq ? v->capq * 2 : 64;
+		struct qitem *n = realloc(v->q, ncap * sizeof(*n));
+		if (n == NULL)
+			return nomem(v);
+		v->q = n;
+		v->capq = ncap;
+	}
+	v->q[v->nq++] = (struct qitem){path, x, terminating};
+	return 0;
+}
+
+static int
+process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
+{
+	struct refset rs = {0};
+	struct counting *c = NULL;
+	struct tgt_claim *tc = NULL;
+	struct del_claim *dc = NULL;
+	size_t nc = 0, ntc = 0, ndc = 0, i, j, k, *idx = NULL, all;
+	int r = 0;
+
+	cx_expr_remotes(it->expr, refset_add, &rs);
+	if (rs.oom)
+		goto oom;
+	if (rs.n && (c = calloc(rs.n, sizeof(*c))) == NULL)
+		goto oom;
+	for (i = 0; i < rs.n; i++) {
+		const struct cx_keyref *k0 = rs.v[i];
+		struct tfile *f = load_targets(v, k0->id);
+		if (f == NULL)
+			goto oom;
+		if (f->state != 1)
+			continue;
+		if (f->t->epoch != k0->epoch || !hex_equal(&k0->digest, f->vhex)) {
+			cx_log(v->log, CX_LOG_WARN,
+			       "targets %s: dropped since epoch (0x%llX, expected 0x%llX) or key hash "
+			       "(sha256=%s, expected sha256=%.*s) does not match",
+			       k0->id, (unsigned long long)f->t->epoch, (unsigned long long)k0->epoch,
+			       f->vhex, (int)k0->digest.len, k0->digest.value);
+			continue;
+		}
+		c[nc++] = (struct counting){k0->id, &k0->digest, k0->epoch, f};
+	}
+	if ((idx = calloc(nc + 1, sizeof(*idx))) == NULL)
+		goto oom;
+	for (i = 0; i < nc; i++)
+		idx[i] = i;
+	if (!eval_support(it->expr, c, idx, nc)) {
+		cx_log(v->log, CX_LOG_WARN, "delegation for '%s': the expression is not satisfied by "
+					    "the %zu valid targets files",
+		       *it->path ? it->path : "(top)", nc);
+		goto done;
+	}
+	res->ntargets += nc;
+	/* targets below the path, grouped by (path, digest, size) */
+	for (i = 0, all = 0; i < nc; i++)
+		for (j = 0; j < c[i].f->t->ntargets; j++)
+			all += c[i].f->t->targets[j].ndigests;
+	if (all && (tc = malloc(all * sizeof(*tc))) == NULL)
+		goto oom;
+	for (i = 0; i < nc; i++) {
+		const struct cx_resource *t = c[i].f->t;
+		for (j = 0; j < t->ntargets; j++) {
+			const struct cx_target *tg = &t->targets[j];
+			if (!below(it->path, tg->path)) {
+				cx_log(v->log, CX_LOG_WARN, "targets %s: ignoring %s, not below '%s'",
+				       c[i].id, tg->path, it->path);
+				continue;
+			}
+			for (k = 0; k < tg->ndigests; k++)
+				tc[ntc++] = (struct tgt_claim){tg->path, &tg->digests[k], tg->size, i};
+		}
+	}
+	if (ntc > 1)
+		qsort(tc, ntc, sizeof(*tc), claim_cmp);
+	for (i = 0; i < ntc; i = j) {
+		size_t ns = 0;
+		for (j = i; j < ntc && tc[j].size == tc[i].size && strcmp(tc[j].path, tc[i].path) == 0 &&
+			    tc[j].d->len == tc[i].d->len &&
+			    memcmp(tc[j].d->value, tc[i].d->value, tc[i].d->len) == 0;
+		     j++)
+			if (ns == 0 || idx[ns - 1] != tc[j].who)
+				idx[ns++] = tc[j].who;
+		if (eval_support(it->expr, c, idx, ns)) {
+			if ((r = acc_insert(v, tc[i].path, tc[i].d, tc[i].size)) != 0)
+				goto done;
+		} else {
+			cx_log(v->log, CX_LOG_INFO, "%s (sha256=%.*s, %llu bytes): quorum not reached",
+			       tc[i].path, (int)tc[i].d->len, tc[i].d->value,
+			       (unsigned long long)tc[i].size);
+		}
+	}
+	if (it->terminating)
+		goto done;
+	/* delegations below the path, grouped by (path, expression) */
+	for (i = 0, all = 0; i < nc; i++)
+		for (j = 0; j < c[i].f->t->ndels; j++)
+			all += c[i].f->t->dels[j].npaths;
+	if (all && (dc = malloc(all * sizeof(*dc))) == NULL)
+		goto oom;
+	for (i = 0; i < nc; i++) {
+		const struct cx_resource *t = c[i].f->t;
+		for (j = 0; j < t->ndels; j++) {
+			const struct cx_delegation *d = &t->dels[j];
+			struct cx_buf kb;
+			struct cx_wire *w;
+			char *ekey;
+			cx_buf_init(&kb, 0);
+			if ((w = cx_expr_to_wire(&v->a, d->valid)) == NULL || cx_wire_canon(w, &kb) != 0 ||
+			    (ekey = cx_arena_memdup(&v->a, kb.d, kb.len)) == NULL) {
+				cx_buf_free(&kb);
+				goto oom;
+			}
+			cx_buf_free(&kb);
+			for (k = 0; k < d->npaths; k++) {
+				if (!below(it->path, d->paths[k])) {
+					cx_log(v->log, CX_LOG_WARN,
+					       "targets %s: ignoring delegation of %s, not below '%s'",
+					       c[i].id, d->paths[k], it->path);
+					continue;
+				}
+				dc[ndc++] = (struct del_claim){d->paths[k], ekey, d->valid,
+							       d->terminating, i};
+			}
+		}
+	}
+	if (ndc > 1)
+		qsort(dc, ndc, sizeof(*dc), dclaim_cmp);
+	for (i = 0; i < ndc; i = j) {
+		size_t nt = 0, nn = 0;
+		size_t *tidx = idx, *nidx;
+		if ((nidx = calloc(nc + 1, sizeof(*nidx))) == NULL)
+			goto oom;
+		for (j = i; j < ndc && strcmp(dc[j].path, dc[i].path) == 0 &&
+			    strcmp(dc[j].ekey, dc[i].ekey) == 0;
+		     j++) {
+			if (dc[j].terminating)
+				tidx[nt++] = dc[j].who;
+			else
+				nidx[nn++] = dc[j].who;
+		}
+		if (eval_support(it->expr, c, tidx, nt))
+			r = enqueue(v, dc[i].path, dc[i].expr, 1);
+		else if (eval_support(it->expr, c, nidx, nn))
+			r = enqueue(v, dc[i].path, dc[i].expr, 0);
+		else
+			cx_log(v->log, CX_LOG_WARN, "delegation of %s: quorum not reached", dc[i].path);
+		free(nidx);
+		if (r != 0)
+			goto done;
+	}
+	goto done;
+oom:
+	r = nomem(v);
+done:
+	free(rs.v);
+	free(c);
+	free(tc);
+	free(dc);
+	free(idx);
+	return r;
+}
+
+/* The top of the package directory a path is in: datadir/<pkg>. */
+static size_t
+pkg_prefix_len(const char *datadir, const char *path)
+{
+	const char *rel = strip(datadir, path);
+
+	if (rel == NULL)
+		return 0;
+	return (size_t)(rel - path) + seglen(rel);
+}
+
+static int
+pkg_has_accepted(struct vctx *v, const char *path, size_t plen)
+{
+	for (size_t i = 0; i < v->capacc; i++)
+		if (v->acc[i].path != NULL && strncmp(v->acc[i].path, path, plen) == 0 &&
+		    v->acc[i].path[plen] == '/')
+			return 1;
+	return 0;
+}
+
+static int
+compare_with_disk(struct vctx *v, struct cx_verify_result *res)
+{
+	struct cx_file_list fl;
+	char hex[CX_SHA256_HEX + 1];
+	size_t i;
+	int r;
+
+	memset(&fl, 0, sizeof(fl));
+	if ((r = cx_repo_walk(v->repo, v->root->datadir, &fl, v->e)) != 0)
+		return r;
+	res->ndata = fl.n;
+	for (i = 0; i < fl.n && r == 0; i++) {
+		const struct cx_file_entry *f = &fl.v[i];
+		struct acc_slot *s = acc_find(v, f->path, 0);
+		struct acc_ent *x;
+
+		cx_hex_encode(f->sha256, CX_SHA256_LEN, hex);
+		if (s == NULL) {
+			size_t pl = pkg_prefix_len(v->root->datadir, f->path);
+			if (!v->o->strict && pl && !pkg_has_accepted(v, f->path, pl))
+				continue; /* --nostrict: a package nobody signs */
+			r = reject(v, "%s is not covered by any valid targets (only on disk)", f->path);
+			break;
+		}
+		s->seen = 1;
+		for (x = s->ents; x != NULL; x = x->next)
+			if (x->size == f->size && x->dlen == CX_SHA256_HEX &&
+			    memcmp(x->digest, hex, CX_SHA256_HEX) == 0)
+				break;
+		if (x == NULL)
+			r = reject(v, "%s (%llu bytes, sha256=%s) does not match its valid targets (no "
+				      "match)",
+				   f->path, (unsigned long long)f->size, hex);
+	}
+	cx_file_list_free(&fl);
+	if (r != 0)
+		return r;
+	for (i = 0; i < v->capacc; i++)
+		if (v->acc[i].path != NULL && !v->acc[i].seen)
+			return reject(v, "%s is listed in valid targets but missing on disk (only in targets)",
+				      v->acc[i].path);
+	res->naccepted = v->nacc;
+	return 0;
+}
+
+int
+cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_verify_result *res,
+	       struct cx_err *e)
+{
+	struct vctx v;
+	size_t qi;
+	int r;
+
+	memset(&v, 0, sizeof(v));
+	memset(res, 0, sizeof(*res));
+	v.repo = repo;
+	v.o = o;
+	v.e = e;
+	v.log = o->log;
+	cx_arena_init(&v.a, 0);
+	cx_buf_init(&v.buf, 0);
+	if ((r = verify_root(&v)) != 0 || (r = verify_timestamp_snapshot(&v)) != 0 ||
+	    (r = verify_keydir(&v)) != 0)
+		goto out;
+	if ((r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0)
+		goto out;
+	for (qi = 0; qi < v.nq; qi++) {
+		struct qitem it = v.q[qi];
+		if ((r = process(&v, &it, res)) != 0)
+			goto out;
+	}
+	if ((r = compare_with_disk(&v, res)) != 0)
+		goto out;
+	res->c.root_counter = v.root->counter;
+	res->c.root_epoch = v.root->epoch;
+	if (v.snap != NULL) {
+		res->c.has_snapshot = 1;
+		res->c.snap_counter = v.snap->counter;
+		res->c.snap_epoch = v.snap->epoch;
+	}
+	if (v.ts != NULL) {
+		res->c.has_timestamp = 1;
+		res->c.ts_counter = v.ts->counter;
+		res->c.ts_epoch = v.ts->epoch;
+	}
+out:
+	free(v.acc);
+	free(v.tf);
+	free(v.q);
+	cx_buf_free(&v.buf);
+	cx_arena_free(&v.a);
+	return r;
+}
+
+static int
+version_check(const char *what, uint64_t e0, uint64_t c0, uint64_t e1, uint64_t c1,
+	      struct cx_err *e)
+{
+	if (e1 < e0)
+		return cx_err_set(e, CX_EREJECT, "%s epoch is moving backwards (0x%llX -> 0x%llX)",
+				  what, (unsigned long long)e0, (unsigned long long)e1);
+	if (e1 == e0 && c1 < c0)
+		return cx_err_set(e, CX_EREJECT,
+				  "%s counter is moving backwards (0x%llX -> 0x%llX): rollback attack?",
+				  what, (unsigned long long)c0, (unsigned long long)c1);
+	return 0;
+}
+
+int
+cx_counters_check(const struct cx_counters *b, const struct cx_counters *a, struct cx_err *e)
+{
+	int r;
+
+	if ((r = version_check("root", b->root_epoch, b->root_counter, a->root_epoch,
+			       a->root_counter, e)) != 0)
+		return r;
+	if (b->has_snapshot && a->has_snapshot &&
+	    (r = version_check("snapshot", b->snap_epoch, b->snap_counter, a->snap_epoch,
+			       a->snap_counter, e)) != 0)
+		return r;
+	if (b->has_timestamp && a->has_timestamp &&
+	    (r = version_check("timestamp", b->ts_epoch, b->ts_counter, a->ts_epoch, a->ts_counter,
+			       e)) != 0)
+		return r;
+	if (b->has_timestamp && !a->has_timestamp)
+		return cx_err_set(e, CX_EREJECT, "the timestamp role disappeared");
+	if (b->has_snapshot && !a->has_snapshot)
+		return cx_err_set(e, CX_EREJECT, "the snapshot role disappeared");
+	return 0;
+}
+
+/* ---- incremental (§8) ---- */
+
+/* Reads a resource of the trusted old tree without verifying it again. */
+static int
+read_trusted(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, const char *path,
+	     enum cx_rtype t, struct cx_resource **out, const struct cx_verify_opts *o,
+	     struct cx_err *e)
+{
+	size_t cap = o->max_meta ? o->max_meta : CX_VERIFY_MAX_META;
+	int r;
+
+	if ((r = cx_repo_read(repo, path, cap, b, e)) != 0)
+		return r;
+	return cx_resource_parse(a, path, b->d, b->len, t, out, NULL, e);
+}
+
+static int
+role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
+	      const struct cx_expr *role, enum cx_rtype t, uint64_t *counter, uint64_t *epoch,
+	      int *has, const struct cx_verify_opts *o, struct cx_err *e)
+{
+	struct cx_resource *r;
+	int rc;
+
+	*has = 0;
+	if (role == NULL || role->kind != CX_EXPR_QUORUM || role->nrefs != 1 || !role->refs[0].remote)
+		return 0;
+	if ((rc = read_trusted(repo, a, b, role->refs[0].id, t, &r, o, e)) != 0)
+		return rc;
+	*counter = r->counter;
+	*epoch = r->epoch;
+	*has = 1;
+	return 0;
+}
+
+static int
+old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_resource **root,
+	  struct cx_counters *c, const struct cx_verify_opts *o, struct cx_err *e)
+{
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = read_trusted(repo, a, b, o->root_name, CX_R_ROOT, root, o, e)) != 0)
+		return r;
+	c->root_counter = (*root)->counter;
+	c->root_epoch = (*root)->epoch;
+	if ((r = role_counters(repo, a, b, (*root)->role_snapshot, CX_R_SNAPSHOT, &c->snap_counter,
+			       &c->snap_epoch, &c->has_snapshot, o, e)) != 0 ||
+	    (r = role_counters(repo, a, b, (*root)->role_timestamp, CX_R_TIMESTAMP, &c->ts_counter,
+			       &c->ts_epoch, &c->has_timestamp, o, e)) != 0)
+		return r;
+	return 0;
+}
+
+/* Counter and epoch rules for one changed identity (verify_diffs). */
+static int
+check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, const char *id,
+	       const struct cx_verify_opts *o, struct cx_err *e)
+{
+	struct cx_arena a;
+	struct cx_buf b;
+	struct cx_resource *t0 = NULL, *t1 = NULL;
+	struct cx_err ignore;
+	char *path;
+	int r0, r1, r = 0;
+
+	if (asprintf(&path, "%s/%s", keydir, id) < 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	cx_arena_init(&a, 0);
+	cx_buf_init(&b, 0);
+	r0 = read_trusted(old, &a, &b, path, CX_R_TARGETS, &t0, o, &ignore);
+	r1 = read_trusted(new, &a, &b, path, CX_R_TARGETS, &t1, o, e);
+	if (r1 != 0 && r0 == 0)
+		r = cx_err_set(e, CX_EREJECT, "%s: identity %s was deleted or broken by the update (%s)",
+			       path, id, e->msg);
+	else if (r1 != 0)
+		r = cx_err_set(e, CX_EREJECT, "%s: %s", path, e->msg);
+	else if (r0 == 0) {
+		if (t1->epoch < t0->epoch)
+			r = cx_err_set(e, CX_EREJECT, "epoch of %s is moving backwards", id);
+		else if (t1->epoch == t0->epoch && t1->counter == t0->counter)
+			r = cx_err_set(e, CX_EREJECT, "counter and epoch of %s same, expected to increase",
+				       id);
+		else if (t1->epoch == t0->epoch && t1->counter < t0->counter)
+			r = cx_err_set(e, CX_EREJECT, "counter of %s is moving backwards", id);
+	}
+	cx_buf_free(&b);
+	cx_arena_free(&a);
+	free(path);
+	return r;
+}
+
+int
+cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
+		      const struct cx_verify_opts *o, struct cx_verify_result *res,
+		      struct cx_err *e)
+{
+	struct cx_repo *new = NULL;
+	struct cx_arena a;
+	struct cx_buf b;
+	struct cx_resource *root0 = NULL, *root1 = NULL;
+	struct cx_counters c0;
+	int r, root_changed = 0;
+	size_t i;
+
+	cx_arena_init(&a, 0);
+	cx_buf_init(&b, 0);
+	if ((r = old_state(old, &a, &b, &root0, &c0, o, e)) != 0) {
+		cx_err_prefix(e, "the trusted repository cannot be read");
+		goto out;
+	}
+	if ((r = cx_repo_open_patched(&new, old, p, e)) != 0)
+		goto out;
+	if ((r = cx_verify_full(new, o, res, e)) != 0)
+		goto out;
+	if ((r = read_trusted(new, &a, &b, o->root_name, CX_R_ROOT, &root1, o, e)) != 0)
+		goto out;
+	if (strcmp(root0->keydir, root1->keydir) != 0) {
+		r = cx_err_set(e, CX_EREJECT, "old and new key directories are different");
+		goto out;
+	}
+	for (i = 0; i < p->nfiles && r == 0; i++) {
+		const char *paths[2] = {p->files[i].old_path, p->files[i].new_path};
+		for (int k = 0; k < 2 && r == 0; k++) {
+			const char *id;
+			if (paths[k] == NULL)
+				continue;
+			if (strcmp(paths[k], o->root_name) == 0)
+				root_changed = 1;
+			if ((id = strip(root1->keydir, paths[k])) == NULL || strchr(id, '/') != NULL)
+				continue;
+			if (k == 1 && paths[0] != NULL && strcmp(paths[0], paths[1]) == 0)
+				continue;
+			r = check_identity(old, new, root1->keydir, id, o, e);
+		}
+	}
+	if (r != 0)
+		goto out;
+	if (root1->counter < root0->counter) {
+		r = cx_err_set(e, CX_EREJECT, "root counter decremented");
+		goto out;
+	}
+	if (root_changed && root1->counter == root0->counter) {
+		r = cx_err_set(e, CX_EREJECT, "root counter same, expected to increase");
+		goto out;
+	}
+	r = cx_counters_check(&c0, &res->c, e);
+out:
+	if (new != NULL)
+		cx_repo_close(new);
+	cx_buf_free(&b);
+	cx_arena_free(&a);
+	return r;
+}

@@ -184,7 +184,8 @@ keys_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 		n++;
 	}
 	r->nkeys = n;
-	qsort(r->keys, n, sizeof(*r->keys), key_cmp);
+	if (n > 1)
+		qsort(r->keys, n, sizeof(*r->keys), key_cmp);
 	return 0;
 }
 
@@ -847,4 +848,40 @@ cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
 	if (r->sigs[i].id == NULL || r->sigs[i].created == NULL || r->sigs[i].value == NULL)
 		return CX_ENOMEM;
 	return 0;
+}
+
+int
+cx_resource_sign(struct cx_arena *a, struct cx_resource *r, const char *id, const char *created,
+		 enum cx_sigalg alg, cx_sign_fn fn, void *arg, struct cx_err *e)
+{
+	struct cx_buf canon, tbs, sig;
+	int rc;
+
+	cx_buf_init(&canon, 0);
+	cx_buf_init(&tbs, 0);
+	cx_buf_init(&sig, 64 * 1024);
+	if ((rc = cx_resource_canon(r, &canon)) != 0 ||
+	    (rc = cx_tbs(canon.d, canon.len, created, id, alg, &tbs)) != 0) {
+		rc = cx_err_set(e, rc, "%s: cannot build the bytes to sign", r->name);
+		goto out;
+	}
+	if ((rc = fn(arg, tbs.d, tbs.len, &sig, e)) != 0)
+		goto out;
+	if ((rc = cx_resource_set_sig(a, r, id, created, alg, sig.d, sig.len)) != 0)
+		rc = cx_err_set(e, rc, "out of memory");
+out:
+	cx_buf_free(&canon);
+	cx_buf_free(&tbs);
+	cx_buf_free(&sig);
+	return rc;
+}
+
+int
+cx_sign_evp(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct cx_err *e)
+{
+	EVP_PKEY *k = arg;
+	enum cx_sigalg alg = EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? CX_SIG_ED25519
+									 : CX_SIG_RSAPSS_SHA256;
+
+	return cx_sig_sign(k, alg, tbs, n, sig, e);
 }

@@ -147,6 +147,19 @@ int cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, s
 int cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
 			const char *created, enum cx_sigalg alg, const uint8_t *sig, size_t siglen);
 
+/*
+ * Signs r as id with the callback (an in-process key, or the agent later):
+ * builds the to-be-signed bytes over the normalised record and adds or
+ * replaces id's signature.  Other signers' signatures are kept.
+ */
+typedef int (*cx_sign_fn)(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig,
+			  struct cx_err *e);
+int cx_resource_sign(struct cx_arena *a, struct cx_resource *r, const char *id,
+		     const char *created, enum cx_sigalg alg, cx_sign_fn fn, void *arg,
+		     struct cx_err *e);
+/* A cx_sign_fn for an in-process EVP_PKEY (arg). */
+int cx_sign_evp(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct cx_err *e);
+
 /* ASCII case-insensitive identifier equality (id_equal). */
 int cx_id_equal(const char *a, const char *b);
 int cx_id_cmp(const char *a, const char *b);

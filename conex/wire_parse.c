@@ -3,6 +3,7 @@
  * §2.3), in one pass: values are decoded bottom-up as they are parsed, so a
  * 30,000-entry targets file is never held as a second tree.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,18 @@ struct parser {
 static int parse_value(struct parser *ps, struct pval *out);
 
 static int
-perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, const char *arg)
+perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, ...)
 {
 	char what[256];
+	va_list ap;
 
-	snprintf(what, sizeof(what), fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
 	return cx_err_set(ps->e, CX_EPARSE, "%s:%u:%u: %s", ps->lex.name, line, col, what);
 }
 
@@ -142,7 +150,8 @@ parse_atom(struct parser *ps, struct pval *out)
 		if (len >= 2 && s[0] == '0' && s[1] == 'x') {
 			uint64_t v;
 			if (parse_bigint(s, len, &v) != 0)
-				return perr(ps, line, col, "cannot parse unsigned integer '%.40s'", s);
+				return perr(ps, line, col, "cannot parse unsigned integer '%.*s'",
+					    (int)(len > 40 ? 40 : len), s);
 			out->w = node(ps, CX_WIRE_BIGINT, line, col);
 			if (out->w != NULL)
 				out->w->u.big = v;
@@ -219,7 +228,7 @@ parse_atom(struct parser *ps, struct pval *out)
 	(void)depth;
 	n = ps->nstk - base;
 	if (close == CX_T_RPAREN) {
-		struct pval *c = ps->stk + base;
+		struct pval *c = n ? ps->stk + base : NULL;
 		out->raw = RAW_GROUP;
 		if (n == 1 && c[0].raw == RAW_LOGOP) {
 			out->w = c[0].w; /* (a & b) */
@@ -233,7 +242,7 @@ parse_atom(struct parser *ps, struct pval *out)
 				    "a group must hold two values or one '&'/'|' expression");
 		}
 	} else {
-		struct pval *c = ps->stk + base;
+		struct pval *c = n ? ps->stk + base : NULL;
 		int ismap = n > 0;
 		out->raw = RAW_LIST;
 		for (i = 0; i < n && ismap; i++)

@@ -181,6 +181,14 @@ write_value(const struct cx_wire *w, struct cx_buf *out, int level)
 	case CX_WIRE_PAIR:
 	case CX_WIRE_AND:
 	case CX_WIRE_OR:
+		/*
+		 * A quorum whose key reference was dropped (unknown digest
+		 * algorithm) normalises to (1 []), which no reader accepts.
+		 */
+		if (w->type == CX_WIRE_PAIR && w->u.pair.a->type == CX_WIRE_SMALLINT &&
+		    w->u.pair.b->type == CX_WIRE_LIST &&
+		    (w->u.pair.a->u.small < 0 || (uint64_t)w->u.pair.a->u.small > w->u.pair.b->u.list.n))
+			return CX_EINVAL;
 		if ((r = cx_buf_put_u8(out, '(')) != 0 ||
 		    (r = write_value(w->u.pair.a, out, level + 1)) != 0)
 			return r;

@@ -191,11 +191,12 @@ cx_cmd_verify(int argc, char **argv)
 			break;
 		case O_QUORUM:
 			ll = strtoll(optarg, &end, 10);
-			if (*optarg == 0 || *end != 0 || ll < 1 || ll > 1000) {
-				fprintf(stderr, "conex verify: --quorum: want a number from 1 to 1000\n");
+			if (*optarg == 0 || *end != 0 || ll < 0 || ll > 1000) {
+				fprintf(stderr, "conex verify: --quorum: want a number from 0 to 1000\n");
 				goto out_usage;
 			}
-			o.quorum = (int)ll;
+			/* opam lets a user add a repository with quorum 0: at least one anyway */
+			o.quorum = ll < 1 ? 1 : (int)ll;
 			break;
 		case O_DIR: dir = optarg; break;
 		case 'r': repository = optarg; break;

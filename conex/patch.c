@@ -903,8 +903,17 @@ finish_git(struct parser *ps, struct section *sec)
 		return add_file(ps, sec, CX_PATCH_DELETE, name, NULL);
 	}
 	if (!sec->have_mp) {
-		if (sec->mode_change)
-			return perr(ps, sec->line, CX_EUNSUPPORTED, "mode-only changes are not supported");
+		/*
+		 * 100644 <-> 100755 only (other modes were refused above): conex
+		 * signs content, so this is an edit that keeps the bytes.  Refusing
+		 * it would wedge a git-backed opam repository for good, since every
+		 * later cumulative patch carries the same change.
+		 */
+		if (sec->mode_change) {
+			if ((r = hdr_name(ps, sec, &name)) != 0)
+				return r;
+			return add_file(ps, sec, CX_PATCH_EDIT, name, name);
+		}
 		return perr(ps, sec->line, CX_EPARSE, "diff --git without any change");
 	}
 	if (sec->minus_null || sec->plus_null)

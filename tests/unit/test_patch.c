@@ -907,8 +907,6 @@ START_TEST(test_reject_git_features)
 			  TF("x", "x\n") };
 
 	expect_git_reject(o, 2, n, 3, NULL, "--cached -C -C", CX_EUNSUPPORTED, "copies");
-	/* mode-only change */
-	expect_git_reject(o, 2, o, 2, "chmod +x new/x", "--cached", CX_EUNSUPPORTED, "mode-only");
 	/* symbolic link */
 	expect_git_reject(o, 2, o, 2, "ln -s x new/link", "--cached", CX_EUNSUPPORTED,
 			  "symbolic links");
@@ -929,8 +927,23 @@ START_TEST(test_reject_git_features)
 		cx_test_rm_rf(tmp);
 		free(tmp);
 	}
-	expect_parse_error("diff --git a/x b/x\nold mode 100644\nnew mode 100755\n", CX_EUNSUPPORTED,
-			   "mode-only");
+	/* a mode-only change keeps the bytes: opam's git backend sends them */
+	{
+		struct tf o3[] = { TF("x", "x\n") };
+		char *tmp = cx_test_tmpdir();
+		struct loaded L;
+
+		write_tree(tmp, "old", o3, 1);
+		write_tree(tmp, "new", o3, 1);
+		ck_assert_int_eq(cx_test_sh("chmod +x '%s/new/x'", tmp), 0);
+		git_patch(tmp, "add -A", "--cached", "git.patch");
+		check_patch(tmp, "git.patch", 0, &L);
+		unload(&L);
+		cx_test_rm_rf(tmp);
+		free(tmp);
+	}
+	expect_parse_error("diff --git a/x b/x\nold mode 100644\nnew mode 120000\n", CX_EUNSUPPORTED,
+			   "");
 	expect_parse_error("diff --git a/x b/x\nnew file mode 160000\n", CX_EUNSUPPORTED, "submodules");
 	expect_parse_error("diff --git a/x b/x\nindex 1..2 120000\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
 			   CX_EUNSUPPORTED, "symbolic links");

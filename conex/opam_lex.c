@@ -173,7 +173,6 @@ int_value(const uint8_t *p, size_t n, int64_t *out)
 static int
 skip_blank(struct cx_lex *l, struct cx_err *e)
 {
-	const uint8_t *start;
 	int depth;
 
 	while (l->p < l->end) {
@@ -192,12 +191,13 @@ skip_blank(struct cx_lex *l, struct cx_err *e)
 			while (l->p < l->end && *l->p != '\n')
 				l->p++;
 		} else if (c == '(' && l->p + 1 < l->end && l->p[1] == '*') {
-			start = l->p;
+			uint32_t sline = l->line, scol = col_of(l, l->p);
 			depth = 1;
 			l->p += 2;
 			while (depth > 0) {
 				if (l->p >= l->end)
-					return lex_err(l, e, start, "unterminated comment");
+					return cx_err_set(e, CX_EPARSE, "%s:%u:%u: unterminated comment",
+							  l->name, sline, scol);
 				if (l->p[0] == '(' && l->p + 1 < l->end && l->p[1] == '*') {
 					depth++;
 					l->p += 2;

@@ -430,10 +430,10 @@ verify_timestamp_snapshot(struct vctx *v)
 		if (cx_time_parse(v->ts->created, &created) != 0)
 			return reject(v, "timestamp %s: cannot parse created '%s'", v->ts->name,
 				      v->ts->created);
-		if (created > v->o->now + v->o->expiry)
+		if (created > v->o->now && created - v->o->now > v->o->expiry)
 			return reject(v, "timestamp %s: created %s is in the future", v->ts->name,
 				      v->ts->created);
-		if (v->o->now - created > v->o->expiry)
+		if (created <= v->o->now && v->o->now - created > v->o->expiry)
 			return reject(v, "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
 					 "seconds (freeze attack?)",
 				      v->ts->name, v->ts->created, (long long)(v->o->now - created),
@@ -522,6 +522,7 @@ tf_local(void *arg, const char *id)
 
 struct tf_sigs {
 	const struct cx_sig **ok;
+	const uint8_t **keyids;
 	size_t n;
 };
 
@@ -530,7 +531,11 @@ tf_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
 {
 	struct tf_sigs *ts = arg;
 
-	(void)k;
+	/* one key never counts twice, whatever ids it signs under (§5) */
+	for (size_t i = 0; i < ts->n; i++)
+		if (memcmp(ts->keyids[i], k->keyid, CX_SHA256_LEN) == 0)
+			return 0;
+	ts->keyids[ts->n] = k->keyid;
 	ts->ok[ts->n++] = s;
 	return 0;
 }
@@ -609,6 +614,10 @@ load_targets(struct vctx *v, const char *id)
 			}
 	if ((sigs.ok = calloc(f->t->nsigs + 1, sizeof(*sigs.ok))) == NULL)
 		return NULL;
+	if ((sigs.keyids = calloc(f->t->nsigs + 1, sizeof(*sigs.keyids))) == NULL) {
+		free(sigs.ok);
+		return NULL;
+	}
 	sigs.n = 0;
 	cx_buf_init(&canon, 0);
 	if ((r = cx_resource_canon(f->t, &canon)) == 0)
@@ -623,6 +632,7 @@ load_targets(struct vctx *v, const char *id)
 		       id, sigs.n);
 	}
 	free(sigs.ok);
+	free(sigs.keyids);
 	if (r == CX_ENOMEM)
 		return NULL;
 	if (f->state == 1) {
@@ -685,19 +695,25 @@ struct support_env {
 	size_t n;
 };
 
+/*
+ * The supporters form a map digest -> (id, epoch) (§6.3): files that share a
+ * key hash are one entry, so one key cannot stand for two identities.  As in
+ * upstream's fold over ids, the greatest id holds the entry.
+ */
 static int
 support_remote(void *arg, const struct cx_keyref *k)
 {
 	const struct support_env *s = arg;
+	const struct counting *owner = NULL;
 
 	for (size_t i = 0; i < s->n; i++) {
 		const struct counting *c = &s->c[s->idx[i]];
 		if (c->digest->len == k->digest.len &&
 		    memcmp(c->digest->value, k->digest.value, k->digest.len) == 0 &&
-		    cx_id_equal(c->id, k->id) && c->epoch == k->epoch)
-			return 1;
+		    (owner == NULL || strcmp(c->id, owner->id) > 0))
+			owner = c;
 	}
-	return 0;
+	return owner != NULL && cx_id_equal(owner->id, k->id) && owner->epoch == k->epoch;
 }
 
 static int

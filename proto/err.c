@@ -7,14 +7,17 @@
 int
 cx_err_set(struct cx_err *e, int code, const char *fmt, ...)
 {
+	char msg[CX_ERR_MSG];
 	va_list ap;
 
 	if (e == NULL)
 		return code;
-	e->code = code;
+	/* through a copy: callers may pass e->msg itself as an argument */
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(e->msg, msg, sizeof(msg));
+	e->code = code;
 	return code;
 }
 

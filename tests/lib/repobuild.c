@@ -619,3 +619,129 @@ rb_world_verify(struct rb_world *w, const char *dir, struct cx_err *e)
 	cx_repo_close(repo);
 	return r;
 }
+
+/* ---- attack and incremental-update helpers (tests/unit/test_attacks.c, test_incremental.c) ---- */
+
+#include <sys/wait.h>
+
+void
+rb_world_set_dir(struct rb_world *w, const char *dir)
+{
+	free(w->dir);
+	w->dir = must(strdup(dir));
+}
+
+void
+rb_set_next_counter(struct cx_resource *r, uint64_t c)
+{
+	r->sigs = NULL;
+	r->nsigs = 0;
+	r->counter = c;
+}
+
+void
+rb_world_sign_targets(struct rb_world *w, struct cx_resource *t, const struct rb_key *k,
+		      const char *const *subs, size_t nsubs)
+{
+	char rel[256];
+	size_t i;
+
+	rb_clear_targets(t);
+	for (i = 0; i < nsubs; i++)
+		rb_add_targets_below(&w->a, t, w->dir, subs[i]);
+	if (t->nsigs)
+		t->counter++;
+	t->sigs = NULL;
+	t->nsigs = 0;
+	rb_sign(&w->a, t, k, w->created);
+	snprintf(rel, sizeof(rel), "keys/%s", t->name);
+	rb_write(t, w->dir, rel);
+}
+
+struct cx_resource *
+rb_world_identity(struct rb_world *w, const struct rb_key *k)
+{
+	struct cx_resource *t = rb_new(&w->a, CX_R_TARGETS, k->id, w->created);
+	struct cx_keyref lr = rb_local(k->id);
+
+	rb_add_key(&w->a, t, k);
+	t->valid = rb_quorum(&w->a, 1, &lr, 1);
+	return t;
+}
+
+void
+rb_world_sign_snapshot_keydir(struct rb_world *w)
+{
+	struct cx_resource *s = w->rsnap;
+
+	rb_clear_targets(s);
+	rb_add_targets_below(&w->a, s, w->dir, "keys");
+	if (s->nsigs)
+		s->counter++;
+	s->created = w->created;
+	s->sigs = NULL;
+	s->nsigs = 0;
+	rb_sign(&w->a, s, w->snap, w->created);
+	rb_write(s, w->dir, "snap");
+}
+
+static int
+rb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+rb_sh(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	int r, st;
+
+	va_start(ap, fmt);
+	r = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		rb_die("vasprintf");
+	st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		rb_die("%s: did not exit", cmd);
+	free(cmd);
+	return WEXITSTATUS(st);
+}
+
+void
+rb_copy_tree(const char *src, const char *dst)
+{
+	if (rb_sh("cp -a '%s' '%s'", src, dst) != 0)
+		rb_die("cp -a %s %s failed", src, dst);
+}
+
+uint8_t *
+rb_diff_ruaN(const char *parent, const char *a, const char *b, size_t *len)
+{
+	char rel[512];
+
+	snprintf(rel, sizeof(rel), "%s-%s.diff", a, b);
+	/* diff: 0 no differences, 1 differences, 2 trouble */
+	if (rb_sh("cd '%s' && LC_ALL=C diff -ruaN '%s' '%s' > '%s'", parent, a, b, rel) > 1)
+		rb_die("diff -ruaN %s %s failed", a, b);
+	return slurp(parent, rel, len);
+}
+
+uint8_t *
+rb_git_diff(const char *parent, const char *a, const char *b, size_t *len)
+{
+	char g[512];
+
+	snprintf(g, sizeof(g), "%s.git-%s", a, b);
+	if (rb_sh("cd '%s' && rm -rf '%s' && mkdir '%s' && cp -a '%s'/. '%s'/ && cd '%s' && "
+		  "export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 && "
+		  "git -c init.defaultBranch=main init -q && git add -A && "
+		  "git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false "
+		  "commit -q -m old && "
+		  "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
+		  "cp -a '../%s'/. . && git add -A && "
+		  "git -c core.autocrlf=false diff --cached > '../%s.diff'",
+		  parent, g, g, a, g, g, b, g) != 0)
+		rb_die("git diff %s %s failed", a, b);
+	snprintf(g + strlen(g), sizeof(g) - strlen(g), ".diff");
+	return slurp(parent, g, len);
+}

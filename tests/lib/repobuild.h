@@ -86,4 +86,31 @@ void rb_world_free(struct rb_world *w);
 /* Full verification of dir with the world's root key as the anchor, at now. */
 int rb_world_verify(struct rb_world *w, const char *dir, struct cx_err *e);
 
+/* ---- attack and incremental-update helpers (tests/unit/test_attacks.c, test_incremental.c) ---- */
+
+/* Points the world at another directory, e.g. a copy made with rb_copy_tree. */
+void rb_world_set_dir(struct rb_world *w, const char *dir);
+/* The next signature of r gets exactly counter c (drops r's signatures). */
+void rb_set_next_counter(struct cx_resource *r, uint64_t c);
+/*
+ * Targets file t (keys/<t->name>) over the files below each of subs (paths
+ * from the repository root, e.g. "packages/foo"), counter + 1 if it was
+ * signed, signed by k alone; delegations are kept.
+ */
+void rb_world_sign_targets(struct rb_world *w, struct cx_resource *t, const struct rb_key *k,
+			   const char *const *subs, size_t nsubs);
+/* A targets resource for identity id with the single key k and valid = Local id. */
+struct cx_resource *rb_world_identity(struct rb_world *w, const struct rb_key *k);
+/* Snapshot over every file in keys/ (not only m1..mN), counter + 1, signed. */
+void rb_world_sign_snapshot_keydir(struct rb_world *w);
+/* cp -a src dst (dst must not exist). */
+void rb_copy_tree(const char *src, const char *dst);
+/* `diff -ruaN a b` run in parent (paths a/... b/...); malloc'd, NUL-terminated. */
+uint8_t *rb_diff_ruaN(const char *parent, const char *a, const char *b, size_t *len);
+/*
+ * `git -c core.autocrlf=false diff` of parent/a (committed) to parent/b (the
+ * work tree, every change staged), in a scratch repository parent/<a>.git-<b>.
+ */
+uint8_t *rb_git_diff(const char *parent, const char *a, const char *b, size_t *len);
+
 #endif

@@ -1,0 +1,21 @@
+/*
+ * Asking the user: a PIN, or a yes/no confirmation, through an askpass
+ * program (CONEX_ASKPASS, else SSH_ASKPASS), as ssh-agent does.  The program
+ * is started with posix_spawn (no fork of the agent: PKCS#11 modules are
+ * initialised), gets the prompt as its argument, and answers on stdout; for a
+ * confirmation, exit status 0 means yes.  The answer goes to guarded memory.
+ */
+#ifndef CX_AGENT_ASKPASS_H
+#define CX_AGENT_ASKPASS_H
+
+#include <stddef.h>
+
+#include "proto/err.h"
+
+/* *secret is sodium_malloc'ed and NUL-terminated; free with sodium_free. */
+int cx_askpass_secret(const char *program, const char *prompt, char **secret, size_t *len,
+		      struct cx_err *e);
+/* 1 yes, 0 no (or the program failed: refuse), negative on spawn errors. */
+int cx_askpass_confirm(const char *program, const char *prompt, struct cx_err *e);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * The audit log: one JSON object per line, appended and fsynced for every
+ * operation, each line carrying the SHA-256 of the previous line so that an
+ * edited, removed or reordered line breaks the chain.
+ *
+ *   {"seq":12,"time":"2026-11-25T10:00:00Z","uid":1000,"pid":4242,
+ *    "exe":"/usr/bin/conex","op":"sign","keyid":"sha256=...","token":"serial",
+ *    "type":"targets","name":"m1","sha256":"<of the signed bytes>",
+ *    "result":"ok","prev":"<sha256 hex of the previous line, without its newline>"}
+ *
+ * The first line's prev is 64 zeros.  Strings are JSON-escaped.
+ */
+#ifndef CX_AGENT_AUDIT_H
+#define CX_AGENT_AUDIT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/err.h"
+
+struct cx_audit;
+
+struct cx_audit_entry {
+	const char *op;	    /* "sign", "login", "lock", "unlock", "add-key", ... */
+	uid_t uid;
+	pid_t pid;
+	const char *exe;    /* the peer's /proc/<pid>/exe, or "" */
+	const char *keyid;  /* "sha256=<hex>" or "" */
+	const char *token;  /* serial or "" */
+	const char *type;   /* conex resource type or "" */
+	const char *name;   /* resource name or "" */
+	const uint8_t *data_sha256; /* 32 bytes or NULL */
+	const char *result; /* "ok" or the error name */
+};
+
+/* Opens (creating 0600) and reads the tail to continue the chain; a broken tail is an error. */
+int cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e);
+int cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
+void cx_audit_close(struct cx_audit *a);
+/* Checks the whole chain; on a break, e names the line number and what is wrong. *nlines out. */
+int cx_audit_verify(const char *path, uint64_t *nlines, struct cx_err *e);
+
+#endif

@@ -24,6 +24,12 @@ const char *cx_softkey_id(const struct cx_softkey *k);
 const char *cx_softkey_keystr(const struct cx_softkey *k); /* conex public key string */
 const uint8_t *cx_softkey_keyid(const struct cx_softkey *k);
 int cx_softkey_is_ed25519(const struct cx_softkey *k);
+/*
+ * 1 when the private key is in protected memory: always for Ed25519 (sodium
+ * guarded pages); for RSA, when OpenSSL's secure heap was initialised and took
+ * the key's private components at load time.
+ */
+int cx_softkey_protected(const struct cx_softkey *k);
 /* RSA-PSS-SHA256 (salt 32) or Ed25519 over data; appends to sig. */
 int cx_softkey_sign(struct cx_softkey *k, const uint8_t *data, size_t n, struct cx_buf *sig,
 		    struct cx_err *e);

@@ -11,5 +11,6 @@ enum {
 };
 
 int cx_cmd_verify(int argc, char **argv);
+int cx_cmd_agent(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "verify") == 0)
 		return cx_cmd_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "agent") == 0)
+		return cx_cmd_agent(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return CX_EXIT_OK;

@@ -256,7 +256,7 @@ static int
 target_of(struct dec *d, const struct cx_wire *m, struct cx_target *t)
 {
 	static const char *const allowed[] = {"filename", "digest", "size", NULL};
-	const struct cx_wire *fn, *sz, *dg;
+	const struct cx_wire *fn = NULL, *sz = NULL, *dg = NULL;
 	size_t i;
 	int r;
 
@@ -308,7 +308,7 @@ static int
 delegation_of(struct dec *d, const struct cx_wire *m, struct cx_delegation *del)
 {
 	static const char *const allowed[] = {"paths", "valid", "terminating", NULL};
-	const struct cx_wire *paths, *term;
+	const struct cx_wire *paths = NULL, *term;
 	size_t i;
 	int r;
 
@@ -347,7 +347,8 @@ delegation_of(struct dec *d, const struct cx_wire *m, struct cx_delegation *del)
 static int
 header_of(struct dec *d, const struct cx_wire *s, enum cx_rtype expect, struct cx_resource *r)
 {
-	const struct cx_wire *version, *created, *counter, *epoch, *name, *typ;
+	const struct cx_wire *version = NULL, *created = NULL, *counter = NULL, *epoch = NULL,
+			     *name = NULL, *typ = NULL;
 	int rc;
 
 	if ((rc = field(d, s, "version", CX_WIRE_SMALLINT, &version)) != 0 ||
@@ -414,7 +415,7 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 	static const char *const k_st[] = {"created", "counter", "version", "epoch", "name", "typ",
 					   "keys", "targets", NULL};
 	struct dec d = {a, name, log, e};
-	const struct cx_wire *s, *sigs, *w;
+	const struct cx_wire *s = NULL, *sigs, *w = NULL;
 	struct cx_resource *r;
 	size_t i;
 	int rc;
@@ -440,7 +441,7 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 		return derr(&d, s, "field 'keys' is missing");
 	}
 	if (expect == CX_R_ROOT) {
-		const struct cx_wire *dd, *kd, *roles;
+		const struct cx_wire *dd = NULL, *kd = NULL, *roles = NULL;
 		if ((rc = field(&d, s, "datadir", CX_WIRE_DATA, &dd)) != 0 ||
 		    (rc = field(&d, s, "keydir", CX_WIRE_DATA, &kd)) != 0 ||
 		    (rc = path_of(&d, dd, &r->datadir)) != 0 || (rc = path_of(&d, kd, &r->keydir)) != 0 ||
@@ -726,20 +727,188 @@ cx_resource_write(const struct cx_resource *r, struct cx_buf *out, struct cx_err
 	return rc;
 }
 
-int
-cx_resource_canon(const struct cx_resource *r, struct cx_buf *out)
+/*
+ * The canonical form (§3.1) of the normalised signed map, written straight
+ * from the typed record: a 30,000-entry targets file is not turned into a
+ * second tree first.  Keys of every map are emitted in ascending byte order;
+ * test_wire checks the result equals cx_wire_canon(cx_resource_signed_wire()).
+ */
+static int
+canon_data(struct cx_buf *o, const char *s, size_t n)
 {
-	struct cx_arena a;
-	struct cx_wire *w;
+	int r;
+
+	if ((r = cx_buf_putf(o, "%zu'", n)) != 0)
+		return r;
+	return cx_buf_put(o, s, n);
+}
+
+static int
+canon_keyref(struct cx_buf *o, const struct cx_keyref *k)
+{
+	int r;
+
+	if (!k->remote)
+		return cx_buf_put_str(o, k->id);
+	if ((r = cx_buf_putf(o, "[%s;%zu'sha256=", k->id, k->digest.len + 7)) != 0 ||
+	    (r = cx_buf_put(o, k->digest.value, k->digest.len)) != 0)
+		return r;
+	return cx_buf_putf(o, ";0x%llX]", (unsigned long long)k->epoch);
+}
+
+static int
+canon_expr(struct cx_buf *o, const struct cx_expr *x)
+{
+	size_t i;
+	int r;
+
+	switch (x->kind) {
+	case CX_EXPR_AND:
+	case CX_EXPR_OR:
+		if ((r = cx_buf_put_u8(o, '(')) != 0 || (r = canon_expr(o, x->a)) != 0 ||
+		    (r = cx_buf_put_str(o, x->kind == CX_EXPR_AND ? "&&" : "||")) != 0 ||
+		    (r = canon_expr(o, x->b)) != 0)
+			return r;
+		return cx_buf_put_u8(o, ')');
+	case CX_EXPR_QUORUM:
+		if (x->n == 1 && x->nrefs == 1)
+			return canon_keyref(o, &x->refs[0]);
+		if ((r = cx_buf_putf(o, "(%lld[", (long long)x->n)) != 0)
+			return r;
+		for (i = 0; i < x->nrefs; i++)
+			if ((i && (r = cx_buf_put_u8(o, ';')) != 0) ||
+			    (r = canon_keyref(o, &x->refs[i])) != 0)
+				return r;
+		return cx_buf_put_str(o, "])");
+	}
+	return CX_EINVAL;
+}
+
+static int
+canon_keys(struct cx_buf *o, const struct cx_resource *r)
+{
+	size_t i;
 	int rc;
 
-	cx_arena_init(&a, 0);
-	if ((w = cx_resource_signed_wire(&a, r)) == NULL)
-		rc = CX_ENOMEM;
-	else
-		rc = cx_wire_canon(w, out);
-	cx_arena_free(&a);
-	return rc;
+	if ((rc = cx_buf_put_str(o, "keys:[")) != 0)
+		return rc;
+	for (i = r->nkeys; i-- > 0;) { /* descending ids (§3.3) */
+		const struct cx_key *k = &r->keys[i];
+		if ((rc = cx_buf_putf(o, "%s[%s;", i + 1 < r->nkeys ? ";" : "", k->id)) != 0 ||
+		    (rc = canon_data(o, k->created, strlen(k->created))) != 0 ||
+		    (rc = cx_buf_put_u8(o, ';')) != 0 ||
+		    (rc = canon_data(o, k->keystr, k->keystrlen)) != 0 ||
+		    (rc = cx_buf_put_u8(o, ']')) != 0)
+			return rc;
+	}
+	return cx_buf_put_str(o, "];");
+}
+
+static int
+canon_targets(struct cx_buf *o, const struct cx_resource *r)
+{
+	size_t i, j;
+	int rc;
+
+	if ((rc = cx_buf_put_str(o, "targets:[")) != 0)
+		return rc;
+	for (i = 0; i < r->ntargets; i++) {
+		const struct cx_target *t = &r->targets[i];
+		if ((rc = cx_buf_put_str(o, i ? ";{digest:[" : "{digest:[")) != 0)
+			return rc;
+		for (j = 0; j < t->ndigests; j++)
+			if ((rc = cx_buf_putf(o, "%s%zu'sha256=", j ? ";" : "",
+					      t->digests[j].len + 7)) != 0 ||
+			    (rc = cx_buf_put(o, t->digests[j].value, t->digests[j].len)) != 0)
+				return rc;
+		if ((rc = cx_buf_put_str(o, "];filename:")) != 0 ||
+		    (rc = canon_data(o, t->path, strlen(t->path))) != 0 ||
+		    (rc = cx_buf_putf(o, ";size:0x%llX}", (unsigned long long)t->size)) != 0)
+			return rc;
+	}
+	return cx_buf_put_str(o, "];");
+}
+
+static int
+canon_delegations(struct cx_buf *o, const struct cx_resource *r)
+{
+	size_t i, j;
+	int rc;
+
+	if ((rc = cx_buf_put_str(o, "delegations:[")) != 0)
+		return rc;
+	for (i = 0; i < r->ndels; i++) {
+		const struct cx_delegation *d = &r->dels[i];
+		if ((rc = cx_buf_put_str(o, i ? ";{paths:[" : "{paths:[")) != 0)
+			return rc;
+		for (j = 0; j < d->npaths; j++)
+			if ((j && (rc = cx_buf_put_u8(o, ';')) != 0) ||
+			    (rc = canon_data(o, d->paths[j], strlen(d->paths[j]))) != 0)
+				return rc;
+		if ((rc = cx_buf_putf(o, "];terminating:%s;valid:",
+				      d->terminating ? "4'true" : "5'false")) != 0 ||
+		    (rc = canon_expr(o, d->valid)) != 0 || (rc = cx_buf_put_u8(o, '}')) != 0)
+			return rc;
+	}
+	return cx_buf_put_str(o, "];");
+}
+
+int
+cx_resource_canon(const struct cx_resource *r, struct cx_buf *o)
+{
+	int rc;
+
+	/* ascending: counter created datadir delegations epoch keydir keys name roles targets typ valid version */
+	if ((rc = cx_buf_putf(o, "{counter:0x%llX;created:", (unsigned long long)r->counter)) != 0 ||
+	    (rc = canon_data(o, r->created, strlen(r->created))) != 0 || (rc = cx_buf_put_u8(o, ';')) != 0)
+		return rc;
+	if (r->type == CX_R_ROOT && ((rc = cx_buf_put_str(o, "datadir:")) != 0 ||
+				     (rc = canon_data(o, r->datadir, strlen(r->datadir))) != 0 ||
+				     (rc = cx_buf_put_u8(o, ';')) != 0))
+		return rc;
+	if (r->type == CX_R_TARGETS && (rc = canon_delegations(o, r)) != 0)
+		return rc;
+	if ((rc = cx_buf_putf(o, "epoch:0x%llX;", (unsigned long long)r->epoch)) != 0)
+		return rc;
+	if (r->type == CX_R_ROOT && ((rc = cx_buf_put_str(o, "keydir:")) != 0 ||
+				     (rc = canon_data(o, r->keydir, strlen(r->keydir))) != 0 ||
+				     (rc = cx_buf_put_u8(o, ';')) != 0))
+		return rc;
+	if ((rc = canon_keys(o, r)) != 0 || (rc = cx_buf_put_str(o, "name:")) != 0 ||
+	    (rc = canon_data(o, r->name, strlen(r->name))) != 0 || (rc = cx_buf_put_u8(o, ';')) != 0)
+		return rc;
+	if (r->type == CX_R_ROOT) {
+		const char *sep = "";
+		if ((rc = cx_buf_put_str(o, "roles:{")) != 0)
+			return rc;
+		if (r->role_maintainer != NULL) {
+			if ((rc = cx_buf_put_str(o, "maintainer:")) != 0 ||
+			    (rc = canon_expr(o, r->role_maintainer)) != 0)
+				return rc;
+			sep = ";";
+		}
+		if (r->role_snapshot != NULL) {
+			if ((rc = cx_buf_putf(o, "%ssnapshot:", sep)) != 0 ||
+			    (rc = canon_expr(o, r->role_snapshot)) != 0)
+				return rc;
+			sep = ";";
+		}
+		if (r->role_timestamp != NULL &&
+		    ((rc = cx_buf_putf(o, "%stimestamp:", sep)) != 0 ||
+		     (rc = canon_expr(o, r->role_timestamp)) != 0))
+			return rc;
+		if ((rc = cx_buf_put_str(o, "};")) != 0)
+			return rc;
+	}
+	if (r->type != CX_R_ROOT && (rc = canon_targets(o, r)) != 0)
+		return rc;
+	if ((rc = cx_buf_putf(o, "typ:%s;", cx_rtype_name(r->type))) != 0)
+		return rc;
+	if ((r->type == CX_R_ROOT || r->type == CX_R_TARGETS) &&
+	    ((rc = cx_buf_put_str(o, "valid:")) != 0 || (rc = canon_expr(o, r->valid)) != 0 ||
+	     (rc = cx_buf_put_u8(o, ';')) != 0))
+		return rc;
+	return cx_buf_putf(o, "version:%d}", r->type == CX_R_ROOT ? 1 : 0);
 }
 
 int

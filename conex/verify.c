@@ -1,4 +1,5 @@
 /* The verification algorithm of §7, hardened as docs/verify.md describes. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,15 @@ struct vctx {
 	/* accepted targets: open addressing on the path */
 	struct acc_slot *acc;
 	size_t nacc, capacc;
-	/* targets files by id (exact) */
-	struct tfile *tf;
+	/* targets files by id (exact): open addressing over arena-held entries */
+	struct tfile **tf;
 	size_t ntf, captf;
+	/* the data directory, walked and hashed on other threads meanwhile */
+	pthread_t walker;
+	int walking;
+	int walk_rc;
+	struct cx_err walk_err;
+	struct cx_file_list walked;
 	/* the work queue */
 	struct qitem *q;
 	size_t nq, capq;
@@ -554,19 +561,30 @@ load_targets(struct vctx *v, const char *id)
 	size_t i;
 	int r;
 
-	for (i = 0; i < v->ntf; i++)
-		if (strcmp(v->tf[i].id, id) == 0)
-			return &v->tf[i];
-	if (v->ntf == v->captf) {
-		size_t ncap = v->captf ? v->captf * 2 : 64;
-		struct tfile *n = realloc(v->tf, ncap * sizeof(*n));
+	/* pointers handed out stay valid: entries live in the arena, the table holds pointers */
+	if ((v->ntf + 1) * 2 > v->captf) {
+		size_t ncap = v->captf ? v->captf * 2 : 256, j;
+		struct tfile **n = calloc(ncap, sizeof(*n));
 		if (n == NULL)
 			return NULL;
+		for (j = 0; j < v->captf; j++) {
+			if (v->tf[j] == NULL)
+				continue;
+			for (i = fnv(v->tf[j]->id) & (ncap - 1); n[i] != NULL; i = (i + 1) & (ncap - 1))
+				;
+			n[i] = v->tf[j];
+		}
+		free(v->tf);
 		v->tf = n;
 		v->captf = ncap;
 	}
-	f = &v->tf[v->ntf++];
-	memset(f, 0, sizeof(*f));
+	for (i = fnv(id) & (v->captf - 1); v->tf[i] != NULL; i = (i + 1) & (v->captf - 1))
+		if (strcmp(v->tf[i]->id, id) == 0)
+			return v->tf[i];
+	if ((f = cx_arena_alloc(&v->a, sizeof(*f))) == NULL)
+		return NULL;
+	v->tf[i] = f;
+	v->ntf++;
 	f->id = id;
 	f->state = -1;
 	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
@@ -960,6 +978,45 @@ pkg_has_accepted(struct vctx *v, const char *path, size_t plen)
 	return 0;
 }
 
+static void *
+walk_main(void *arg)
+{
+	struct vctx *v = arg;
+
+	v->walk_rc = cx_repo_walk(v->repo, v->root->datadir, &v->walked, &v->walk_err);
+	return NULL;
+}
+
+/*
+ * Walking and hashing the data directory is most of a full verification and
+ * needs nothing but the root's datadir: start it now, on other threads, while
+ * this one reads the metadata.  Repository views are read-only once open.
+ */
+static void
+walk_start(struct vctx *v)
+{
+	memset(&v->walked, 0, sizeof(v->walked));
+	v->walking = pthread_create(&v->walker, NULL, walk_main, v) == 0;
+}
+
+static int
+walk_join(struct vctx *v, struct cx_file_list *fl)
+{
+	if (v->walking) {
+		pthread_join(v->walker, NULL);
+		v->walking = 0;
+	} else {
+		walk_main(v); /* no thread: walk here */
+	}
+	*fl = v->walked;
+	memset(&v->walked, 0, sizeof(v->walked));
+	if (v->walk_rc != 0) {
+		cx_file_list_free(fl);
+		return cx_err_set(v->e, v->walk_rc, "%s", v->walk_err.msg);
+	}
+	return 0;
+}
+
 static int
 compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 {
@@ -968,8 +1025,7 @@ compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 	size_t i;
 	int r;
 
-	memset(&fl, 0, sizeof(fl));
-	if ((r = cx_repo_walk(v->repo, v->root->datadir, &fl, v->e)) != 0)
+	if ((r = walk_join(v, &fl)) != 0)
 		return r;
 	res->ndata = fl.n;
 	for (i = 0; i < fl.n && r == 0; i++) {
@@ -1022,8 +1078,10 @@ cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_v
 	v.log = o->log;
 	cx_arena_init(&v.a, 0);
 	cx_buf_init(&v.buf, 0);
-	if ((r = verify_root(&v)) != 0 || (r = verify_timestamp_snapshot(&v)) != 0 ||
-	    (r = verify_keydir(&v)) != 0)
+	if ((r = verify_root(&v)) != 0)
+		goto out;
+	walk_start(&v);
+	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0)
 		goto out;
 	if ((r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0)
 		goto out;
@@ -1047,6 +1105,10 @@ cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_v
 		res->c.ts_epoch = v.ts->epoch;
 	}
 out:
+	if (v.walking) {
+		pthread_join(v.walker, NULL);
+		cx_file_list_free(&v.walked);
+	}
 	free(v.acc);
 	free(v.tf);
 	free(v.q);

@@ -61,8 +61,10 @@ struct cx_p11_key {
 
 /*
  * Loads a module after checking its realpath against allow (realpaths too),
- * and C_Initializes it with CKF_OS_LOCKING_OK.  Loading the same path twice
- * is the caller's business (load once).  Never fork after this.
+ * and C_Initializes it with CKF_OS_LOCKING_OK.  A symlink outside the list
+ * that resolves to a listed module is accepted; a copy is not.  Loading a
+ * module that this process has loaded already (by any path) is refused with
+ * CX_EINVAL "already loaded": load once.  Never fork after this.
  */
 int cx_p11_module_load(const char *path, const char *const *allow, size_t nallow,
 		       struct cx_p11_module **out, struct cx_err *e);
@@ -81,6 +83,14 @@ void cx_p11_token_close(struct cx_p11_token *t);
 /* Info as of open (serial, label...), refreshed by cx_p11_token_refresh. */
 const struct cx_p11_token_info *cx_p11_token_get_info(const struct cx_p11_token *t);
 int cx_p11_token_refresh(struct cx_p11_token *t, struct cx_err *e);
+/*
+ * After any CX_P11_ABSENT the token is marked lost and every call that needs
+ * the session returns CX_P11_ABSENT until cx_p11_token_reopen opens a new
+ * session on the same slot, which it does only if the slot still holds the
+ * same token (serial, label, manufacturer, model).  The login is gone then.
+ */
+int cx_p11_token_lost(const struct cx_p11_token *t);
+int cx_p11_token_reopen(struct cx_p11_token *t, struct cx_err *e);
 
 /*
  * C_Login(CKU_USER).  A wrong PIN is CX_P11_PIN_INCORRECT and is never

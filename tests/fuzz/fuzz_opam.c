@@ -32,6 +32,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		cx_buf_init(&out, 0);
 		cx_buf_init(&c1, 0);
 		cx_buf_init(&c2, 0);
+		/* the direct canonical writer agrees with the canonical form of the wire tree */
+		if (cx_resource_canon(r, &c1) != 0 ||
+		    cx_wire_canon(cx_resource_signed_wire(&a, r), &c2) != 0 || c1.len != c2.len ||
+		    memcmp(c1.d, c2.d, c1.len) != 0)
+			abort();
+		cx_buf_reset(&c1);
+		cx_buf_reset(&c2);
 		/* a record that can be written must read back to the same signed bytes */
 		if (cx_resource_write(r, &out, &e) == 0) {
 			if (cx_resource_parse(&a, "fuzz2", out.d, out.len, types[i], &r2, NULL, &e) != 0)

@@ -215,6 +215,11 @@ roundtrip(const char *name, const uint8_t *data, size_t len, enum cx_rtype t)
 	ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
 	ck_assert_uint_eq(c1.len, c2.len);
 	ck_assert(memcmp(c1.d, c2.d, c1.len) == 0);
+	/* the direct serialiser writes exactly the canonical form of the normalised map */
+	cx_buf_reset(&c2);
+	ck_assert_int_eq(cx_wire_canon(cx_resource_signed_wire(&a, r1), &c2), 0);
+	ck_assert_uint_eq(c1.len, c2.len);
+	ck_assert(memcmp(c1.d, c2.d, c1.len) == 0);
 	cx_buf_free(&out);
 	cx_buf_free(&c1);
 	cx_buf_free(&c2);

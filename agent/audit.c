@@ -1,0 +1,615 @@
+/*
+ * The agent's audit log: one JSON object per line, hash-chained.
+ *
+ * Each line ends with "prev":"<hex>", the SHA-256 of the previous line's bytes
+ * (without its newline), and starts with "seq":N, its 1-based position in the
+ * file.  Editing, removing, inserting or reordering a line therefore breaks the
+ * chain at the next line.  What the chain cannot show on its own: removal of
+ * the last lines or an edit of the very last line, since no later line vouches
+ * for them.  Whoever needs that must anchor the head hash elsewhere (syslog,
+ * a remote copy); cx_audit_verify checks what the file alone can prove.
+ *
+ * String escaping (RFC 8259): '"' and '\\' are backslash-escaped; the C0
+ * controls, DEL and the C1 controls (U+0080..U+009F) are written as \u00XX so
+ * that `cat`ing the log cannot drive the terminal; other valid UTF-8 (RFC 3629:
+ * no overlongs, no surrogates, nothing past U+10FFFF) is copied as is; every
+ * byte of an invalid sequence is written as \u00XX of the byte.  The log stays
+ * valid UTF-8 JSON whatever the peer's executable path contains.  The price:
+ * an invalid byte 0xE9 reads back as U+00E9 ("é"), the Latin-1 meaning, so
+ * such a name is recorded faithfully only to a reader who knows this rule.
+ *
+ * Writes: one write(2) of the whole line on an O_APPEND descriptor, then
+ * fsync(2).  A failed write is rolled back with ftruncate(2) so that no torn
+ * fragment is left for the next line to glue onto; the open descriptor holds
+ * an exclusive flock(2) so that a second agent cannot fork the chain.
+ */
+#include "agent/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conex/crypto.h"
+#include "proto/buf.h"
+
+/* Longer lines are refused on write and reported on read (exe paths, names). */
+#define AUDIT_LINE_MAX (64u * 1024u)
+
+static const char zero_prev[CX_SHA256_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+struct cx_audit {
+	int fd;
+	int failed;   /* an fsync or rollback failed: the file state is unknown */
+	uint64_t seq; /* of the next line */
+	char prev[CX_SHA256_HEX + 1];
+	char *path; /* for messages */
+};
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629 table), 0 if invalid. */
+static size_t
+utf8_len(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		if (n >= 2 && (p[1] & 0xc0) == 0x80)
+			return 2;
+		return 0;
+	}
+	if (c >= 0xe0 && c <= 0xef) {
+		uint8_t lo = 0x80, hi = 0xbf;
+
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+		if (n >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80)
+			return 3;
+		return 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		uint8_t lo = 0x80, hi = 0xbf;
+
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		if (c == 0xf4)
+			hi = 0x8f; /* past U+10FFFF */
+		if (n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+		    (p[3] & 0xc0) == 0x80)
+			return 4;
+		return 0;
+	}
+	return 0;
+}
+
+static int
+put_json_str(struct cx_buf *b, const char *s)
+{
+	const uint8_t *p = (const uint8_t *)(s != NULL ? s : "");
+	size_t n = strlen((const char *)p), i = 0, l;
+	int r;
+
+	if ((r = cx_buf_put_u8(b, '"')) != 0)
+		return r;
+	while (i < n) {
+		uint8_t c = p[i];
+
+		if (c == '"' || c == '\\') {
+			uint8_t esc[2] = {'\\', c};
+			r = cx_buf_put(b, esc, 2);
+			l = 1;
+		} else if (c < 0x20 || c == 0x7f) {
+			r = cx_buf_putf(b, "\\u%04x", c);
+			l = 1;
+		} else if ((l = utf8_len(p + i, n - i)) == 0) {
+			r = cx_buf_putf(b, "\\u%04x", c);
+			l = 1;
+		} else if (l == 2 && c == 0xc2 && p[i + 1] < 0xa0) {
+			/* a C1 control, e.g. U+009B CSI: as dangerous to a terminal as ESC */
+			r = cx_buf_putf(b, "\\u%04x", p[i + 1]);
+		} else
+			r = cx_buf_put(b, p + i, l);
+		if (r != 0)
+			return r;
+		i += l;
+	}
+	return cx_buf_put_u8(b, '"');
+}
+
+static void
+line_hash(const char *line, size_t n, char out[CX_SHA256_HEX + 1])
+{
+	uint8_t h[CX_SHA256_LEN];
+
+	cx_sha256(line, n, h);
+	cx_hex_encode(h, sizeof(h), out);
+}
+
+/* ---- reading lines back ---- */
+
+struct rec {
+	uint64_t seq;
+	char prev[CX_SHA256_HEX + 1];
+};
+
+static int
+is_hex_lower(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* A JSON string at s[*i]; validates escapes and UTF-8, leaves *i after the quote. */
+static const char *
+scan_string(const char *s, size_t n, size_t *i)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t j = *i, l;
+
+	if (j >= n || p[j] != '"')
+		return "expected a string";
+	for (j++; j < n; j += l) {
+		if (p[j] == '"') {
+			*i = j + 1;
+			return NULL;
+		}
+		if (p[j] < 0x20)
+			return "raw control character in a string";
+		if (p[j] == '\\') {
+			if (j + 1 >= n)
+				return "truncated escape";
+			if (p[j + 1] == 'u') {
+				if (j + 6 > n)
+					return "truncated \\u escape";
+				for (size_t k = 2; k < 6; k++)
+					if (!is_hex_lower(p[j + k]) &&
+					    !(p[j + k] >= 'A' && p[j + k] <= 'F'))
+						return "bad \\u escape";
+				l = 6;
+			} else if (strchr("\"\\/bfnrt", p[j + 1]) != NULL && p[j + 1] != 0)
+				l = 2;
+			else
+				return "bad escape";
+		} else if ((l = utf8_len(p + j, n - j)) == 0)
+			return "invalid UTF-8";
+	}
+	return "unterminated string";
+}
+
+static const char *
+scan_uint(const char *s, size_t n, size_t *i, uint64_t *v)
+{
+	size_t j = *i;
+	uint64_t x = 0;
+
+	if (j < n && s[j] == '-')
+		j++; /* a negative pid is well-formed JSON; only seq must be >= 1 */
+	if (j >= n || s[j] < '0' || s[j] > '9')
+		return "expected a string or a number";
+	if (s[j] == '0' && j + 1 < n && s[j + 1] >= '0' && s[j + 1] <= '9')
+		return "number with a leading zero";
+	for (; j < n && s[j] >= '0' && s[j] <= '9'; j++) {
+		if (x > (UINT64_MAX - (uint64_t)(s[j] - '0')) / 10)
+			return "number out of range";
+		x = x * 10 + (uint64_t)(s[j] - '0');
+	}
+	if (s[*i] == '-')
+		x = 0;
+	*v = x;
+	*i = j;
+	return NULL;
+}
+
+/*
+ * Parses one line (without its newline): a flat JSON object, no whitespace, of
+ * string and integer values whose first key is "seq" (>= 1) and last key is
+ * "prev" (64 lowercase hex).  Other keys are not interpreted, so that fields
+ * can be added later without breaking old verifiers.
+ */
+static const char *
+parse_line(const char *s, size_t n, struct rec *r)
+{
+	size_t i = 0, k0, klen, v0;
+	int nkeys = 0, have_prev;
+	const char *why;
+
+	if (n == 0)
+		return "empty line";
+	if (s[i++] != '{')
+		return "does not start with '{'";
+	for (;;) {
+		k0 = i;
+		if ((why = scan_string(s, n, &i)) != NULL)
+			return why;
+		klen = i - k0;
+		if (i >= n || s[i++] != ':')
+			return "expected ':'";
+		v0 = i;
+		have_prev = 0;
+		if (nkeys == 0) {
+			if (klen != 5 || memcmp(s + k0, "\"seq\"", 5) != 0)
+				return "first key is not \"seq\"";
+			if ((i < n && s[i] == '-') || scan_uint(s, n, &i, &r->seq) != NULL)
+				return "seq is not a positive integer";
+			if (r->seq == 0)
+				return "seq is 0";
+		} else if (i < n && s[i] == '"') {
+			if ((why = scan_string(s, n, &i)) != NULL)
+				return why;
+			if (klen == 6 && memcmp(s + k0, "\"prev\"", 6) == 0) {
+				if (i - v0 != CX_SHA256_HEX + 2)
+					return "prev is not 64 hex digits";
+				for (size_t j = v0 + 1; j < i - 1; j++)
+					if (!is_hex_lower((unsigned char)s[j]))
+						return "prev is not 64 lowercase hex digits";
+				memcpy(r->prev, s + v0 + 1, CX_SHA256_HEX);
+				r->prev[CX_SHA256_HEX] = '\0';
+				have_prev = 1;
+			}
+		} else {
+			uint64_t ignored;
+
+			if ((why = scan_uint(s, n, &i, &ignored)) != NULL)
+				return why;
+		}
+		nkeys++;
+		if (i >= n)
+			return "unterminated object";
+		if (s[i] == ',') {
+			i++;
+			continue;
+		}
+		if (s[i] != '}')
+			return "expected ',' or '}'";
+		if (i + 1 != n)
+			return "bytes after the closing '}'";
+		if (!have_prev)
+			return "last key is not \"prev\"";
+		return NULL;
+	}
+}
+
+static int
+read_full_at(int fd, void *p, size_t n, off_t off)
+{
+	uint8_t *d = p;
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = pread(fd, d, n, off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EIO; /* the file shrank under us */
+			return -1;
+		}
+		d += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/* Reads the last line (the file may be large: only its tail is read). */
+static int
+read_tail(struct cx_audit *a, struct cx_err *e)
+{
+	struct stat st;
+	off_t end, start;
+	size_t len;
+	char *buf, *line, *nl;
+	struct rec r;
+	const char *why;
+	int ret = 0;
+
+	if (fstat(a->fd, &st) != 0)
+		return cx_err_set(e, CX_EIO, "%s: fstat: %s", a->path, strerror(errno));
+	if (st.st_size == 0) {
+		a->seq = 1;
+		memcpy(a->prev, zero_prev, sizeof(a->prev));
+		return 0;
+	}
+	end = st.st_size - 1; /* where the last newline must be */
+	/* one byte more than the longest line, to see the newline before it */
+	start = end > (off_t)AUDIT_LINE_MAX ? end - (off_t)AUDIT_LINE_MAX - 1 : 0;
+	len = (size_t)(st.st_size - start);
+	if ((buf = malloc(len)) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "%s: out of memory", a->path);
+	if (read_full_at(a->fd, buf, len, start) != 0) {
+		ret = cx_err_set(e, CX_EIO, "%s: read: %s", a->path, strerror(errno));
+		goto out;
+	}
+	if (buf[len - 1] != '\n') {
+		ret = cx_err_set(e, CX_EPARSE,
+		    "%s: the last line is torn (no newline at the end: interrupted write?); "
+		    "check it with verify and move the log aside",
+		    a->path);
+		goto out;
+	}
+	len--;
+	if ((nl = memrchr(buf, '\n', len)) != NULL)
+		line = nl + 1;
+	else if (start == 0)
+		line = buf;
+	else {
+		ret = cx_err_set(e, CX_EPARSE, "%s: the last line is longer than %u bytes", a->path,
+		    AUDIT_LINE_MAX);
+		goto out;
+	}
+	len -= (size_t)(line - buf);
+	if ((why = parse_line(line, len, &r)) != NULL) {
+		ret = cx_err_set(
+		    e, CX_EPARSE, "%s: the last line is not an audit record: %s", a->path, why);
+		goto out;
+	}
+	if (r.seq == UINT64_MAX) {
+		ret = cx_err_set(e, CX_ETOOBIG, "%s: seq is exhausted", a->path);
+		goto out;
+	}
+	a->seq = r.seq + 1;
+	line_hash(line, len, a->prev);
+out:
+	free(buf);
+	return ret;
+}
+
+int
+cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
+{
+	struct cx_audit *a;
+	struct stat st;
+	int r;
+
+	*out = NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->path = strdup(path)) == NULL) {
+		free(a);
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	}
+	/* O_NOFOLLOW: a symlink planted at the log path must not redirect appends */
+	a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (a->fd < 0) {
+		r = cx_err_set(e, errno == ENOENT ? CX_ENOENT : CX_EIO, "%s: %s", path,
+		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		goto fail;
+	}
+	if (fstat(a->fd, &st) != 0) {
+		r = cx_err_set(e, CX_EIO, "%s: fstat: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = cx_err_set(e, CX_EINVAL, "%s: not a regular file", path);
+		goto fail;
+	}
+	/* someone else able to write it could rewrite the whole chain consistently */
+	if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		r = cx_err_set(e, CX_EINVAL,
+		    "%s: must be owned by uid %lu and not writable by group or others", path,
+		    (unsigned long)geteuid());
+		goto fail;
+	}
+	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
+		r = cx_err_set(e, CX_EIO, "%s: %s", path,
+		    errno == EWOULDBLOCK ? "another process is appending to this audit log"
+		                         : strerror(errno));
+		goto fail;
+	}
+	if ((r = read_tail(a, e)) != 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	cx_audit_close(a);
+	return r;
+}
+
+void
+cx_audit_close(struct cx_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->fd >= 0)
+		close(a->fd); /* also releases the flock */
+	free(a->path);
+	free(a);
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = write(fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e)
+{
+	char tbuf[32], hex[CX_SHA256_HEX + 1], next[CX_SHA256_HEX + 1];
+	struct timespec ts;
+	struct tm tm;
+	struct stat st;
+	struct cx_buf b;
+	int r, saved;
+
+	if (a->failed)
+		return cx_err_set(e, CX_EIO,
+		    "%s: an earlier write failed; the audit log must be reopened", a->path);
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL ||
+	    strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return cx_err_set(e, CX_EIO, "cannot format the current time");
+	if (en->data_sha256 != NULL)
+		cx_hex_encode(en->data_sha256, CX_SHA256_LEN, hex);
+	else
+		hex[0] = '\0';
+
+	cx_buf_init(&b, AUDIT_LINE_MAX);
+	/* the key order is part of the format: seq first and prev last (parse_line) */
+	if ((r = cx_buf_putf(&b, "{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"uid\":%lu,\"pid\":%ld",
+	         a->seq, tbuf, (unsigned long)en->uid, (long)en->pid)) != 0 ||
+	    (r = cx_buf_put_str(&b, ",\"exe\":")) != 0 || (r = put_json_str(&b, en->exe)) != 0 ||
+	    (r = cx_buf_put_str(&b, ",\"op\":")) != 0 || (r = put_json_str(&b, en->op)) != 0 ||
+	    (r = cx_buf_put_str(&b, ",\"keyid\":")) != 0 ||
+	    (r = put_json_str(&b, en->keyid)) != 0 ||
+	    (r = cx_buf_put_str(&b, ",\"token\":")) != 0 ||
+	    (r = put_json_str(&b, en->token)) != 0 || (r = cx_buf_put_str(&b, ",\"type\":")) != 0 ||
+	    (r = put_json_str(&b, en->type)) != 0 || (r = cx_buf_put_str(&b, ",\"name\":")) != 0 ||
+	    (r = put_json_str(&b, en->name)) != 0 ||
+	    (r = cx_buf_putf(&b, ",\"sha256\":\"%s\"", hex)) != 0 ||
+	    (r = cx_buf_put_str(&b, ",\"result\":")) != 0 ||
+	    (r = put_json_str(&b, en->result)) != 0 ||
+	    (r = cx_buf_putf(&b, ",\"prev\":\"%s\"}", a->prev)) != 0) {
+		cx_buf_free(&b);
+		return cx_err_set(e, r, "%s: cannot build audit line%s", a->path,
+		    r == CX_ETOOBIG ? " (longer than the line limit)" : "");
+	}
+	line_hash((const char *)b.d, b.len, next);
+	if ((r = cx_buf_put_u8(&b, '\n')) != 0) {
+		cx_buf_free(&b);
+		return cx_err_set(e, r, "%s: audit line too long", a->path);
+	}
+
+	if (fstat(a->fd, &st) != 0) {
+		r = cx_err_set(e, CX_EIO, "%s: fstat: %s", a->path, strerror(errno));
+		goto out;
+	}
+	if (write_all(a->fd, b.d, b.len) != 0) {
+		saved = errno;
+		/* no torn fragment may stay: the next line would be glued onto it */
+		if (ftruncate(a->fd, st.st_size) != 0)
+			a->failed = 1;
+		r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(saved));
+		goto out;
+	}
+	if (fsync(a->fd) != 0) {
+		/* after a failed fsync the kernel may have dropped the page: state unknown */
+		a->failed = 1;
+		r = cx_err_set(e, CX_EIO, "%s: fsync: %s", a->path, strerror(errno));
+		goto out;
+	}
+	a->seq++;
+	memcpy(a->prev, next, sizeof(a->prev));
+	r = 0;
+out:
+	cx_buf_free(&b);
+	return r;
+}
+
+int
+cx_audit_verify(const char *path, uint64_t *nlines, struct cx_err *e)
+{
+	char prev[CX_SHA256_HEX + 1];
+	/* room for one maximal line plus its newline, plus a read's worth */
+	const size_t cap = 2 * (AUDIT_LINE_MAX + 1);
+	size_t have = 0, start = 0;
+	uint64_t lineno = 0;
+	char *buf = NULL, *nl;
+	struct rec r;
+	const char *why;
+	ssize_t got;
+	int fd, ret = 0;
+
+	if (nlines != NULL)
+		*nlines = 0;
+	memcpy(prev, zero_prev, sizeof(prev));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return cx_err_set(
+		    e, errno == ENOENT ? CX_ENOENT : CX_EIO, "%s: %s", path, strerror(errno));
+	if ((buf = malloc(cap)) == NULL) {
+		ret = cx_err_set(e, CX_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		while ((nl = memchr(buf + start, '\n', have - start)) != NULL) {
+			size_t len = (size_t)(nl - (buf + start));
+			const char *line = buf + start;
+
+			lineno++;
+			if (len > AUDIT_LINE_MAX) {
+				ret = cx_err_set(e, CX_EREJECT,
+				    "%s: line %" PRIu64 ": longer than %u bytes", path, lineno,
+				    AUDIT_LINE_MAX);
+				goto out;
+			}
+			if ((why = parse_line(line, len, &r)) != NULL) {
+				ret = cx_err_set(e, CX_EREJECT,
+				    "%s: line %" PRIu64 ": not an audit record: %s", path, lineno,
+				    why);
+				goto out;
+			}
+			/* the chain first: it is what an edit or a removal breaks */
+			if (strcmp(r.prev, prev) != 0) {
+				if (lineno == 1)
+					ret = cx_err_set(e, CX_EREJECT,
+					    "%s: line 1: prev is "
+					    "not 64 zeros, as the first line's must be (removed "
+					    "line?)",
+					    path);
+				else
+					ret = cx_err_set(e, CX_EREJECT,
+					    "%s: line %" PRIu64
+					    ": prev does not match the hash of line %" PRIu64
+					    " (edited or removed line?)",
+					    path, lineno, lineno - 1);
+				goto out;
+			}
+			if (r.seq != lineno) {
+				ret = cx_err_set(e, CX_EREJECT,
+				    "%s: line %" PRIu64 ": seq is %" PRIu64 ", expected %" PRIu64,
+				    path, lineno, r.seq, lineno);
+				goto out;
+			}
+			line_hash(line, len, prev);
+			start += len + 1;
+		}
+		if (have - start > AUDIT_LINE_MAX) {
+			ret =
+			    cx_err_set(e, CX_EREJECT, "%s: line %" PRIu64 ": longer than %u bytes",
+			        path, lineno + 1, AUDIT_LINE_MAX);
+			goto out;
+		}
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		start = 0;
+		if ((got = read(fd, buf + have, cap - have)) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = cx_err_set(e, CX_EIO, "%s: read: %s", path, strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		have += (size_t)got;
+	}
+	if (have > 0) {
+		ret = cx_err_set(e, CX_EREJECT,
+		    "%s: line %" PRIu64 ": torn line (no newline "
+		    "at the end: interrupted write?)",
+		    path, lineno + 1);
+		goto out;
+	}
+out:
+	if (nlines != NULL)
+		*nlines = lineno;
+	free(buf);
+	close(fd);
+	return ret;
+}

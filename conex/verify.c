@@ -36,8 +36,26 @@ struct qitem {
 	int terminating;
 };
 
+/* A string-keyed hash map (open addressing, power-of-two capacity). */
+struct smap_ent {
+	const char *k;
+	uint64_t h;
+	void *v;
+};
+
+struct smap {
+	struct smap_ent *t;
+	size_t n, cap;
+};
+
+struct incr;
+
 struct vctx {
 	struct cx_repo *repo;
+	/* incremental mode: only what the update can change is checked (NULL: full) */
+	struct incr *inc;
+	/* snapshot targets by path */
+	struct smap snapidx;
 	const struct cx_verify_opts *o;
 	struct cx_err *e;
 	struct cx_log *log;
@@ -62,6 +80,24 @@ struct vctx {
 	size_t nq, capq;
 };
 
+/*
+ * Incremental mode (§8, made proportional to the update): the old tree is
+ * trusted, so a path whose bytes, entries and delegation chain the update does
+ * not touch keeps the acceptance it had.  Only the affected paths, and every
+ * file below an affected delegation, are evaluated and compared.
+ */
+struct incr {
+	struct cx_repo *old;
+	const struct cx_patch *p;
+	struct cx_resource *old_snap;
+	struct smap old_snapidx;
+	struct smap touched;	/* every path the patch names */
+	struct smap aff;	/* paths whose acceptance may have changed */
+	struct smap affdirs;	/* the directories above them */
+	const char **pref;	/* delegation paths whose rules may have changed */
+	size_t npref, cappref;
+};
+
 #define MAX_QUEUE 1000000
 
 static uint64_t
@@ -72,6 +108,63 @@ fnv(const char *s)
 	while (*s)
 		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
 	return h;
+}
+
+static struct smap_ent *
+smap_slot(const struct smap *m, const char *k, uint64_t h)
+{
+	size_t i;
+
+	for (i = h & (m->cap - 1); m->t[i].k != NULL; i = (i + 1) & (m->cap - 1))
+		if (m->t[i].h == h && strcmp(m->t[i].k, k) == 0)
+			break;
+	return &m->t[i];
+}
+
+static void *
+smap_get(const struct smap *m, const char *k)
+{
+	struct smap_ent *x;
+
+	if (m->cap == 0)
+		return NULL;
+	x = smap_slot(m, k, fnv(k));
+	return x->k != NULL ? x->v : NULL;
+}
+
+/* 1 if added, 0 if k was there (value replaced), CX_ENOMEM.  k must outlive the map. */
+static int
+smap_put(struct smap *m, const char *k, void *v)
+{
+	struct smap_ent *x;
+	uint64_t h = fnv(k);
+
+	if ((m->n + 1) * 2 > m->cap) {
+		struct smap n = {NULL, 0, m->cap ? m->cap * 2 : 64};
+		if ((n.t = calloc(n.cap, sizeof(*n.t))) == NULL)
+			return CX_ENOMEM;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->t[i].k != NULL)
+				*smap_slot(&n, m->t[i].k, m->t[i].h) = m->t[i];
+		n.n = m->n;
+		free(m->t);
+		*m = n;
+	}
+	x = smap_slot(m, k, h);
+	x->v = v;
+	if (x->k != NULL)
+		return 0;
+	x->k = k;
+	x->h = h;
+	m->n++;
+	return 1;
+}
+
+static void
+smap_free(struct smap *m)
+{
+	free(m->t);
+	memset(m, 0, sizeof(*m));
 }
 
 static int
@@ -255,13 +348,20 @@ target_matches(const struct cx_target *t, const char *path, uint64_t size, const
 	return 1;
 }
 
-static const struct cx_target *
-find_target(const struct cx_resource *r, const char *path)
+/* The snapshot lists every keydir file: index it once (5,000 identities in the author model). */
+static int
+index_targets(struct smap *m, const struct cx_resource *r)
 {
 	for (size_t i = 0; i < r->ntargets; i++)
-		if (strcmp(r->targets[i].path, path) == 0)
-			return &r->targets[i];
-	return NULL;
+		if (smap_put(m, r->targets[i].path, (void *)&r->targets[i]) < 0)
+			return CX_ENOMEM;
+	return 0;
+}
+
+static const struct cx_target *
+snap_target(struct vctx *v, const char *path)
+{
+	return smap_get(&v->snapidx, path);
 }
 
 /* ---- root ---- */
@@ -453,6 +553,8 @@ verify_timestamp_snapshot(struct vctx *v)
 				   snap_hex)) != 0)
 			return r;
 		v->snap_id = v->root->role_snapshot->refs[0].id;
+		if (index_targets(&v->snapidx, v->snap) != 0)
+			return nomem(v);
 		if (v->ts != NULL) {
 			size_t i;
 			for (i = 0; i < v->ts->ntargets; i++)
@@ -469,49 +571,104 @@ verify_timestamp_snapshot(struct vctx *v)
 	return 0;
 }
 
-/* Every file in keydir is in the snapshot with its exact size and digest, and nothing else is. */
+static int
+is_touched(struct vctx *v, const char *path)
+{
+	return smap_get(&v->inc->touched, path) != NULL;
+}
+
+static int
+digests_equal(const struct cx_target *a, const struct cx_target *b)
+{
+	if (a->size != b->size || a->ndigests != b->ndigests)
+		return 0;
+	for (size_t i = 0; i < a->ndigests; i++)
+		if (a->digests[i].len != b->digests[i].len ||
+		    memcmp(a->digests[i].value, b->digests[i].value, a->digests[i].len) != 0)
+			return 0;
+	return 1;
+}
+
+/* An untouched keydir file: the new snapshot must vouch for it as the old one did. */
+static int
+old_snapshot_matches(struct vctx *v, const struct cx_target *t)
+{
+	const struct cx_target *o = smap_get(&v->inc->old_snapidx, t->path);
+
+	if (o == NULL || !digests_equal(o, t))
+		return reject(v, "%s does not match snapshot %s (the update does not change it, "
+				 "but the snapshot does)",
+			      t->path, v->snap_id);
+	return 0;
+}
+
+/*
+ * Every file in keydir is in the snapshot with its exact size and digest, and
+ * nothing else is.  In incremental mode a file the update does not touch is
+ * the trusted old file: the new snapshot must list it exactly as the old one
+ * did, which needs no read.
+ */
 static int
 verify_keydir(struct vctx *v)
 {
 	const char **names;
-	size_t n, i, j, kl = strlen(v->root->keydir);
+	size_t n, i, kl = strlen(v->root->keydir);
 	char *path, hex[CX_SHA256_HEX + 1];
 	uint8_t h[CX_SHA256_LEN];
+	struct smap ondisk = {0};
 	int r;
 
 	if (v->snap == NULL)
 		return 0;
 	if ((r = cx_repo_list(v->repo, v->root->keydir, &v->a, &names, &n, v->e)) != 0)
-		return r == CX_EREJECT ? r : r;
+		return r;
 	for (i = 0; i < n; i++) {
 		const struct cx_target *t;
 		if (cx_id_equal(names[i], v->snap_id))
 			continue;
 		if ((path = cx_arena_alloc(&v->a, kl + strlen(names[i]) + 2)) == NULL)
-			return nomem(v);
+			goto oom;
 		sprintf(path, "%s/%s", v->root->keydir, names[i]);
+		if (smap_put(&ondisk, path, path) < 0)
+			goto oom;
+		if ((t = snap_target(v, path)) == NULL) {
+			r = reject(v, "%s is not listed in snapshot %s", path, v->snap_id);
+			goto out;
+		}
+		if (v->inc != NULL && !is_touched(v, path)) {
+			if ((r = old_snapshot_matches(v, t)) != 0)
+				goto out;
+			continue;
+		}
 		if ((r = read_meta(v, path)) != 0)
-			return r;
+			goto out;
 		cx_sha256(v->buf.d, v->buf.len, h);
 		cx_hex_encode(h, CX_SHA256_LEN, hex);
-		if ((t = find_target(v->snap, path)) == NULL)
-			return reject(v, "%s is not listed in snapshot %s", path, v->snap_id);
-		if (!target_matches(t, path, v->buf.len, hex))
-			return reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)", path,
-				      v->snap_id, v->buf.len, hex);
+		if (!target_matches(t, path, v->buf.len, hex)) {
+			r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)", path,
+				   v->snap_id, v->buf.len, hex);
+			goto out;
+		}
 	}
 	for (i = 0; i < v->snap->ntargets; i++) {
 		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
-		if (rel == NULL || strchr(rel, '/') != NULL)
-			return reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id,
-				      p, v->root->keydir);
-		for (j = 0; j < n; j++)
-			if (strcmp(names[j], rel) == 0)
-				break;
-		if (j == n)
-			return reject(v, "snapshot %s lists %s, which does not exist", v->snap_id, p);
+		if (rel == NULL || strchr(rel, '/') != NULL) {
+			r = reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id, p,
+				   v->root->keydir);
+			goto out;
+		}
+		if (smap_get(&ondisk, p) == NULL) {
+			r = reject(v, "snapshot %s lists %s, which does not exist", v->snap_id, p);
+			goto out;
+		}
 	}
-	return 0;
+	r = 0;
+	goto out;
+oom:
+	r = nomem(v);
+out:
+	smap_free(&ondisk);
+	return r;
 }
 
 /* ---- targets ---- */
@@ -604,7 +761,7 @@ load_targets(struct vctx *v, const char *id)
 	cx_sha256(v->buf.d, v->buf.len, h);
 	cx_hex_encode(h, CX_SHA256_LEN, hex);
 	if (v->snap != NULL) {
-		const struct cx_target *t = find_target(v->snap, path);
+		const struct cx_target *t = snap_target(v, path);
 		if (t == NULL || !target_matches(t, path, v->buf.len, hex)) {
 			cx_log(v->log, CX_LOG_WARN, "targets %s: no match in snapshot targets, dropped", id);
 			return f;
@@ -788,6 +945,35 @@ dclaim_cmp(const void *x, const void *y)
 	return a->who < b->who ? -1 : a->who > b->who;
 }
 
+/* Incremental mode: must this target path be evaluated? */
+static int
+inc_wants_path(struct vctx *v, const char *path)
+{
+	size_t i;
+
+	if (smap_get(&v->inc->aff, path) != NULL)
+		return 1;
+	for (i = 0; i < v->inc->npref; i++)
+		if (strcmp(v->inc->pref[i], path) == 0 || below(v->inc->pref[i], path))
+			return 1;
+	return 0;
+}
+
+/* ... and must this delegation be followed?  affdirs holds every directory above an affected path. */
+static int
+inc_wants_delegation(struct vctx *v, const char *dpath)
+{
+	size_t i;
+
+	if (smap_get(&v->inc->affdirs, dpath) != NULL)
+		return 1;
+	for (i = 0; i < v->inc->npref; i++)
+		if (strcmp(v->inc->pref[i], dpath) == 0 || below(v->inc->pref[i], dpath) ||
+		    below(dpath, v->inc->pref[i]))
+			return 1;
+	return 0;
+}
+
 static int
 enqueue(struct vctx *v, const char *path, const struct cx_expr *x, int terminating)
 {
@@ -858,6 +1044,8 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		const struct cx_resource *t = c[i].f->t;
 		for (j = 0; j < t->ntargets; j++) {
 			const struct cx_target *tg = &t->targets[j];
+			if (v->inc != NULL && !inc_wants_path(v, tg->path))
+				continue;
 			if (!below(it->path, tg->path)) {
 				cx_log(v->log, CX_LOG_WARN, "targets %s: ignoring %s, not below '%s'",
 				       c[i].id, tg->path, it->path);
@@ -909,6 +1097,8 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			}
 			cx_buf_free(&kb);
 			for (k = 0; k < d->npaths; k++) {
+				if (v->inc != NULL && !inc_wants_delegation(v, d->paths[k]))
+					continue;
 				if (!below(it->path, d->paths[k])) {
 					cx_log(v->log, CX_LOG_WARN,
 					       "targets %s: ignoring delegation of %s, not below '%s'",
@@ -1112,6 +1302,7 @@ out:
 	free(v.acc);
 	free(v.tf);
 	free(v.q);
+	smap_free(&v.snapidx);
 	cx_buf_free(&v.buf);
 	cx_arena_free(&v.a);
 	return r;
@@ -1173,12 +1364,14 @@ read_trusted(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, const c
 static int
 role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
 	      const struct cx_expr *role, enum cx_rtype t, uint64_t *counter, uint64_t *epoch,
-	      int *has, const struct cx_verify_opts *o, struct cx_err *e)
+	      int *has, struct cx_resource **out, const struct cx_verify_opts *o, struct cx_err *e)
 {
 	struct cx_resource *r;
 	int rc;
 
 	*has = 0;
+	if (out != NULL)
+		*out = NULL;
 	if (role == NULL || role->kind != CX_EXPR_QUORUM || role->nrefs != 1 || !role->refs[0].remote)
 		return 0;
 	if ((rc = read_trusted(repo, a, b, role->refs[0].id, t, &r, o, e)) != 0)
@@ -1186,12 +1379,15 @@ role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
 	*counter = r->counter;
 	*epoch = r->epoch;
 	*has = 1;
+	if (out != NULL)
+		*out = r;
 	return 0;
 }
 
 static int
 old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_resource **root,
-	  struct cx_counters *c, const struct cx_verify_opts *o, struct cx_err *e)
+	  struct cx_resource **snap, struct cx_counters *c, const struct cx_verify_opts *o,
+	  struct cx_err *e)
 {
 	int r;
 
@@ -1201,9 +1397,9 @@ old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_
 	c->root_counter = (*root)->counter;
 	c->root_epoch = (*root)->epoch;
 	if ((r = role_counters(repo, a, b, (*root)->role_snapshot, CX_R_SNAPSHOT, &c->snap_counter,
-			       &c->snap_epoch, &c->has_snapshot, o, e)) != 0 ||
+			       &c->snap_epoch, &c->has_snapshot, snap, o, e)) != 0 ||
 	    (r = role_counters(repo, a, b, (*root)->role_timestamp, CX_R_TIMESTAMP, &c->ts_counter,
-			       &c->ts_epoch, &c->has_timestamp, o, e)) != 0)
+			       &c->ts_epoch, &c->has_timestamp, NULL, o, e)) != 0)
 		return r;
 	return 0;
 }
@@ -1246,6 +1442,355 @@ check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, con
 	return r;
 }
 
+/* ---- incremental, restricted to what the update changes ---- */
+
+static int
+aff_add(struct vctx *v, const char *path)
+{
+	char *d, *slash;
+	int r;
+
+	if ((r = smap_put(&v->inc->aff, path, (void *)path)) < 0)
+		return nomem(v);
+	if (r == 0)
+		return 0;
+	/* every directory above it: a delegation of one of them leads to it */
+	if ((d = cx_arena_strdup(&v->a, path)) == NULL)
+		return nomem(v);
+	while ((slash = strrchr(d, '/')) != NULL) {
+		*slash = 0;
+		if ((r = smap_put(&v->inc->affdirs, d, d)) < 0)
+			return nomem(v);
+		if (r == 0)
+			break; /* its parents are there already */
+		if ((d = cx_arena_strdup(&v->a, d)) == NULL)
+			return nomem(v);
+	}
+	return 0;
+}
+
+static int
+pref_add(struct vctx *v, const char *path)
+{
+	struct incr *in = v->inc;
+
+	for (size_t i = 0; i < in->npref; i++)
+		if (strcmp(in->pref[i], path) == 0)
+			return 0;
+	if (in->npref == in->cappref) {
+		size_t ncap = in->cappref ? in->cappref * 2 : 16;
+		const char **n = realloc(in->pref, ncap * sizeof(*n));
+		if (n == NULL)
+			return nomem(v);
+		in->pref = n;
+		in->cappref = ncap;
+	}
+	in->pref[in->npref++] = path;
+	return 0;
+}
+
+/* Everything a targets file says becomes affected: its validity may have changed. */
+static int
+affect_all(struct vctx *v, const struct cx_resource *t)
+{
+	size_t i, j;
+	int r;
+
+	if (t == NULL)
+		return 0;
+	for (i = 0; i < t->ntargets; i++)
+		if ((r = aff_add(v, t->targets[i].path)) != 0)
+			return r;
+	for (i = 0; i < t->ndels; i++)
+		for (j = 0; j < t->dels[i].npaths; j++)
+			if ((r = pref_add(v, t->dels[i].paths[j])) != 0)
+				return r;
+	return 0;
+}
+
+/* One line per entry: equal lines mean the entry is the same in both versions. */
+static int
+entry_set(struct vctx *v, const struct cx_resource *t, struct smap *m)
+{
+	struct cx_buf b;
+	size_t i, j;
+	int r = 0;
+
+	cx_buf_init(&b, 0);
+	for (i = 0; i < t->ntargets && r == 0; i++) {
+		const struct cx_target *tg = &t->targets[i];
+		char *k;
+		cx_buf_reset(&b);
+		r = cx_buf_putf(&b, "T%s\n%llu", tg->path, (unsigned long long)tg->size);
+		for (j = 0; j < tg->ndigests && r == 0; j++)
+			r = cx_buf_putf(&b, "\n%.*s", (int)tg->digests[j].len, tg->digests[j].value);
+		if (r != 0 || (k = cx_arena_memdup(&v->a, b.d, b.len)) == NULL ||
+		    smap_put(m, k, (void *)tg->path) < 0)
+			r = CX_ENOMEM;
+	}
+	for (i = 0; i < t->ndels && r == 0; i++) {
+		const struct cx_delegation *d = &t->dels[i];
+		struct cx_wire *w = cx_expr_to_wire(&v->a, d->valid);
+		for (j = 0; j < d->npaths && r == 0; j++) {
+			char *k;
+			cx_buf_reset(&b);
+			r = w == NULL ? CX_ENOMEM : cx_buf_putf(&b, "D%s\n%d\n", d->paths[j], d->terminating);
+			if (r == 0)
+				r = cx_wire_canon(w, &b);
+			if (r != 0 || (k = cx_arena_memdup(&v->a, b.d, b.len)) == NULL ||
+			    smap_put(m, k, (void *)d->paths[j]) < 0)
+				r = CX_ENOMEM;
+		}
+	}
+	cx_buf_free(&b);
+	return r == 0 ? 0 : nomem(v);
+}
+
+/* Entries of a that b lacks become affected. */
+static int
+affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
+{
+	int r;
+
+	for (size_t i = 0; i < a->cap; i++) {
+		const struct smap_ent *x = &a->t[i];
+		if (x->k == NULL || smap_get(b, x->k) != NULL)
+			continue;
+		r = x->k[0] == 'T' ? aff_add(v, x->v) : pref_add(v, x->v);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * A changed identity: upstream's counter and epoch rules (verify_diffs), then
+ * what it can change.  If its validity may differ (new, broken, new keys or
+ * epoch), all it says is affected; otherwise only the entries that differ.
+ */
+static int
+changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
+{
+	struct cx_resource *t0 = NULL;
+	struct tfile *f;
+	struct cx_err ignore;
+	char *path, hex0[CX_SHA256_HEX + 1];
+	uint8_t h0[CX_SHA256_LEN];
+	struct smap s0 = {0}, s1 = {0};
+	int r, full;
+
+	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
+		return nomem(v);
+	sprintf(path, "%s/%s", v->root->keydir, id);
+	if (read_trusted(v->inc->old, &v->a, b, path, CX_R_TARGETS, &t0, v->o, &ignore) != 0)
+		t0 = NULL;
+	if ((f = load_targets(v, id)) == NULL)
+		return nomem(v);
+	if (f->t == NULL) {
+		struct cx_resource *t1;
+		struct cx_err why = {0};
+		/* read it again for the reason: it is gone (a delete) or does not parse */
+		if (read_trusted(v->repo, &v->a, b, path, CX_R_TARGETS, &t1, v->o, &why) == 0)
+			snprintf(why.msg, sizeof(why.msg), "not a valid targets file");
+		return reject(v, "%s: identity %s was deleted or broken by the update (%s)", path, id,
+			      why.msg);
+	}
+	if (t0 != NULL) {
+		if (f->t->epoch < t0->epoch)
+			return reject(v, "epoch of %s is moving backwards", id);
+		if (f->t->epoch == t0->epoch && f->t->counter == t0->counter)
+			return reject(v, "counter and epoch of %s same, expected to increase", id);
+		if (f->t->epoch == t0->epoch && f->t->counter < t0->counter)
+			return reject(v, "counter of %s is moving backwards", id);
+	}
+	full = t0 == NULL || f->state != 1 || t0->epoch != f->t->epoch ||
+	       cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
+	if (!full) {
+		cx_hex_encode(h0, CX_SHA256_LEN, hex0);
+		full = strcmp(hex0, f->vhex) != 0;
+	}
+	if (full) {
+		if ((r = affect_all(v, t0)) != 0 || (r = affect_all(v, f->t)) != 0)
+			return r;
+		return 0;
+	}
+	if ((r = entry_set(v, t0, &s0)) == 0 && (r = entry_set(v, f->t, &s1)) == 0 &&
+	    (r = affect_missing(v, &s0, &s1)) == 0)
+		r = affect_missing(v, &s1, &s0);
+	smap_free(&s0);
+	smap_free(&s1);
+	return r;
+}
+
+static int
+check_path(struct vctx *v, const char *path, const uint8_t *sha, uint64_t size)
+{
+	struct acc_slot *s = acc_find(v, path, 0);
+	char hex[CX_SHA256_HEX + 1];
+	struct acc_ent *x;
+
+	if (sha == NULL) {
+		if (s != NULL && s->ents != NULL)
+			return reject(v, "%s is listed in valid targets but missing on disk (only in "
+					 "targets)",
+				      path);
+		return 0;
+	}
+	if (s == NULL)
+		return reject(v, "%s is not covered by any valid targets (only on disk)", path);
+	s->seen = 1;
+	cx_hex_encode(sha, CX_SHA256_LEN, hex);
+	for (x = s->ents; x != NULL; x = x->next)
+		if (x->size == size && x->dlen == CX_SHA256_HEX &&
+		    memcmp(x->digest, hex, CX_SHA256_HEX) == 0)
+			return 0;
+	return reject(v, "%s (%llu bytes, sha256=%s) does not match its valid targets (no match)", path,
+		      (unsigned long long)size, hex);
+}
+
+static int
+compare_incremental(struct vctx *v, struct cx_verify_result *res)
+{
+	struct cx_file_list fl;
+	struct cx_err le;
+	uint8_t h[CX_SHA256_LEN];
+	size_t i, j;
+	int r;
+
+	for (i = 0; i < v->inc->aff.cap; i++) {
+		const char *path = v->inc->aff.t[i].k;
+		if (path == NULL)
+			continue;
+		if (strip(v->root->datadir, path) == NULL) {
+			/* outside datadir nothing is on disk for the comparison (§7.6) */
+			if ((r = check_path(v, path, NULL, 0)) != 0)
+				return r;
+			continue;
+		}
+		r = cx_repo_read(v->repo, path, (size_t)1 << 30, &v->buf, &le);
+		if (r == CX_ENOENT) {
+			if ((r = check_path(v, path, NULL, 0)) != 0)
+				return r;
+			continue;
+		}
+		if (r != 0)
+			return cx_err_set(v->e, r == CX_ENOMEM ? r : CX_EREJECT, "%s", le.msg);
+		cx_sha256(v->buf.d, v->buf.len, h);
+		if ((r = check_path(v, path, h, v->buf.len)) != 0)
+			return r;
+		res->ndata++;
+	}
+	for (i = 0; i < v->inc->npref; i++) {
+		if ((r = cx_repo_walk(v->repo, v->inc->pref[i], &fl, v->e)) != 0)
+			return r;
+		for (j = 0; j < fl.n && r == 0; j++)
+			if (smap_get(&v->inc->aff, fl.v[j].path) == NULL) {
+				r = check_path(v, fl.v[j].path, fl.v[j].sha256, fl.v[j].size);
+				res->ndata++;
+			}
+		cx_file_list_free(&fl);
+		if (r != 0)
+			return r;
+	}
+	/* what was accepted below a changed delegation must be on disk */
+	for (i = 0; i < v->capacc; i++)
+		if (v->acc[i].path != NULL && v->acc[i].ents != NULL && !v->acc[i].seen &&
+		    (r = check_path(v, v->acc[i].path, NULL, 0)) != 0)
+			return r;
+	res->naccepted = v->nacc;
+	return 0;
+}
+
+static int
+verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patch *p,
+		  const struct cx_resource *root0, struct cx_resource *old_snap,
+		  const struct cx_verify_opts *o, struct cx_verify_result *res, struct cx_err *e)
+{
+	struct vctx v;
+	struct incr in;
+	struct cx_buf b;
+	size_t i, qi;
+	int r;
+
+	memset(&v, 0, sizeof(v));
+	memset(&in, 0, sizeof(in));
+	memset(res, 0, sizeof(*res));
+	v.repo = new;
+	v.inc = &in;
+	v.o = o;
+	v.e = e;
+	v.log = o->log;
+	in.old = old;
+	in.p = p;
+	in.old_snap = old_snap;
+	cx_arena_init(&v.a, 0);
+	cx_buf_init(&v.buf, 0);
+	cx_buf_init(&b, 0);
+	if ((r = index_targets(&in.old_snapidx, old_snap)) != 0) {
+		r = nomem(&v);
+		goto out;
+	}
+	for (i = 0; i < p->nfiles; i++) {
+		if ((p->files[i].old_path != NULL &&
+		     smap_put(&in.touched, p->files[i].old_path, (void *)1) < 0) ||
+		    (p->files[i].new_path != NULL &&
+		     smap_put(&in.touched, p->files[i].new_path, (void *)1) < 0)) {
+			r = nomem(&v);
+			goto out;
+		}
+	}
+	if ((r = verify_root(&v)) != 0)
+		goto out;
+	if (strcmp(root0->keydir, v.root->keydir) != 0) {
+		r = reject(&v, "old and new key directories are different");
+		goto out;
+	}
+	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0)
+		goto out;
+	for (i = 0; i < in.touched.cap && r == 0; i++) {
+		const char *path = in.touched.t[i].k, *id;
+		if (path == NULL)
+			continue;
+		if ((id = strip(v.root->keydir, path)) != NULL && strchr(id, '/') == NULL)
+			r = changed_identity(&v, id, &b);
+		else if (strip(v.root->datadir, path) != NULL)
+			r = aff_add(&v, path);
+	}
+	if (r != 0 || (r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0)
+		goto out;
+	for (qi = 0; qi < v.nq; qi++) {
+		struct qitem it = v.q[qi];
+		if ((r = process(&v, &it, res)) != 0)
+			goto out;
+	}
+	if ((r = compare_incremental(&v, res)) != 0)
+		goto out;
+	res->c.root_counter = v.root->counter;
+	res->c.root_epoch = v.root->epoch;
+	res->c.has_snapshot = 1;
+	res->c.snap_counter = v.snap->counter;
+	res->c.snap_epoch = v.snap->epoch;
+	if (v.ts != NULL) {
+		res->c.has_timestamp = 1;
+		res->c.ts_counter = v.ts->counter;
+		res->c.ts_epoch = v.ts->epoch;
+	}
+out:
+	smap_free(&in.old_snapidx);
+	smap_free(&in.touched);
+	smap_free(&in.aff);
+	smap_free(&in.affdirs);
+	free(in.pref);
+	free(v.acc);
+	free(v.tf);
+	free(v.q);
+	smap_free(&v.snapidx);
+	cx_buf_free(&b);
+	cx_buf_free(&v.buf);
+	cx_arena_free(&v.a);
+	return r;
+}
+
 int
 cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
 		      const struct cx_verify_opts *o, struct cx_verify_result *res,
@@ -1254,19 +1799,34 @@ cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
 	struct cx_repo *new = NULL;
 	struct cx_arena a;
 	struct cx_buf b;
-	struct cx_resource *root0 = NULL, *root1 = NULL;
+	struct cx_resource *root0 = NULL, *root1 = NULL, *old_snap = NULL;
 	struct cx_counters c0;
 	int r, root_changed = 0;
 	size_t i;
 
 	cx_arena_init(&a, 0);
 	cx_buf_init(&b, 0);
-	if ((r = old_state(old, &a, &b, &root0, &c0, o, e)) != 0) {
+	if ((r = old_state(old, &a, &b, &root0, &old_snap, &c0, o, e)) != 0) {
 		cx_err_prefix(e, "the trusted repository cannot be read");
 		goto out;
 	}
 	if ((r = cx_repo_open_patched(&new, old, p, e)) != 0)
 		goto out;
+	for (i = 0; i < p->nfiles; i++)
+		if ((p->files[i].old_path != NULL && strcmp(p->files[i].old_path, o->root_name) == 0) ||
+		    (p->files[i].new_path != NULL && strcmp(p->files[i].new_path, o->root_name) == 0))
+			root_changed = 1;
+	/*
+	 * A changed root can change every delegation, --nostrict needs the
+	 * whole tree, and without a snapshot an untouched keydir file is not
+	 * pinned: verify the whole new tree then.
+	 */
+	if (!root_changed && o->strict && old_snap != NULL) {
+		r = verify_restricted(old, new, p, root0, old_snap, o, res, e);
+		if (r == 0)
+			r = cx_counters_check(&c0, &res->c, e);
+		goto out;
+	}
 	if ((r = cx_verify_full(new, o, res, e)) != 0)
 		goto out;
 	if ((r = read_trusted(new, &a, &b, o->root_name, CX_R_ROOT, &root1, o, e)) != 0)

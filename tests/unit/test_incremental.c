@@ -201,6 +201,118 @@ new_release(struct fx *f, const char *name)
 	return d;
 }
 
+/* Maintainer i re-signs without the entry for path (a file the update does not touch). */
+static void
+drop_entry(struct fx *f, int i, const char *path)
+{
+	struct cx_resource *t = f->w.rm[i];
+	char rel[64];
+	size_t j, n = 0;
+
+	for (j = 0; j < t->ntargets; j++)
+		if (strcmp(t->targets[j].path, path) != 0)
+			t->targets[n++] = t->targets[j];
+	t->ntargets = n;
+	t->counter++;
+	t->sigs = NULL;
+	t->nsigs = 0;
+	rb_sign(&f->w.a, t, f->w.m[i], f->w.created);
+	snprintf(rel, sizeof(rel), "keys/%s", t->name);
+	rb_write(t, f->w.dir, rel);
+}
+
+/*
+ * The restricted incremental check must agree with a full check of the new
+ * tree: an entry withdrawn by the quorum leaves an untouched file uncovered.
+ */
+START_TEST(test_withdrawn_entry)
+{
+	struct fx f;
+	struct cx_err e;
+	int tool = -1;
+
+	fx_init(&f);
+	/* one of three withdraws bar: m2 and m3 still make the quorum of 2 */
+	fx_copy(&f, "v1", "v2");
+	drop_entry(&f, 0, "packages/bar/bar.0.1/opam");
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	ACCEPT(vfull(&f, fx_path(&f, f.tmp, "v2"), &e));
+	for (tool = DIFF; tool <= GIT; tool++)
+		ACCEPT(vinc(&f, tool, "v1", "v2", NULL, &e));
+	/* two withdraw it: bar.0.1/opam is on disk but no longer signed */
+	fx_copy(&f, "v2", "v3");
+	drop_entry(&f, 1, "packages/bar/bar.0.1/opam");
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	tool = -1;
+	REJECT(vfull(&f, fx_path(&f, f.tmp, "v3"), &e), "packages/bar/bar.0.1/opam", "not covered");
+	for (tool = DIFF; tool <= GIT; tool++)
+		REJECT(vinc(&f, tool, "v2", "v3", NULL, &e), "packages/bar/bar.0.1/opam",
+		       "not covered");
+	fx_free(&f);
+}
+END_TEST
+
+/* A maintainer file whose entries stay the same but whose signature breaks no longer counts. */
+START_TEST(test_broken_signature_same_entries)
+{
+	struct fx f;
+	struct cx_err e;
+	int tool = -1;
+
+	fx_init(&f);
+	fx_copy(&f, "v1", "v2");
+	/* m1 re-signed, then its signature made invalid: quorum 2 still met by m2 and m3 */
+	rb_world_sign_maintainer(&f.w, 0);
+	ck_assert_int_eq(cx_test_sh("sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m1'", f.w.dir), 0);
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	ACCEPT(vfull(&f, fx_path(&f, f.tmp, "v2"), &e));
+	for (tool = DIFF; tool <= GIT; tool++)
+		ACCEPT(vinc(&f, tool, "v1", "v2", NULL, &e));
+	/* m2 breaks too: only m3 is left, every file loses its quorum */
+	fx_copy(&f, "v2", "v3");
+	rb_world_sign_maintainer(&f.w, 1);
+	ck_assert_int_eq(cx_test_sh("sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m2'", f.w.dir), 0);
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	tool = -1;
+	REJECT(vfull(&f, fx_path(&f, f.tmp, "v3"), &e), "not covered", NULL);
+	for (tool = DIFF; tool <= GIT; tool++)
+		REJECT(vinc(&f, tool, "v2", "v3", NULL, &e), "not covered", NULL);
+	fx_free(&f);
+}
+END_TEST
+
+/* The snapshot may not change what it says of a keydir file the update leaves alone. */
+START_TEST(test_snapshot_lies_about_untouched)
+{
+	struct fx f;
+	struct cx_err e;
+	int tool = -1;
+	struct cx_target *t;
+
+	fx_init(&f);
+	fx_copy(&f, "v1", "v2");
+	rb_world_sign_snapshot(&f.w);
+	/* claim a different size for keys/m3, which the update does not touch */
+	for (t = f.w.rsnap->targets; strcmp(t->path, "keys/m3") != 0; t++)
+		;
+	t->size++;
+	f.w.rsnap->sigs = NULL;
+	f.w.rsnap->nsigs = 0;
+	rb_sign(&f.w.a, f.w.rsnap, f.w.snap, f.w.created);
+	rb_write(f.w.rsnap, f.w.dir, "snap");
+	rb_world_sign_timestamp(&f.w);
+	tool = -1;
+	REJECT(vfull(&f, fx_path(&f, f.tmp, "v2"), &e), "keys/m3", "snapshot");
+	for (tool = DIFF; tool <= GIT; tool++)
+		REJECT(vinc(&f, tool, "v1", "v2", NULL, &e), "keys/m3", "snapshot");
+	fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_new_release)
 {
 	struct fx f;
@@ -215,7 +327,8 @@ START_TEST(test_new_release)
 		ACCEPT(vinc(&f, tool, "v1", "v2", &res, &e));
 		ck_assert_uint_eq(res.c.snap_counter, 1);
 		ck_assert_uint_eq(res.c.ts_counter, 1);
-		ck_assert_uint_eq(res.ndata, 4);
+		/* only what the update touches is read again: the new release */
+		ck_assert_uint_eq(res.ndata, 1);
 	}
 	fx_free(&f);
 }
@@ -630,6 +743,9 @@ main(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_new_release);
+	tcase_add_test(tc, test_withdrawn_entry);
+	tcase_add_test(tc, test_broken_signature_same_entries);
+	tcase_add_test(tc, test_snapshot_lies_about_untouched);
 	tcase_add_test(tc, test_release_below_quorum);
 	tcase_add_test(tc, test_tampered);
 	tcase_add_test(tc, test_not_clean);

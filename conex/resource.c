@@ -733,12 +733,39 @@ cx_resource_write(const struct cx_resource *r, struct cx_buf *out, struct cx_err
  * second tree first.  Keys of every map are emitted in ascending byte order;
  * test_wire checks the result equals cx_wire_canon(cx_resource_signed_wire()).
  */
+/* printf is a fifth of the time of writing 30,000 targets: numbers by hand */
+static int
+put_dec(struct cx_buf *o, uint64_t v)
+{
+	char t[24];
+	size_t i = sizeof(t);
+
+	do
+		t[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return cx_buf_put(o, t + i, sizeof(t) - i);
+}
+
+static int
+put_hex(struct cx_buf *o, uint64_t v)
+{
+	char t[24];
+	size_t i = sizeof(t);
+
+	do
+		t[--i] = "0123456789ABCDEF"[v & 15];
+	while ((v >>= 4) != 0);
+	t[--i] = 'x';
+	t[--i] = '0';
+	return cx_buf_put(o, t + i, sizeof(t) - i);
+}
+
 static int
 canon_data(struct cx_buf *o, const char *s, size_t n)
 {
 	int r;
 
-	if ((r = cx_buf_putf(o, "%zu'", n)) != 0)
+	if ((r = put_dec(o, n)) != 0 || (r = cx_buf_put_u8(o, '\'')) != 0)
 		return r;
 	return cx_buf_put(o, s, n);
 }
@@ -817,13 +844,15 @@ canon_targets(struct cx_buf *o, const struct cx_resource *r)
 		if ((rc = cx_buf_put_str(o, i ? ";{digest:[" : "{digest:[")) != 0)
 			return rc;
 		for (j = 0; j < t->ndigests; j++)
-			if ((rc = cx_buf_putf(o, "%s%zu'sha256=", j ? ";" : "",
-					      t->digests[j].len + 7)) != 0 ||
+			if ((j && (rc = cx_buf_put_u8(o, ';')) != 0) ||
+			    (rc = put_dec(o, t->digests[j].len + 7)) != 0 ||
+			    (rc = cx_buf_put(o, "'sha256=", 8)) != 0 ||
 			    (rc = cx_buf_put(o, t->digests[j].value, t->digests[j].len)) != 0)
 				return rc;
-		if ((rc = cx_buf_put_str(o, "];filename:")) != 0 ||
+		if ((rc = cx_buf_put(o, "];filename:", 11)) != 0 ||
 		    (rc = canon_data(o, t->path, strlen(t->path))) != 0 ||
-		    (rc = cx_buf_putf(o, ";size:0x%llX}", (unsigned long long)t->size)) != 0)
+		    (rc = cx_buf_put(o, ";size:", 6)) != 0 || (rc = put_hex(o, t->size)) != 0 ||
+		    (rc = cx_buf_put_u8(o, '}')) != 0)
 			return rc;
 	}
 	return cx_buf_put_str(o, "];");

@@ -1508,33 +1508,97 @@ affect_all(struct vctx *v, const struct cx_resource *t)
 	return 0;
 }
 
-/* One line per entry: equal lines mean the entry is the same in both versions. */
 static int
-entry_set(struct vctx *v, const struct cx_resource *t, struct smap *m)
+target_ptr_cmp(const void *x, const void *y)
+{
+	const struct cx_target *a = *(const struct cx_target *const *)x;
+	const struct cx_target *b = *(const struct cx_target *const *)y;
+
+	return strcmp(a->path, b->path);
+}
+
+/* The targets of r by path; files the tools write are sorted already, so usually no sort. */
+static const struct cx_target **
+targets_by_path(const struct cx_resource *r)
+{
+	const struct cx_target **v = malloc((r->ntargets + 1) * sizeof(*v));
+	size_t i;
+	int sorted = 1;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; i < r->ntargets; i++) {
+		v[i] = &r->targets[i];
+		if (i && strcmp(v[i - 1]->path, v[i]->path) > 0)
+			sorted = 0;
+	}
+	if (!sorted)
+		qsort(v, r->ntargets, sizeof(*v), target_ptr_cmp);
+	return v;
+}
+
+/* Every path listed with a different (size, digests) set in a and b, or in one only. */
+static int
+affect_target_changes(struct vctx *v, const struct cx_resource *a, const struct cx_resource *b)
+{
+	const struct cx_target **x = targets_by_path(a), **y = targets_by_path(b);
+	size_t i = 0, j = 0, i2, j2, k, l;
+	int r = 0;
+
+	if (x == NULL || y == NULL) {
+		free(x);
+		free(y);
+		return nomem(v);
+	}
+	while (r == 0 && (i < a->ntargets || j < b->ntargets)) {
+		int c = i == a->ntargets ? 1 : j == b->ntargets ? -1 : strcmp(x[i]->path, y[j]->path);
+		if (c < 0) {
+			r = aff_add(v, x[i++]->path);
+			continue;
+		}
+		if (c > 0) {
+			r = aff_add(v, y[j++]->path);
+			continue;
+		}
+		/* the same path, maybe listed more than once on either side */
+		for (i2 = i; i2 < a->ntargets && strcmp(x[i2]->path, x[i]->path) == 0; i2++)
+			;
+		for (j2 = j; j2 < b->ntargets && strcmp(y[j2]->path, y[j]->path) == 0; j2++)
+			;
+		if (i2 - i != j2 - j) {
+			r = aff_add(v, x[i]->path);
+		} else {
+			for (k = i; k < i2 && r == 0; k++) {
+				for (l = j; l < j2 && !digests_equal(x[k], y[l]); l++)
+					;
+				if (l == j2)
+					r = aff_add(v, x[i]->path);
+			}
+		}
+		i = i2;
+		j = j2;
+	}
+	free(x);
+	free(y);
+	return r;
+}
+
+/* Delegations: one line per (path, terminating, canonical expression). */
+static int
+delegation_set(struct vctx *v, const struct cx_resource *t, struct smap *m)
 {
 	struct cx_buf b;
 	size_t i, j;
 	int r = 0;
 
 	cx_buf_init(&b, 0);
-	for (i = 0; i < t->ntargets && r == 0; i++) {
-		const struct cx_target *tg = &t->targets[i];
-		char *k;
-		cx_buf_reset(&b);
-		r = cx_buf_putf(&b, "T%s\n%llu", tg->path, (unsigned long long)tg->size);
-		for (j = 0; j < tg->ndigests && r == 0; j++)
-			r = cx_buf_putf(&b, "\n%.*s", (int)tg->digests[j].len, tg->digests[j].value);
-		if (r != 0 || (k = cx_arena_memdup(&v->a, b.d, b.len)) == NULL ||
-		    smap_put(m, k, (void *)tg->path) < 0)
-			r = CX_ENOMEM;
-	}
 	for (i = 0; i < t->ndels && r == 0; i++) {
 		const struct cx_delegation *d = &t->dels[i];
 		struct cx_wire *w = cx_expr_to_wire(&v->a, d->valid);
 		for (j = 0; j < d->npaths && r == 0; j++) {
 			char *k;
 			cx_buf_reset(&b);
-			r = w == NULL ? CX_ENOMEM : cx_buf_putf(&b, "D%s\n%d\n", d->paths[j], d->terminating);
+			r = w == NULL ? CX_ENOMEM : cx_buf_putf(&b, "%s\n%d\n", d->paths[j], d->terminating);
 			if (r == 0)
 				r = cx_wire_canon(w, &b);
 			if (r != 0 || (k = cx_arena_memdup(&v->a, b.d, b.len)) == NULL ||
@@ -1546,7 +1610,7 @@ entry_set(struct vctx *v, const struct cx_resource *t, struct smap *m)
 	return r == 0 ? 0 : nomem(v);
 }
 
-/* Entries of a that b lacks become affected. */
+/* Delegations of a that b lacks: their paths become affected prefixes. */
 static int
 affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
 {
@@ -1556,8 +1620,7 @@ affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
 		const struct smap_ent *x = &a->t[i];
 		if (x->k == NULL || smap_get(b, x->k) != NULL)
 			continue;
-		r = x->k[0] == 'T' ? aff_add(v, x->v) : pref_add(v, x->v);
-		if (r != 0)
+		if ((r = pref_add(v, x->v)) != 0)
 			return r;
 	}
 	return 0;
@@ -1614,8 +1677,8 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 			return r;
 		return 0;
 	}
-	if ((r = entry_set(v, t0, &s0)) == 0 && (r = entry_set(v, f->t, &s1)) == 0 &&
-	    (r = affect_missing(v, &s0, &s1)) == 0)
+	if ((r = affect_target_changes(v, t0, f->t)) == 0 && (r = delegation_set(v, t0, &s0)) == 0 &&
+	    (r = delegation_set(v, f->t, &s1)) == 0 && (r = affect_missing(v, &s0, &s1)) == 0)
 		r = affect_missing(v, &s1, &s0);
 	smap_free(&s0);
 	smap_free(&s1);

@@ -16,7 +16,6 @@ struct acc_ent { /* one accepted (digest, size) of a path */
 
 struct acc_slot {
 	const char *path;
-	uint64_t hash;
 	struct acc_ent *ents;
 	int seen; /* matched a file on disk */
 };
@@ -63,12 +62,10 @@ struct vctx {
 	struct cx_buf buf; /* file contents */
 	struct cx_resource *root, *snap, *ts;
 	const char *snap_id;
-	/* accepted targets: open addressing on the path */
-	struct acc_slot *acc;
-	size_t nacc, capacc;
-	/* targets files by id (exact): open addressing over arena-held entries */
-	struct tfile **tf;
-	size_t ntf, captf;
+	/* accepted targets: path -> struct acc_slot */
+	struct smap acc;
+	/* targets files by id (exact) -> struct tfile, arena-held so pointers stay valid */
+	struct smap tf;
 	/* the data directory, walked and hashed on other threads meanwhile */
 	pthread_t walker;
 	int walking;
@@ -191,37 +188,28 @@ nomem(struct vctx *v)
 static struct acc_slot *
 acc_find(struct vctx *v, const char *path, int create)
 {
-	uint64_t h = fnv(path);
-	size_t i;
+	struct acc_slot *s = smap_get(&v->acc, path);
 
-	if (create && (v->nacc + 1) * 2 > v->capacc) {
-		size_t ncap = v->capacc ? v->capacc * 2 : 1024, j;
-		struct acc_slot *n = calloc(ncap, sizeof(*n));
-		if (n == NULL)
-			return NULL;
-		for (j = 0; j < v->capacc; j++) {
-			struct acc_slot *s = &v->acc[j];
-			if (s->path == NULL)
-				continue;
-			for (i = s->hash & (ncap - 1); n[i].path != NULL; i = (i + 1) & (ncap - 1))
-				;
-			n[i] = *s;
-		}
-		free(v->acc);
-		v->acc = n;
-		v->capacc = ncap;
-	}
-	if (v->capacc == 0)
+	if (s != NULL || !create)
+		return s;
+	if ((s = cx_arena_alloc(&v->a, sizeof(*s))) == NULL)
 		return NULL;
-	for (i = h & (v->capacc - 1); v->acc[i].path != NULL; i = (i + 1) & (v->capacc - 1))
-		if (v->acc[i].hash == h && strcmp(v->acc[i].path, path) == 0)
-			return &v->acc[i];
-	if (!create)
+	s->path = path;
+	if (smap_put(&v->acc, path, s) < 0)
 		return NULL;
-	v->acc[i].path = path;
-	v->acc[i].hash = h;
-	v->nacc++;
-	return &v->acc[i];
+	return s;
+}
+
+/* Calls fn on every accepted path until it returns non-zero. */
+static int
+acc_each(struct vctx *v, int (*fn)(struct vctx *v, struct acc_slot *s, void *arg), void *arg)
+{
+	int r;
+
+	for (size_t i = 0; i < v->acc.cap; i++)
+		if (v->acc.t[i].k != NULL && (r = fn(v, v->acc.t[i].v, arg)) != 0)
+			return r;
+	return 0;
 }
 
 static int
@@ -718,30 +706,10 @@ load_targets(struct vctx *v, const char *id)
 	size_t i;
 	int r;
 
-	/* pointers handed out stay valid: entries live in the arena, the table holds pointers */
-	if ((v->ntf + 1) * 2 > v->captf) {
-		size_t ncap = v->captf ? v->captf * 2 : 256, j;
-		struct tfile **n = calloc(ncap, sizeof(*n));
-		if (n == NULL)
-			return NULL;
-		for (j = 0; j < v->captf; j++) {
-			if (v->tf[j] == NULL)
-				continue;
-			for (i = fnv(v->tf[j]->id) & (ncap - 1); n[i] != NULL; i = (i + 1) & (ncap - 1))
-				;
-			n[i] = v->tf[j];
-		}
-		free(v->tf);
-		v->tf = n;
-		v->captf = ncap;
-	}
-	for (i = fnv(id) & (v->captf - 1); v->tf[i] != NULL; i = (i + 1) & (v->captf - 1))
-		if (strcmp(v->tf[i]->id, id) == 0)
-			return v->tf[i];
-	if ((f = cx_arena_alloc(&v->a, sizeof(*f))) == NULL)
+	if ((f = smap_get(&v->tf, id)) != NULL)
+		return f;
+	if ((f = cx_arena_alloc(&v->a, sizeof(*f))) == NULL || smap_put(&v->tf, id, f) < 0)
 		return NULL;
-	v->tf[i] = f;
-	v->ntf++;
 	f->id = id;
 	f->state = -1;
 	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
@@ -1158,14 +1126,36 @@ pkg_prefix_len(const char *datadir, const char *path)
 	return (size_t)(rel - path) + seglen(rel);
 }
 
+struct pkg_arg {
+	const char *path;
+	size_t plen;
+};
+
+static int
+pkg_match(struct vctx *v, struct acc_slot *s, void *arg)
+{
+	const struct pkg_arg *p = arg;
+
+	(void)v;
+	return strncmp(s->path, p->path, p->plen) == 0 && s->path[p->plen] == '/';
+}
+
 static int
 pkg_has_accepted(struct vctx *v, const char *path, size_t plen)
 {
-	for (size_t i = 0; i < v->capacc; i++)
-		if (v->acc[i].path != NULL && strncmp(v->acc[i].path, path, plen) == 0 &&
-		    v->acc[i].path[plen] == '/')
-			return 1;
-	return 0;
+	struct pkg_arg p = {path, plen};
+
+	return acc_each(v, pkg_match, &p);
+}
+
+static int
+unseen_is_missing(struct vctx *v, struct acc_slot *s, void *arg)
+{
+	(void)arg;
+	if (s->ents == NULL || s->seen)
+		return 0;
+	return reject(v, "%s is listed in valid targets but missing on disk (only in targets)",
+		      s->path);
 }
 
 static void *
@@ -1244,11 +1234,9 @@ compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 	cx_file_list_free(&fl);
 	if (r != 0)
 		return r;
-	for (i = 0; i < v->capacc; i++)
-		if (v->acc[i].path != NULL && !v->acc[i].seen)
-			return reject(v, "%s is listed in valid targets but missing on disk (only in targets)",
-				      v->acc[i].path);
-	res->naccepted = v->nacc;
+	if ((r = acc_each(v, unseen_is_missing, NULL)) != 0)
+		return r;
+	res->naccepted = v->acc.n;
 	return 0;
 }
 
@@ -1299,8 +1287,8 @@ out:
 		pthread_join(v.walker, NULL);
 		cx_file_list_free(&v.walked);
 	}
-	free(v.acc);
-	free(v.tf);
+	smap_free(&v.acc);
+	smap_free(&v.tf);
 	free(v.q);
 	smap_free(&v.snapidx);
 	cx_buf_free(&v.buf);
@@ -1756,11 +1744,9 @@ compare_incremental(struct vctx *v, struct cx_verify_result *res)
 			return r;
 	}
 	/* what was accepted below a changed delegation must be on disk */
-	for (i = 0; i < v->capacc; i++)
-		if (v->acc[i].path != NULL && v->acc[i].ents != NULL && !v->acc[i].seen &&
-		    (r = check_path(v, v->acc[i].path, NULL, 0)) != 0)
-			return r;
-	res->naccepted = v->nacc;
+	if ((r = acc_each(v, unseen_is_missing, NULL)) != 0)
+		return r;
+	res->naccepted = v->acc.n;
 	return 0;
 }
 
@@ -1844,8 +1830,8 @@ out:
 	smap_free(&in.aff);
 	smap_free(&in.affdirs);
 	free(in.pref);
-	free(v.acc);
-	free(v.tf);
+	smap_free(&v.acc);
+	smap_free(&v.tf);
 	free(v.q);
 	smap_free(&v.snapidx);
 	cx_buf_free(&b);

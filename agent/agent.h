@@ -37,6 +37,7 @@
 #define AGENT_RESCAN_S 2	/* seconds between token rescans */
 #define AGENT_FRAME_TIMEOUT_S 30 /* a frame begun must be finished within this */
 #define AGENT_STOP_WAIT_S 3	/* shutdown: how long a busy worker is waited for */
+#define AGENT_SPIN_US 200	/* an idle worker yields this long before it sleeps */
 
 struct agent;
 struct conn;
@@ -64,6 +65,7 @@ struct worker {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job *head, *tail;
+	atomic_int queued; /* jobs in the queue, read without the lock while spinning */
 	void (*run)(struct agent *a, struct job *j);
 	struct tok *tok; /* token workers only */
 	int stopping;	 /* JOB_STOP queued (main thread) */
@@ -99,6 +101,7 @@ struct job {
 	/* the connection that waits for the answer; slot SIZE_MAX: internal job */
 	size_t cslot;
 	uint64_t cgen;
+	int fd;		      /* the connection's: SIGN answers are written by the worker */
 	atomic_int cancelled; /* the client went away: do not sign */
 	struct peer peer;     /* copy, for the audit line */
 
@@ -146,6 +149,10 @@ struct job {
 	size_t nscan;
 	int *scanned;		 /* JOB_RESCAN: per module, 1 if its slot list was read */
 	uint32_t wait;		 /* JOB_UNLOCK */
+	struct cx_buf out;	 /* SIGN: the answer frame the worker wrote (or began to) */
+	size_t written;
+	int replied;		 /* the worker encoded the answer and tried to send it */
+	int write_failed;
 };
 
 /* ---- connections (conn.c) ---- */
@@ -168,6 +175,7 @@ struct conn {
 	struct cx_buf out;
 	int close_after; /* close once out is written */
 	struct job *job; /* in flight */
+	int dead;	 /* closed while its job runs: fd kept (the worker may write) until it ends */
 };
 
 /* ---- token side (tokens.c) ---- */
@@ -247,6 +255,9 @@ struct agent {
 	struct conn **conns; /* slot table */
 	size_t nconns, conncap, nlive;
 	uint64_t nextgen;
+	uint64_t answers; /* answers finished: the loop stays awake a moment after one */
+	atomic_int running; /* jobs queued or running in any worker */
+	int spin;	    /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
 	uint8_t *secret;       /* decoder secrets: sodium_malloc(CX_PROTO_MAX) */
 
@@ -289,7 +300,12 @@ void cx_loop_discard(struct agent *a);		  /* shutdown: free finished jobs unread
 void cx_conn_accept(struct agent *a);
 void cx_conn_io(struct agent *a, struct conn *c, short revents);
 void cx_conn_close(struct agent *a, struct conn *c);
-void cx_conn_close_all(struct agent *a);
+void cx_conn_cancel_all(struct agent *a); /* shutdown, before the workers stop */
+void cx_conn_close_all(struct agent *a);  /* shutdown, after */
+/* Worker side: writes a SIGN job's answer straight to the client. */
+void cx_conn_worker_reply(struct job *j);
+/* Main side: finishes what the worker wrote; 0 if it wrote nothing (answer normally). */
+int cx_conn_take_reply(struct agent *a, struct conn *c, struct job *j);
 void cx_conn_tick(struct agent *a, int64_t now);
 struct conn *cx_conn_find(struct agent *a, size_t slot, uint64_t gen);
 void cx_conn_reply(struct agent *a, struct conn *c, const struct cx_msg *m);
@@ -309,6 +325,7 @@ void cx_reg_unref(struct agent *a, struct akey *k);
 /* A token listed these keys (listed: authoritative; absent: the token is gone). */
 void cx_reg_token_keys(struct agent *a, struct tok *t, const struct cx_p11_key *keys, size_t n,
 		       int listed);
+void cx_reg_token_present(struct agent *a, struct tok *t);
 void cx_reg_token_absent(struct agent *a, struct tok *t);
 void cx_reg_token_forget(struct agent *a, struct tok *t);
 void cx_reg_tick(struct agent *a, int64_t now);

@@ -60,14 +60,9 @@ body_free(struct conn *c, int wipe)
 	c->hdrlen = 0;
 }
 
-void
-cx_conn_close(struct agent *a, struct conn *c)
+static void
+conn_free(struct agent *a, struct conn *c)
 {
-	if (c->job != NULL) {
-		/* the worker sees this before it signs; its answer is dropped by generation */
-		atomic_store(&c->job->cancelled, 1);
-		c->job = NULL;
-	}
 	body_free(c, 1);
 	cx_buf_free(&c->out);
 	close(c->fd);
@@ -77,6 +72,25 @@ cx_conn_close(struct agent *a, struct conn *c)
 	    (unsigned long long)c->gen);
 	free(c->peer.exe);
 	free(c);
+}
+
+void
+cx_conn_close(struct agent *a, struct conn *c)
+{
+	if (c->job != NULL) {
+		/*
+		 * The worker checks this before it confirms, signs or writes
+		 * the answer.  It may be writing to the fd right now, so the
+		 * fd stays open (and unused) until the job comes back:
+		 * closing it could hand its number to another connection.
+		 */
+		atomic_store(&c->job->cancelled, 1);
+		c->dead = 1;
+		body_free(c, 1);
+		cx_buf_free(&c->out);
+		return;
+	}
+	conn_free(a, c);
 }
 
 static char *
@@ -210,6 +224,7 @@ flush_out(struct agent *a, struct conn *c)
 	}
 	cx_buf_free(&c->out);
 	cx_buf_init(&c->out, CX_PROTO_MAX + CX_PROTO_HDR);
+	a->answers++;
 	if (c->close_after) {
 		cx_conn_close(a, c);
 		return -1;
@@ -296,6 +311,7 @@ cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *
 {
 	j->cslot = c->slot;
 	j->cgen = c->gen;
+	j->fd = c->fd;
 	j->peer.uid = c->peer.uid;
 	j->peer.pid = c->peer.pid;
 	if (j->peer.exe == NULL)
@@ -314,7 +330,69 @@ cx_conn_of_job(struct agent *a, struct job *j)
 	    c->job != j)
 		return NULL;
 	c->job = NULL;
+	if (c->dead) {
+		conn_free(a, c);
+		return NULL;
+	}
 	return c;
+}
+
+void
+cx_conn_worker_reply(struct job *j)
+{
+	struct cx_msg m;
+	ssize_t n;
+
+	if (atomic_load(&j->cancelled) || j->fd < 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	if (j->aerr == 0) {
+		m.type = CX_MSG_SIGNATURE;
+		m.u.signature.sig = j->sig.d;
+		m.u.signature.siglen = j->sig.len;
+	} else {
+		m.type = CX_MSG_ERROR;
+		m.u.error.code = (uint32_t)j->aerr;
+		m.u.error.detail = j->detail;
+		m.u.error.message = j->err.msg;
+	}
+	if (cx_msg_encode(&m, &j->out) != 0) {
+		cx_buf_free(&j->out); /* the loop answers */
+		return;
+	}
+	j->replied = 1;
+	/* what does not go now (a full socket buffer) the loop sends later */
+	while (j->written < j->out.len) {
+		n = send(j->fd, j->out.d + j->written, j->out.len - j->written,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				j->write_failed = 1;
+			break;
+		}
+		j->written += (size_t)n;
+	}
+}
+
+int
+cx_conn_take_reply(struct agent *a, struct conn *c, struct job *j)
+{
+	if (!j->replied)
+		return 0;
+	c->job = NULL;
+	if (j->write_failed) {
+		cx_conn_close(a, c);
+		return 1;
+	}
+	if (j->written < j->out.len &&
+	    cx_buf_put(&c->out, j->out.d + j->written, j->out.len - j->written) != 0) {
+		cx_conn_close(a, c);
+		return 1;
+	}
+	flush_out(a, c);
+	return 1;
 }
 
 void
@@ -561,11 +639,19 @@ cx_conn_tick(struct agent *a, int64_t now)
 }
 
 void
+cx_conn_cancel_all(struct agent *a)
+{
+	for (size_t i = 0; i < a->conncap; i++)
+		if (a->conns[i] != NULL && a->conns[i]->job != NULL)
+			atomic_store(&a->conns[i]->job->cancelled, 1);
+}
+
+void
 cx_conn_close_all(struct agent *a)
 {
 	for (size_t i = 0; i < a->conncap; i++)
 		if (a->conns[i] != NULL)
-			cx_conn_close(a, a->conns[i]);
+			conn_free(a, a->conns[i]);
 	free(a->conns);
 	a->conns = NULL;
 	a->conncap = 0;

@@ -431,6 +431,8 @@ init_daemon(struct agent *a, struct cx_err *e)
 	if (cx_pincache_new(a->pin_idle, a->pin_max, &a->pins) != 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
 	pthread_mutex_init(&a->done_mu, NULL);
+	atomic_init(&a->running, 0);
+	a->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	if (cx_worker_start(a, &a->soft, "soft", NULL, cx_reg_soft_run) != 0 ||
 	    cx_worker_start(a, &a->pw, "lock", NULL, cx_policy_run) != 0)
 		return cx_err_set(e, CX_EIO, "cannot start workers");
@@ -454,10 +456,12 @@ shutdown_agent(struct agent *a, int made_tmp)
 		}
 	}
 	/* in-flight jobs are cancelled: workers skip their confirmations and signatures */
-	cx_conn_close_all(a);
+	cx_conn_cancel_all(a);
 	cx_worker_stop(&a->soft, AGENT_STOP_WAIT_S);
 	cx_worker_stop(&a->pw, AGENT_STOP_WAIT_S);
 	cx_tokens_shutdown(a);
+	/* only now: a worker may have been writing an answer to one of these fds */
+	cx_conn_close_all(a);
 	cx_loop_discard(a);
 	cx_reg_free(a);
 	cx_pincache_free(a->pins);
@@ -624,6 +628,8 @@ main(int argc, char **argv)
 
 	if (init_daemon(&a, &e) != 0) {
 		if (ready[1] >= 0) {
+			if (a.sockpath != NULL && !a.activated)
+				unlink(a.sockpath);
 			snprintf(buf, sizeof(buf), "-%s", e.msg);
 			(void)!write(ready[1], buf, strlen(buf));
 			_exit(1);

@@ -454,7 +454,7 @@ cx_policy_unlock(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (now < a->lock.next_try) {
 		/* backing off: not even the right password is tried */
-		cx_audit(a, &c->peer, "unlock", "", "", "", "", NULL, "AGENT_LOCKED");
+		cx_audit(a, &c->peer, "unlock", "", "", "", "", NULL, cx_agent_err_name(CX_AERR_AGENT_LOCKED));
 		cx_conn_error(a, c, CX_AERR_AGENT_LOCKED, (uint32_t)(a->lock.next_try - now),
 		    "unlock refused for %ld more seconds after %u failed attempts",
 		    (long)(a->lock.next_try - now), a->lock.failures);

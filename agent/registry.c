@@ -196,6 +196,19 @@ cx_reg_token_keys(struct agent *a, struct tok *t, const struct cx_p11_key *keys,
 }
 
 void
+cx_reg_token_present(struct agent *a, struct tok *t)
+{
+	/*
+	 * The token is back: its keys are taken to be there until a listing
+	 * made while logged in, or a signature, says otherwise (SoftHSM hides
+	 * private keys before login, so an empty list proves nothing).
+	 */
+	for (struct akey *k = a->keys; k != NULL; k = k->next)
+		if (k->tok == t)
+			k->present = 1;
+}
+
+void
 cx_reg_token_absent(struct agent *a, struct tok *t)
 {
 	for (struct akey *k = a->keys; k != NULL; k = k->next)
@@ -317,7 +330,7 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (cx_softkey_load(m->u.add_key.id, (const uint8_t *)m->u.add_key.pem,
 	    m->u.add_key.pemlen, &sk, &e) != 0) {
-		cx_audit(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL, "BAD_REQUEST");
+		cx_audit(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL, cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "%s", e.msg);
 		return;
 	}
@@ -326,7 +339,7 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 		if (k->tok != NULL) {
 			cx_softkey_free(sk);
 			cx_audit(a, &c->peer, "add-key", kid, k->tok->serial, "", m->u.add_key.id,
-			    NULL, "REFUSED");
+			    NULL, cx_agent_err_name(CX_AERR_REFUSED));
 			cx_conn_error(a, c, CX_AERR_REFUSED, 0, "key %s is on token %s", kid,
 			    k->tok->serial);
 			return;
@@ -357,12 +370,12 @@ cx_reg_remove_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.remove_key.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.remove_key.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, "", "", "", NULL, "NO_SUCH_KEY");
+		cx_audit(a, &c->peer, "remove-key", kid, "", "", "", NULL, cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
 	}
 	if (k->tok != NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL, "REFUSED");
+		cx_audit(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL, cx_agent_err_name(CX_AERR_REFUSED));
 		cx_conn_error(a, c, CX_AERR_REFUSED, 0,
 		    "key %s is on token %s: remove the token instead", kid, k->tok->serial);
 		return;
@@ -381,7 +394,7 @@ cx_reg_set_policy(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.set_policy.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.set_policy.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "set-policy", kid, "", "", "", NULL, "NO_SUCH_KEY");
+		cx_audit(a, &c->peer, "set-policy", kid, "", "", "", NULL, cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
 	}
@@ -411,7 +424,10 @@ cx_reg_soft_run(struct agent *a, struct job *j)
 		goto out;
 	}
 	/* the job's reference keeps the key and its material alive */
-	if ((r = cx_softkey_sign(j->key->soft, j->data, j->datalen, &j->sig, &j->err)) != 0)
+	if (j->key->soft == NULL) {
+		j->aerr = CX_AERR_NO_SUCH_KEY;
+		cx_err_set(&j->err, CX_ENOENT, "key %s is gone", j->conexid);
+	} else if ((r = cx_softkey_sign(j->key->soft, j->data, j->datalen, &j->sig, &j->err)) != 0)
 		j->aerr = CX_AERR_TOKEN_ERROR;
 out:
 	if (cx_audit(a, &j->peer, "sign", j->keyidstr, "", j->rtype, j->rname, j->data_sha,
@@ -438,7 +454,7 @@ cx_reg_sign_done(struct agent *a, struct job *j)
 		if (j->aerr == 0)
 			k->sigs++;
 	}
-	if ((c = cx_conn_of_job(a, j)) == NULL)
+	if ((c = cx_conn_of_job(a, j)) == NULL || cx_conn_take_reply(a, c, j))
 		return;
 	if (j->aerr != 0) {
 		cx_conn_error(a, c, (uint32_t)j->aerr, j->detail, "%s", j->err.msg);

@@ -875,6 +875,7 @@ cx_tokens_done(struct agent *a, struct job *j)
 					cx_agent_log(a, LOG_INFO, "token %s (serial %s) attached",
 					    t->label, t->serial);
 				t->present = 1;
+				cx_reg_token_present(a, t);
 			}
 		}
 		if (j->absent) {
@@ -919,8 +920,9 @@ present_tok(struct agent *a, struct conn *c, const char *serial, const char *op)
 {
 	struct tok *t;
 
-	if ((t = cx_tokens_find(a, serial)) == NULL || !t->present) {
-		cx_audit(a, &c->peer, op, "", serial, "", "", NULL, "TOKEN_ABSENT");
+	/* a token being opened is as good as present: the job queues behind the open */
+	if ((t = cx_tokens_find(a, serial)) == NULL || (!t->present && !t->reopening)) {
+		cx_audit(a, &c->peer, op, "", serial, "", "", NULL, cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\" is %s",
 		    serial, t == NULL ? "attached" : "present");
 		return NULL;
@@ -958,7 +960,7 @@ cx_tokens_add(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	if (realpath(m->u.add_token.module, rp) == NULL) {
 		cx_audit(a, &c->peer, "add-token", "", m->u.add_token.token, "",
-		    m->u.add_token.module, NULL, "BAD_REQUEST");
+		    m->u.add_token.module, NULL, cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "module %s: %s", m->u.add_token.module,
 		    strerror(errno));
 		return;
@@ -985,7 +987,7 @@ cx_tokens_remove(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	if ((t = cx_tokens_find(a, m->u.remove_token.serial)) == NULL) {
 		cx_audit(a, &c->peer, "remove-token", "", m->u.remove_token.serial, "", "", NULL,
-		    "TOKEN_ABSENT");
+		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\"",
 		    m->u.remove_token.serial);
 		return;

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The demo (README): `conex verify` at work.
+# The demo (README): conex-agent signs with keys on a token, `conex verify`
+# checks the result.
 #
 #   (a) verifies ../shared/vectors/testrepo, a copy of hannesm/testrepo signed
 #       by the upstream conex tools, with its published trust anchor;
-#   (b) signs a small demo repository (with cx-testsign, a test tool with
-#       software keys), verifies it in full, verifies an update incrementally
-#       from a patch as opam does, and shows that a tampered file and a
-#       rollback are rejected.
+#   (b) makes a SoftHSM token in a temporary directory, starts conex-agent on
+#       it (module allow-list: the SoftHSM module only), logs in with a PIN
+#       read from a file, and generates on the token the keys root, m1, snap
+#       and timestamp (Ed25519, sensitive, not extractable);
+#   (c) signs a demo repository through the agent (cx-testsign --agent: every
+#       signature is made by the token, behind the agent's policy checks),
+#       verifies it in full, verifies a second release incrementally from a
+#       `diff -ruaN` patch as opam does, shows that a tampered file and a
+#       rollback are rejected, checks the agent's audit log, and stops the
+#       agent.
 #
 # Run on Debian 12, as root, from the repository root: installs packages with
 # scripts/setup.sh and builds build/ if needed. Exits 0 only if every step
@@ -19,15 +26,46 @@ cd "$ROOT" || exit 1
 TESTREPO=../shared/vectors/testrepo
 TESTREPO_ANCHOR=sha256=3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701
 TESTREPO_NOW=2025-10-02T08:45:00Z # the testrepo's timestamp is from then
+SOFTHSM_MODULE=${CX_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 
 NOK=0
 NBAD=0
 W=
-trap '[ -n "$W" ] && rm -rf "$W"' EXIT
+AGENT_PID=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
+		kill "$AGENT_PID" 2>/dev/null
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$AGENT_PID" 2>/dev/null || break
+			sleep 0.2
+		done
+	fi
+	[ -n "$W" ] && rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*"; }
 ok() { say "   ok: $*"; NOK=$((NOK + 1)); }
 bad() { say "   UNEXPECTED: $*"; NBAD=$((NBAD + 1)); }
+indent() { sed 's/^/     /'; }
+finish() {
+	say
+	if [ "$NBAD" -eq 0 ]; then
+		say "demo: all $NOK checks behaved as expected"
+		exit 0
+	fi
+	say "demo: $NBAD of $((NOK + NBAD)) checks did NOT behave as expected"
+	exit 1
+}
+# A step that later steps need: stop here (through the trap) if it failed.
+need() {
+	if [ "$NBAD" -ne 0 ]; then
+		say "   (the rest of the demo needs this step: stopping)"
+		finish
+	fi
+}
 
 # expect 0|fail SHOWN-COMMAND COMMAND...: run it, print its output indented,
 # and check the exit code (0, or non-zero for "fail").
@@ -37,7 +75,7 @@ expect() {
 	say "   \$ $shown"
 	out=$("$@" 2>&1)
 	rc=$?
-	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/     /'
+	[ -n "$out" ] && printf '%s\n' "$out" | indent
 	if [ "$want" = 0 ] && [ "$rc" -eq 0 ]; then
 		ok "accepted (exit 0)"
 	elif [ "$want" = fail ] && [ "$rc" -ne 0 ]; then
@@ -45,6 +83,18 @@ expect() {
 	else
 		bad "exit $rc (expected $([ "$want" = 0 ] && echo 0 || echo non-zero))"
 	fi
+}
+
+# run SHOWN-COMMAND COMMAND...: a step that must succeed; its output indented.
+run() {
+	local shown=$1 out rc
+	shift
+	say "   \$ $shown"
+	out=$("$@" 2>&1)
+	rc=$?
+	[ -n "$out" ] && printf '%s\n' "$out" | indent
+	[ "$rc" -eq 0 ] || bad "exit $rc"
+	return "$rc"
 }
 
 say "== setup: scripts/setup.sh"
@@ -57,8 +107,8 @@ BUILD=${BUILD_DIR:-build}
 say "== build: $BUILD/ (RelWithDebInfo)"
 LOG=$(mktemp "${TMPDIR:-/tmp}/cx-demo-build.XXXXXX") || exit 1
 if { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo; } >"$LOG" 2>&1 &&
-	cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target conex cx-testsign >>"$LOG" 2>&1; then
-	say "   built $BUILD/conex and $BUILD/tests/tools/cx-testsign"
+	cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target conex conex-agent cx-testsign >>"$LOG" 2>&1; then
+	say "   built $BUILD/conex, $BUILD/conex-agent and $BUILD/tests/tools/cx-testsign"
 	rm -f "$LOG"
 else
 	tail -n 30 "$LOG"
@@ -70,6 +120,7 @@ case "$BUILD" in
 *) BUILD=$ROOT/$BUILD ;;
 esac
 CONEX=$BUILD/conex
+AGENT=$BUILD/conex-agent
 TESTSIGN=$BUILD/tests/tools/cx-testsign
 
 say
@@ -83,49 +134,136 @@ else
 fi
 
 say
-say "== (b) a demo repository, signed and verified as opam would"
-say "   Signing uses software keys (cx-testsign, a test tool). Signing through"
-say "   conex-agent with keys on a SoftHSM token comes later."
+say "== (b) signing keys on a token, held by conex-agent"
+for tool in softhsm2-util "$SOFTHSM_MODULE"; do
+	if ! command -v "$tool" >/dev/null && [ ! -e "$tool" ]; then
+		say "demo: $tool is missing (scripts/setup.sh installs softhsm2)"
+		exit 1
+	fi
+done
 W=$(mktemp -d "${TMPDIR:-/tmp}/cx-demo.XXXXXX") || exit 1
 cd "$W" || exit 1
+umask 077
+
+say
+say "-- a SoftHSM token in $W/tokens (a software stand-in for a smart card or HSM)"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$W" \
+	>softhsm2.conf
+mkdir tokens
+export SOFTHSM2_CONF=$W/softhsm2.conf
+# softhsm2-util only takes the PINs of a new token as arguments (or from a
+# terminal); this throwaway token's PINs are demo values. conex itself never
+# takes a PIN on its command line.
+printf '123456\n' >pin # the user PIN, for `conex agent login --pin-file`
+if ! softhsm2-util --init-token --free --label conex-demo --so-pin 12345678 \
+	--pin "$(cat pin)" >token.out 2>&1; then
+	indent <token.out
+	bad "softhsm2-util --init-token failed"
+	finish
+fi
+SERIAL=$(softhsm2-util --show-slots 2>/dev/null | awk '/Serial number/ && $3 != "" {print $3; exit}')
+say "   \$ softhsm2-util --init-token --free --label conex-demo ..."
+say "     token conex-demo, serial $SERIAL"
+if [ -n "$SERIAL" ]; then ok "token made"; else bad "no token serial"; fi
+need
+
+say
+say "-- start conex-agent (it may load only the SoftHSM module)"
+say "   \$ eval \$(conex-agent -a \$W/agent/agent.sock -P $SOFTHSM_MODULE \\"
+say "              -m $SOFTHSM_MODULE --audit \$W/audit.log)"
+if AOUT=$("$AGENT" -a "$W/agent/agent.sock" -P "$SOFTHSM_MODULE" -m "$SOFTHSM_MODULE" \
+	--audit "$W/audit.log" 2>&1); then
+	eval "$AOUT" >/dev/null
+	AGENT_PID=${CONEX_AGENT_PID:-}
+fi
+if [ -n "$AGENT_PID" ] && [ -S "${CONEX_AGENT_SOCK:-}" ]; then
+	say "     agent pid $AGENT_PID, socket $CONEX_AGENT_SOCK"
+	say "     $(stat -c '%A %n' "$W/agent") $(stat -c '%A %n' "$CONEX_AGENT_SOCK" | sed "s|$W/agent/||")"
+	ok "agent running"
+else
+	printf '%s\n' "$AOUT" | indent
+	bad "conex-agent did not start"
+fi
+need
+
+say
+say "-- log in to the token; the PIN comes from a file (mode $(stat -c %a pin)), not the command line"
+run "conex agent login --pin-file pin $SERIAL" "$CONEX" agent login --pin-file pin "$SERIAL" &&
+	ok "logged in"
+need
+
+say
+say "-- generate the keys on the token: root, m1, snap, timestamp"
+say "   (Ed25519; CKA_SENSITIVE and not CKA_EXTRACTABLE: the private keys never leave the token)"
+for id in root m1 snap timestamp; do
+	if "$CONEX" agent generate "$SERIAL" "$id" --alg ed25519 >gen.out 2>&1; then
+		say "   \$ conex agent generate $SERIAL $id --alg ed25519"
+	else
+		say "   \$ conex agent generate $SERIAL $id --alg ed25519"
+		indent <gen.out
+		bad "generate $id failed"
+	fi
+done
+need
+say "   \$ conex agent list"
+if "$CONEX" agent list >list.out 2>&1; then
+	# keyid (shortened), id, alg, hardware|software, token, policy, state
+	awk -F'\t' '{printf "     %-22s %-10s %-8s %-9s %s  %s\n", substr($1, 1, 19) "...", $2, $3, $4, $5, $7}' list.out
+	nhw=$(awk -F'\t' '$4 == "hardware"' list.out | wc -l)
+	if [ "$nhw" -eq 4 ] && [ "$(wc -l <list.out)" -eq 4 ]; then
+		ok "4 keys, all on the token (hardware)"
+	else
+		bad "expected 4 hardware keys"
+	fi
+else
+	indent <list.out
+	bad "conex agent list failed"
+fi
+need
+
+say
+say "== (c) a demo repository signed through the agent, verified as opam would"
 STATE=(--state "$W/state") # rollback protection across full fetches
 
 say
-say "-- create: root key, maintainer m1, snapshot and timestamp keys"
-if ! ANCHOR=$("$TESTSIGN" init demo keys); then
-	bad "cx-testsign init failed"
-	exit 1
+say "-- the root, with the token's public keys, signed by the token's root key"
+if ANCHOR=$("$TESTSIGN" init --agent demo 2>init.err); then
+	say "   \$ cx-testsign init --agent demo"
+	say "     trust anchor (root key id): $ANCHOR"
+	if grep -q "^${ANCHOR}	root	" list.out; then
+		ok "the anchor is the token's root key"
+	else
+		bad "the anchor is not the root key the agent lists"
+	fi
+else
+	say "   \$ cx-testsign init --agent demo"
+	indent <init.err
+	bad "cx-testsign init --agent failed"
 fi
-say "   \$ cx-testsign init demo keys"
-say "     trust anchor (root key id): $ANCHOR"
-say "     keys: $(cd keys && for f in *.private; do printf '%s ' "${f%%.*}"; done)"
+need
 
 say
-say "-- release demo.1.0.0, signed, full verification (opam repository add)"
+say "-- release demo.1.0.0, signed through the agent, full verification (opam repository add)"
 mkdir -p demo/packages/demo/demo.1.0.0
 cat >demo/packages/demo/demo.1.0.0/opam <<'EOF'
 opam-version: "2.0"
 synopsis: "A demo package"
 maintainer: "m1@example.org"
 EOF
-if "$TESTSIGN" sign demo keys; then
-	say "   \$ cx-testsign sign demo keys       (keys/m1, snap, timestamp)"
-else
-	bad "cx-testsign sign failed"
-fi
+run "cx-testsign sign --agent demo       (m1: keys/m1, snap, timestamp)" \
+	"$TESTSIGN" sign --agent demo
+need
 expect 0 "conex verify --quorum 1 -t \$ANCHOR --dir demo" \
 	"$CONEX" verify "${STATE[@]}" --quorum 1 -t "$ANCHOR" --dir demo
-
 cp -a demo demo.old # kept for the rollback step
 
 say
-say "-- release demo.1.1.0, signed, incremental verification of the patch (opam update)"
+say "-- release demo.1.1.0, signed through the agent, incremental verification (opam update)"
 cp -a demo demo.v1
 mkdir -p demo/packages/demo/demo.1.1.0
 sed 's/A demo package/A demo package, improved/' demo/packages/demo/demo.1.0.0/opam \
 	>demo/packages/demo/demo.1.1.0/opam
-"$TESTSIGN" sign demo keys || bad "cx-testsign sign failed"
-say "   \$ cx-testsign sign demo keys       (counters + 1)"
+run "cx-testsign sign --agent demo       (counters + 1)" "$TESTSIGN" sign --agent demo
 mv demo demo.new && mv demo.v1 demo
 diff -ruaN demo demo.new >update.patch
 say "   \$ diff -ruaN demo demo.new > update.patch    ($(grep -c '^diff ' update.patch) files changed)"
@@ -157,9 +295,33 @@ expect fail "conex verify --quorum 1 -t \$ANCHOR --dir demo.old   (state: newer 
 	"$CONEX" verify "${STATE[@]}" --quorum 1 -t "$ANCHOR" --dir demo.old
 
 say
-if [ "$NBAD" -eq 0 ]; then
-	say "demo: all $NOK checks behaved as expected"
-	exit 0
+say "-- the agent's audit log: one hash-chained line per login, key generation and signature"
+# root once; m1, snap and timestamp for each of the two releases
+NSIGN=$(grep -c '"op":"sign".*"result":"ok"' audit.log)
+say "   $NSIGN signatures recorded (who, which key, what resource, the sha256 of the bytes):"
+# seq, op, pid/exe, type name, result, from each JSON line
+grep '"op":"sign"' audit.log | sed -E 's/.*"seq":([0-9]+).*"pid":([0-9]+),"exe":"([^"]*)".*"op":"([a-z]+)".*"keyid":"sha256=(.{12})[^"]*".*"type":"([a-z]*)","name":"([^"]*)".*"sha256":"(.{12})[^"]*","result":"([a-z-]*)".*/#\1 \4 by pid \2 (\3): key \5... \6 \7, data \8..., \9/' |
+	sed "s|$BUILD/||" | indent
+expect 0 "conex agent audit audit.log" "$CONEX" agent audit audit.log
+if [ "$NSIGN" -eq 7 ]; then
+	ok "7 signatures: root, and m1, snap, timestamp for each release"
+else
+	bad "$NSIGN signatures in the audit log (expected 7)"
 fi
-say "demo: $NBAD of $((NOK + NBAD)) checks did NOT behave as expected"
-exit 1
+
+say
+say "-- stop the agent"
+say "   \$ conex-agent -k"
+"$AGENT" -k >/dev/null 2>&1
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+	kill -0 "$AGENT_PID" 2>/dev/null || break
+	sleep 0.2
+done
+if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+	ok "agent $AGENT_PID stopped$([ -e "$CONEX_AGENT_SOCK" ] && echo ', socket left behind' || echo ', socket removed')"
+	AGENT_PID=
+else
+	bad "the agent is still running (the exit trap kills it)"
+fi
+
+finish

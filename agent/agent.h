@@ -33,11 +33,11 @@
 
 #define CX_AGENT_VERSION "conex-agent 1.0"
 
-#define AGENT_TICK_MS 1000	/* timer: PIN cache, lifetimes, rescans, stalled frames */
-#define AGENT_RESCAN_S 2	/* seconds between token rescans */
-#define AGENT_FRAME_TIMEOUT_S 30 /* a frame begun must be finished within this */
-#define AGENT_STOP_WAIT_S 3	/* shutdown: how long a busy worker is waited for */
-#define AGENT_SPIN_US 200	/* an idle worker yields this long before it sleeps */
+#define AGENT_TICK_MS         1000 /* timer: PIN cache, lifetimes, rescans, stalled frames */
+#define AGENT_RESCAN_S        2    /* seconds between token rescans */
+#define AGENT_FRAME_TIMEOUT_S 30   /* a frame begun must be finished within this */
+#define AGENT_STOP_WAIT_S     3    /* shutdown: how long a busy worker is waited for */
+#define AGENT_SPIN_US         200  /* an idle worker yields this long before it sleeps */
 
 struct agent;
 struct conn;
@@ -68,23 +68,23 @@ struct worker {
 	atomic_int queued; /* jobs in the queue, read without the lock while spinning */
 	void (*run)(struct agent *a, struct job *j);
 	struct tok *tok; /* token workers only */
-	int stopping;	 /* JOB_STOP queued (main thread) */
-	int joined;	 /* the thread is gone */
-	int detached;	 /* shutdown gave up waiting: it may still run */
+	int stopping;    /* JOB_STOP queued (main thread) */
+	int joined;      /* the thread is gone */
+	int detached;    /* shutdown gave up waiting: it may still run */
 };
 
 enum job_kind {
-	JOB_STOP = 1,	/* the worker's last job: close the token, exit */
-	JOB_OPEN,	/* token: (re)open the session at slot, log in again if a PIN is cached, list */
-	JOB_DROP,	/* token: the rescan saw it go: close the session */
-	JOB_LIST,	/* token: list the keys */
-	JOB_LOGIN,	/* token: C_Login with the client's PIN, then list */
-	JOB_SIGN,	/* token or software key: confirm, log in, sign */
-	JOB_GENERATE,	/* token: generate a key pair */
-	JOB_MODLOAD,	/* aux: load a module (or reuse it), scan its tokens */
-	JOB_RESCAN,	/* aux: scan every module's slots */
-	JOB_LOCK,	/* pw: hash the lock password */
-	JOB_UNLOCK	/* pw: check the unlock password */
+	JOB_STOP = 1, /* the worker's last job: close the token, exit */
+	JOB_OPEN,  /* token: (re)open the session at slot, log in again if a PIN is cached, list */
+	JOB_DROP,  /* token: the rescan saw it go: close the session */
+	JOB_LIST,  /* token: list the keys */
+	JOB_LOGIN, /* token: C_Login with the client's PIN, then list */
+	JOB_SIGN,  /* token or software key: confirm, log in, sign */
+	JOB_GENERATE, /* token: generate a key pair */
+	JOB_MODLOAD,  /* aux: load a module (or reuse it), scan its tokens */
+	JOB_RESCAN,   /* aux: scan every module's slots */
+	JOB_LOCK,     /* pw: hash the lock password */
+	JOB_UNLOCK    /* pw: check the unlock password */
 };
 
 /* One token seen by a scan. */
@@ -101,7 +101,7 @@ struct job {
 	/* the connection that waits for the answer; slot SIZE_MAX: internal job */
 	size_t cslot;
 	uint64_t cgen;
-	int fd;		      /* the connection's: SIGN answers are written by the worker */
+	int fd;               /* the connection's: SIGN answers are written by the worker */
 	atomic_int cancelled; /* the client went away: do not sign */
 	struct peer peer;     /* copy, for the audit line */
 
@@ -111,47 +111,47 @@ struct job {
 	struct akey *key;      /* ref held: software key to sign with */
 	struct cx_p11_key p11; /* copy: token key to sign with */
 	uint8_t sigalg;
-	uint8_t *data;	       /* to sign (owned) */
+	uint8_t *data; /* to sign (owned) */
 	size_t datalen;
 	uint8_t data_sha[32];
 	int confirm;
-	char keyidstr[72];     /* "sha256=<hex>" */
+	char keyidstr[72]; /* "sha256=<hex>" */
 	char conexid[128];
 	char prompt[512];
 	char rtype[16], rname[128];
-	char *secret;	       /* PIN or password, sodium_malloc'ed */
+	char *secret; /* PIN or password, sodium_malloc'ed */
 	size_t secretlen;
 	int allow_final_try;
-	unsigned long slot;    /* JOB_OPEN */
-	char *label;	       /* JOB_GENERATE */
+	unsigned long slot; /* JOB_OPEN */
+	char *label;        /* JOB_GENERATE */
 	int alg, bits;
 	char *path, *filter;   /* JOB_MODLOAD */
 	struct amodule *mod;   /* JOB_MODLOAD: reuse this loaded module */
 	struct amodule **mods; /* JOB_RESCAN */
 	size_t nmods;
-	struct cx_lock lock;   /* JOB_LOCK / JOB_UNLOCK: copy in, result out */
+	struct cx_lock lock; /* JOB_LOCK / JOB_UNLOCK: copy in, result out */
 	int64_t now;
 
 	/* ---- result ---- */
-	int aerr;	       /* 0, or the CX_AERR_* to answer */
+	int aerr; /* 0, or the CX_AERR_* to answer */
 	uint32_t detail;
 	struct cx_err err;
 	struct cx_buf sig;
 	struct cx_p11_key *keys; /* JOB_OPEN / JOB_LIST / JOB_LOGIN / JOB_GENERATE */
 	size_t nkeys;
-	int listed;		 /* keys is a fresh listing */
-	int absent;		 /* the token is gone */
+	int listed; /* keys is a fresh listing */
+	int absent; /* the token is gone */
 	int logged_in;
 	struct cx_p11_token_info info;
 	int have_info;
 	struct cx_p11_module *loaded; /* JOB_MODLOAD: newly loaded */
 	struct scan_ent *scan;
 	size_t nscan;
-	int *scanned;		 /* JOB_RESCAN: per module, 1 if its slot list was read */
-	uint32_t wait;		 /* JOB_UNLOCK */
-	struct cx_buf out;	 /* SIGN: the answer frame the worker wrote (or began to) */
+	int *scanned;      /* JOB_RESCAN: per module, 1 if its slot list was read */
+	uint32_t wait;     /* JOB_UNLOCK */
+	struct cx_buf out; /* SIGN: the answer frame the worker wrote (or began to) */
 	size_t written;
-	int replied;		 /* the worker encoded the answer and tried to send it */
+	int replied; /* the worker encoded the answer and tried to send it */
 	int write_failed;
 };
 
@@ -175,7 +175,7 @@ struct conn {
 	struct cx_buf out;
 	int close_after; /* close once out is written */
 	struct job *job; /* in flight */
-	int dead;	 /* closed while its job runs: fd kept (the worker may write) until it ends */
+	int dead; /* closed while its job runs: fd kept (the worker may write) until it ends */
 };
 
 /* ---- token side (tokens.c) ---- */
@@ -183,8 +183,8 @@ struct conn {
 struct amodule {
 	struct amodule *next;
 	struct cx_p11_module *m;
-	char *path; /* realpath */
-	int all;    /* attach every token */
+	char *path;     /* realpath */
+	int all;        /* attach every token */
 	char **filters; /* serials or pkcs11: URIs to attach */
 	size_t nfilters;
 	char **excluded; /* serials removed by REMOVE_TOKEN: not attached again */
@@ -201,7 +201,7 @@ struct tok {
 	int present;
 	int logged_in;
 	int removing;
-	int reopening;	/* a JOB_OPEN is queued */
+	int reopening; /* a JOB_OPEN is queued */
 	unsigned long slot;
 	/* worker's own */
 	struct cx_p11_token *t;
@@ -211,18 +211,18 @@ struct tok {
 
 struct akey {
 	struct akey *next;
-	int refs;	   /* the registry's and jobs'; main thread only */
-	int unlinked;	   /* removed from the registry, freed at refs 0 */
+	int refs;     /* the registry's and jobs'; main thread only */
+	int unlinked; /* removed from the registry, freed at refs 0 */
 	uint8_t keyid[32];
-	char *id;	   /* conex identity */
+	char *id; /* conex identity */
 	char *keystr;
-	uint8_t keyalg;	   /* cx_msg_keyalg */
-	struct tok *tok;   /* NULL: software key */
+	uint8_t keyalg;  /* cx_msg_keyalg */
+	struct tok *tok; /* NULL: software key */
 	struct cx_p11_key p11;
 	int present;
 	struct cx_softkey *soft;
 	struct cx_policy policy;
-	int64_t since;	   /* monotonic seconds the lifetime counts from */
+	int64_t since; /* monotonic seconds the lifetime counts from */
 	int expired;
 	uint64_t sigs, pending;
 };
@@ -234,7 +234,7 @@ struct agent {
 	uid_t uid;
 	int debug, foreground, allow_root, log_stderr;
 	char *sockpath;
-	int activated;	/* socket from systemd: never unlinked */
+	int activated; /* socket from systemd: never unlinked */
 	char **allow;
 	size_t nallow;
 	char **startmods;
@@ -255,9 +255,9 @@ struct agent {
 	struct conn **conns; /* slot table */
 	size_t nconns, conncap, nlive;
 	uint64_t nextgen;
-	uint64_t answers; /* answers finished: the loop stays awake a moment after one */
-	atomic_int running; /* jobs queued or running in any worker */
-	int spin;	    /* more than one CPU: short spins before sleeping pay off */
+	uint64_t answers;      /* answers finished: the loop stays awake a moment after one */
+	atomic_int running;    /* jobs queued or running in any worker */
+	int spin;              /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
 	uint8_t *secret;       /* decoder secrets: sodium_malloc(CX_PROTO_MAX) */
 
@@ -287,14 +287,14 @@ int64_t cx_agent_now(void); /* monotonic seconds */
 /* loop.c */
 int cx_loop_run(struct agent *a);
 int cx_worker_start(struct agent *a, struct worker *w, const char *name, struct tok *tok,
-		    void (*run)(struct agent *, struct job *));
+    void (*run)(struct agent *, struct job *));
 void cx_worker_push(struct worker *w, struct job *j);
 /* Queues JOB_STOP; joins within the wait, else detaches (shutdown). 1 if joined. */
 int cx_worker_stop(struct worker *w, int wait_s);
 struct job *cx_job_new(enum job_kind kind);
 void cx_job_free(struct agent *a, struct job *j);
 void cx_job_done(struct agent *a, struct job *j); /* worker side: post back to main */
-void cx_loop_discard(struct agent *a);		  /* shutdown: free finished jobs unread */
+void cx_loop_discard(struct agent *a);            /* shutdown: free finished jobs unread */
 
 /* conn.c */
 void cx_conn_accept(struct agent *a);
@@ -309,8 +309,8 @@ int cx_conn_take_reply(struct agent *a, struct conn *c, struct job *j);
 void cx_conn_tick(struct agent *a, int64_t now);
 struct conn *cx_conn_find(struct agent *a, size_t slot, uint64_t gen);
 void cx_conn_reply(struct agent *a, struct conn *c, const struct cx_msg *m);
-void cx_conn_error(struct agent *a, struct conn *c, uint32_t code, uint32_t detail,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void cx_conn_error(struct agent *a, struct conn *c, uint32_t code, uint32_t detail, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
 void cx_conn_ok(struct agent *a, struct conn *c);
 /* Hands j to w, with c waiting for it. */
 void cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *j);
@@ -323,8 +323,8 @@ struct akey *cx_reg_find(struct agent *a, const uint8_t keyid[32]);
 void cx_reg_ref(struct akey *k);
 void cx_reg_unref(struct agent *a, struct akey *k);
 /* A token listed these keys (listed: authoritative; absent: the token is gone). */
-void cx_reg_token_keys(struct agent *a, struct tok *t, const struct cx_p11_key *keys, size_t n,
-		       int listed);
+void cx_reg_token_keys(
+    struct agent *a, struct tok *t, const struct cx_p11_key *keys, size_t n, int listed);
 void cx_reg_token_present(struct agent *a, struct tok *t);
 void cx_reg_token_absent(struct agent *a, struct tok *t);
 void cx_reg_token_forget(struct agent *a, struct tok *t);
@@ -367,19 +367,18 @@ void cx_policy_done(struct agent *a, struct job *j);
 int cx_policy_locked(struct agent *a); /* locked, or a lock is being set */
 /* Audit: thread-safe. 0, or the append failed (logged). */
 int cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
-	     const char *token, const char *type, const char *name, const uint8_t *sha,
-	     const char *result);
+    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result);
 void cx_keyid_str(const uint8_t keyid[32], char out[72]);
 
 /* pincache.c */
 int cx_pincache_new(unsigned idle, unsigned max, struct cx_pincache **out);
 void cx_pincache_free(struct cx_pincache *pc);
 int cx_pincache_enabled(const struct cx_pincache *pc);
-void cx_pincache_put(struct cx_pincache *pc, const char *serial, const char *pin, size_t len,
-		     int64_t now);
+void cx_pincache_put(
+    struct cx_pincache *pc, const char *serial, const char *pin, size_t len, int64_t now);
 /* 0 and a sodium_malloc'ed copy (free with sodium_free), or -1 when none. */
-int cx_pincache_get(struct cx_pincache *pc, const char *serial, int64_t now, char **pin,
-		    size_t *len);
+int cx_pincache_get(
+    struct cx_pincache *pc, const char *serial, int64_t now, char **pin, size_t *len);
 void cx_pincache_drop(struct cx_pincache *pc, const char *serial);
 void cx_pincache_flush(struct cx_pincache *pc);
 void cx_pincache_expire(struct cx_pincache *pc, int64_t now);

@@ -16,14 +16,13 @@
 #define CX_ASKPASS_TIMEOUT 120
 
 /* *secret is sodium_malloc'ed and NUL-terminated; free with sodium_free. */
-int cx_askpass_secret(const char *program, const char *prompt, char **secret, size_t *len,
-		      struct cx_err *e);
+int cx_askpass_secret(
+    const char *program, const char *prompt, char **secret, size_t *len, struct cx_err *e);
 /* 1 yes, 0 no (or the program failed: refuse), negative on spawn errors. */
 int cx_askpass_confirm(const char *program, const char *prompt, struct cx_err *e);
 /* The same with a timeout in seconds (the two above use CX_ASKPASS_TIMEOUT). */
 int cx_askpass_secret_t(const char *program, const char *prompt, int timeout_s, char **secret,
-			size_t *len, struct cx_err *e);
-int cx_askpass_confirm_t(const char *program, const char *prompt, int timeout_s,
-			 struct cx_err *e);
+    size_t *len, struct cx_err *e);
+int cx_askpass_confirm_t(const char *program, const char *prompt, int timeout_s, struct cx_err *e);
 
 #endif

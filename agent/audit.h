@@ -21,16 +21,16 @@
 struct cx_audit;
 
 struct cx_audit_entry {
-	const char *op;	    /* "sign", "login", "lock", "unlock", "add-key", ... */
+	const char *op; /* "sign", "login", "lock", "unlock", "add-key", ... */
 	uid_t uid;
 	pid_t pid;
-	const char *exe;    /* the peer's /proc/<pid>/exe, or "" */
-	const char *keyid;  /* "sha256=<hex>" or "" */
-	const char *token;  /* serial or "" */
-	const char *type;   /* conex resource type or "" */
-	const char *name;   /* resource name or "" */
+	const char *exe;            /* the peer's /proc/<pid>/exe, or "" */
+	const char *keyid;          /* "sha256=<hex>" or "" */
+	const char *token;          /* serial or "" */
+	const char *type;           /* conex resource type or "" */
+	const char *name;           /* resource name or "" */
 	const uint8_t *data_sha256; /* 32 bytes or NULL */
-	const char *result; /* "ok" or the error name */
+	const char *result;         /* "ok" or the error name */
 };
 
 /* Opens (creating 0600) and reads the tail to continue the chain; a broken tail is an error. */

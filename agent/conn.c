@@ -68,8 +68,8 @@ conn_free(struct agent *a, struct conn *c)
 	close(c->fd);
 	a->conns[c->slot] = NULL;
 	a->nlive--;
-	cx_agent_log(a, LOG_DEBUG, "connection %zu.%llu closed", c->slot,
-	    (unsigned long long)c->gen);
+	cx_agent_log(
+	    a, LOG_DEBUG, "connection %zu.%llu closed", c->slot, (unsigned long long)c->gen);
 	free(c->peer.exe);
 	free(c);
 }
@@ -208,8 +208,8 @@ flush_out(struct agent *a, struct conn *c)
 	ssize_t n;
 
 	while (cx_buf_avail(&c->out) > 0) {
-		n = send(c->fd, cx_buf_ptr(&c->out), cx_buf_avail(&c->out),
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send(
+		    c->fd, cx_buf_ptr(&c->out), cx_buf_avail(&c->out), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -256,8 +256,7 @@ cx_conn_reply(struct agent *a, struct conn *c, const struct cx_msg *m)
 }
 
 void
-cx_conn_error(struct agent *a, struct conn *c, uint32_t code, uint32_t detail, const char *fmt,
-	      ...)
+cx_conn_error(struct agent *a, struct conn *c, uint32_t code, uint32_t detail, const char *fmt, ...)
 {
 	char msg[CX_ERR_MSG];
 	struct cx_msg m;
@@ -287,8 +286,7 @@ cx_conn_ok(struct agent *a, struct conn *c)
 }
 
 /* Answers BAD_REQUEST if the peer can still read, then closes. */
-static void
-bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
+static void bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void
 bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
@@ -326,8 +324,7 @@ cx_conn_of_job(struct agent *a, struct job *j)
 {
 	struct conn *c;
 
-	if (j->cslot == SIZE_MAX || (c = cx_conn_find(a, j->cslot, j->cgen)) == NULL ||
-	    c->job != j)
+	if (j->cslot == SIZE_MAX || (c = cx_conn_find(a, j->cslot, j->cgen)) == NULL || c->job != j)
 		return NULL;
 	c->job = NULL;
 	if (c->dead) {
@@ -496,8 +493,8 @@ request(struct agent *a, struct conn *c)
 	int r;
 
 	c->deadline = 0;
-	r = cx_msg_decode(c->type, c->body, c->bodylen, &m, &a->scratch, a->secret, CX_PROTO_MAX,
-	    &e);
+	r = cx_msg_decode(
+	    c->type, c->body, c->bodylen, &m, &a->scratch, a->secret, CX_PROTO_MAX, &e);
 	/* the body may have held a PIN, a password or a key; decoded copies are in a->secret */
 	body_free(c, has_secret(c->type));
 	if (r == CX_EUNSUPPORTED && c->type < CX_MSG_OK) {
@@ -588,7 +585,7 @@ read_in(struct agent *a, struct conn *c)
 				if (r == CX_ETOOBIG)
 					bad_frame(a, c, "frame of %u bytes exceeds the limit of %u",
 					    (unsigned)c->hdr[0] << 24 | (unsigned)c->hdr[1] << 16 |
-						(unsigned)c->hdr[2] << 8 | c->hdr[3],
+					        (unsigned)c->hdr[2] << 8 | c->hdr[3],
 					    CX_PROTO_MAX);
 				else
 					bad_frame(a, c, "frame with a zero length");
@@ -633,8 +630,8 @@ cx_conn_tick(struct agent *a, int64_t now)
 		if ((c = a->conns[i]) == NULL)
 			continue;
 		if (c->st == C_READ && c->hdrlen > 0 && c->deadline != 0 && now > c->deadline)
-			bad_frame(a, c, "frame not completed within %d seconds",
-			    AGENT_FRAME_TIMEOUT_S);
+			bad_frame(
+			    a, c, "frame not completed within %d seconds", AGENT_FRAME_TIMEOUT_S);
 	}
 }
 

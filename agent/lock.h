@@ -13,9 +13,9 @@
 
 struct cx_lock {
 	int locked;
-	char hash[128];	      /* crypto_pwhash_STRBYTES */
-	unsigned failures;    /* since the last success */
-	int64_t next_try;     /* monotonic seconds before which unlock is refused */
+	char hash[128];    /* crypto_pwhash_STRBYTES */
+	unsigned failures; /* since the last success */
+	int64_t next_try;  /* monotonic seconds before which unlock is refused */
 };
 
 void cx_lock_init(struct cx_lock *l);
@@ -25,7 +25,7 @@ int cx_lock_lock(struct cx_lock *l, const char *pw, size_t n, struct cx_err *e);
  * Unlocks.  CX_EREJECT on a wrong password or while backing off; *wait is
  * the seconds until the next try is accepted.  now is a monotonic clock.
  */
-int cx_lock_unlock(struct cx_lock *l, const char *pw, size_t n, int64_t now, uint32_t *wait,
-		   struct cx_err *e);
+int cx_lock_unlock(
+    struct cx_lock *l, const char *pw, size_t n, int64_t now, uint32_t *wait, struct cx_err *e);
 
 #endif

@@ -132,7 +132,7 @@ worker_main(void *arg)
 
 int
 cx_worker_start(struct agent *a, struct worker *w, const char *name, struct tok *tok,
-		void (*run)(struct agent *, struct job *))
+    void (*run)(struct agent *, struct job *))
 {
 	int r;
 

@@ -44,14 +44,14 @@
 
 /* Modules allowed without -P: the usual smart-card and HSM modules of Debian. */
 static const char *const default_allow[] = {
-	"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-	"/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
-	"/usr/lib/x86_64-linux-gnu/libykcs11.so",
-	"/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
-	"/usr/lib/aarch64-linux-gnu/libykcs11.so",
-	"/usr/lib/softhsm/libsofthsm2.so",
-	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/libykcs11.so",
+    "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/libykcs11.so",
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
 };
 
 int64_t
@@ -80,8 +80,7 @@ cx_agent_log(struct agent *a, int prio, const char *fmt, ...)
 		syslog(prio, "%s", msg);
 }
 
-static void __attribute__((noreturn))
-usage(int status)
+static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: conex-agent [-dfk] [-a socket] [-P module,...] [-m module]... [-c policy]\n"
@@ -102,8 +101,7 @@ usage(int status)
 	exit(status);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -146,7 +144,8 @@ split_list(const char *s, size_t *n)
 	if ((copy = strdup(s)) == NULL)
 		die("out of memory");
 	for (p = strtok_r(copy, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
-		if ((nv = reallocarray(v, *n + 1, sizeof(*v))) == NULL || (nv[*n] = strdup(p)) == NULL)
+		if ((nv = reallocarray(v, *n + 1, sizeof(*v))) == NULL ||
+		    (nv[*n] = strdup(p)) == NULL)
 			die("out of memory");
 		v = nv;
 		(*n)++;
@@ -188,7 +187,8 @@ parse_pin_cache(struct agent *a, const char *s)
 		max = idle;
 	if (errno != 0 || *end != '\0' || idle > 86400 * 365 || max > 86400 * 365 ||
 	    (idle == 0) != (max == 0))
-		die("--pin-cache: want IDLE,MAX seconds (both > 0), or 0 to disable, not \"%s\"", s);
+		die("--pin-cache: want IDLE,MAX seconds (both > 0), or 0 to disable, not \"%s\"",
+		    s);
 	a->pin_idle = (unsigned)idle;
 	a->pin_max = (unsigned)max;
 }
@@ -251,7 +251,8 @@ check_dir(const char *dir, int strict)
 			    dir, (unsigned)(st.st_mode & 0777));
 	} else {
 		if (st.st_uid != getuid() && st.st_uid != 0)
-			die("socket directory %s belongs to uid %lu", dir, (unsigned long)st.st_uid);
+			die("socket directory %s belongs to uid %lu", dir,
+			    (unsigned long)st.st_uid);
 		if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
 			die("socket directory %s is writable by others and not sticky", dir);
 	}
@@ -356,8 +357,9 @@ print_env(const char *sock, long pid)
 	int plain = 1;
 
 	for (p = sock; *p != '\0'; p++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/.,:+-=@%",
-		    *p) == NULL)
+		if (strchr(
+		        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/.,:+-=@%",
+		        *p) == NULL)
 			plain = 0;
 	if (plain)
 		printf("CONEX_AGENT_SOCK=%s; export CONEX_AGENT_SOCK;\n", sock);
@@ -376,8 +378,7 @@ print_env(const char *sock, long pid)
 	fflush(stdout);
 }
 
-static void __attribute__((noreturn))
-kill_agent(void)
+static void __attribute__((noreturn)) kill_agent(void)
 {
 	const char *s = getenv("CONEX_AGENT_PID");
 	char *end;
@@ -390,7 +391,8 @@ kill_agent(void)
 		die("CONEX_AGENT_PID=\"%s\" is not a pid", s);
 	if (kill((pid_t)pid, SIGTERM) != 0)
 		die("kill %ld: %s", pid, strerror(errno));
-	printf("unset CONEX_AGENT_SOCK;\nunset CONEX_AGENT_PID;\necho Agent pid %ld killed;\n", pid);
+	printf(
+	    "unset CONEX_AGENT_SOCK;\nunset CONEX_AGENT_PID;\necho Agent pid %ld killed;\n", pid);
 	exit(0);
 }
 
@@ -486,13 +488,13 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"audit", required_argument, NULL, 'A'},
-		{"askpass", required_argument, NULL, 'S'},
-		{"pin-cache", required_argument, NULL, 'C'},
-		{"allow-root", no_argument, NULL, 'R'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"audit", required_argument, NULL, 'A'},
+	    {"askpass", required_argument, NULL, 'S'},
+	    {"pin-cache", required_argument, NULL, 'C'},
+	    {"allow-root", no_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct agent a;
 	struct cx_err e = {0};
@@ -562,8 +564,9 @@ main(int argc, char **argv)
 	if (a.allow == NULL)
 		for (size_t i = 0; i < sizeof(default_allow) / sizeof(default_allow[0]); i++)
 			add_str(&a.allow, &a.nallow, default_allow[i]);
-	if (a.askpass == NULL && (((ap = getenv("CONEX_ASKPASS")) != NULL && *ap != '\0') ||
-	    ((ap = getenv("SSH_ASKPASS")) != NULL && *ap != '\0')))
+	if (a.askpass == NULL &&
+	    (((ap = getenv("CONEX_ASKPASS")) != NULL && *ap != '\0') ||
+	        ((ap = getenv("SSH_ASKPASS")) != NULL && *ap != '\0')))
 		if ((a.askpass = strdup(ap)) == NULL)
 			die("out of memory");
 	a.log_stderr = a.foreground;
@@ -584,7 +587,8 @@ main(int argc, char **argv)
 			if (sockopt[0] != '/') {
 				/* absolute: we chdir("/") and must unlink it at the end */
 				if (getcwd(cwd, sizeof(cwd)) == NULL ||
-				    snprintf(dir, sizeof(dir), "%s/%s", cwd, sockopt) >= (int)sizeof(dir))
+				    snprintf(dir, sizeof(dir), "%s/%s", cwd, sockopt) >=
+				        (int)sizeof(dir))
 					die("socket path too long");
 				a.sockpath = strdup(dir);
 			} else

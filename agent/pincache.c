@@ -21,8 +21,8 @@
 
 #include "agent/agent.h"
 
-#define PIN_SLOTS 32	/* tokens whose PIN can be cached at once */
-#define PIN_MAX 256	/* bytes: pkcs11/'s CX_P11_MAX_PIN */
+#define PIN_SLOTS 32  /* tokens whose PIN can be cached at once */
+#define PIN_MAX   256 /* bytes: pkcs11/'s CX_P11_MAX_PIN */
 
 struct pin_ent {
 	char serial[17];
@@ -95,8 +95,8 @@ stale(const struct cx_pincache *pc, const struct pin_ent *p, int64_t now)
 }
 
 void
-cx_pincache_put(struct cx_pincache *pc, const char *serial, const char *pin, size_t len,
-		int64_t now)
+cx_pincache_put(
+    struct cx_pincache *pc, const char *serial, const char *pin, size_t len, int64_t now)
 {
 	struct pin_ent *p;
 	size_t i;

@@ -48,8 +48,7 @@ cx_keyid_str(const uint8_t keyid[32], char out[72])
 
 int
 cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
-	 const char *token, const char *type, const char *name, const uint8_t *sha,
-	 const char *result)
+    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result)
 {
 	struct cx_audit_entry en;
 	struct cx_err e = {0};
@@ -83,8 +82,8 @@ cx_policy_parse_types(const char *s, uint32_t *types, struct cx_err *e)
 		const char *name;
 		uint32_t bit;
 	} t[] = {{"root", CX_POLICY_ROOT}, {"targets", CX_POLICY_TARGETS},
-		 {"snapshot", CX_POLICY_SNAPSHOT}, {"timestamp", CX_POLICY_TIMESTAMP},
-		 {"all", CX_POLICY_ALL}};
+	    {"snapshot", CX_POLICY_SNAPSHOT}, {"timestamp", CX_POLICY_TIMESTAMP},
+	    {"all", CX_POLICY_ALL}};
 	const char *p = s, *q;
 	size_t i, n;
 
@@ -96,7 +95,8 @@ cx_policy_parse_types(const char *s, uint32_t *types, struct cx_err *e)
 			if (strlen(t[i].name) == n && strncmp(t[i].name, p, n) == 0)
 				break;
 		if (i == sizeof(t) / sizeof(t[0]))
-			return cx_err_set(e, CX_EPARSE, "unknown resource type \"%.*s\"", (int)n, p);
+			return cx_err_set(
+			    e, CX_EPARSE, "unknown resource type \"%.*s\"", (int)n, p);
 		*types |= t[i].bit;
 		p += n;
 		if (*p == ',')
@@ -267,14 +267,12 @@ sanitise(char *s)
 			*s = '?';
 }
 
+static void refuse(struct agent *a, struct conn *c, const char *keyid, const struct akey *k,
+    const char *type, const char *name, const uint8_t *sha, uint32_t code, uint32_t detail,
+    const char *fmt, ...) __attribute__((format(printf, 10, 11)));
 static void
-refuse(struct agent *a, struct conn *c, const char *keyid, const struct akey *k,
-       const char *type, const char *name, const uint8_t *sha, uint32_t code, uint32_t detail,
-       const char *fmt, ...) __attribute__((format(printf, 10, 11)));
-static void
-refuse(struct agent *a, struct conn *c, const char *keyid, const struct akey *k,
-       const char *type, const char *name, const uint8_t *sha, uint32_t code, uint32_t detail,
-       const char *fmt, ...)
+refuse(struct agent *a, struct conn *c, const char *keyid, const struct akey *k, const char *type,
+    const char *name, const uint8_t *sha, uint32_t code, uint32_t detail, const char *fmt, ...)
 {
 	char msg[CX_ERR_MSG];
 	va_list ap;
@@ -301,8 +299,8 @@ cx_policy_sign(struct agent *a, struct conn *c, const struct cx_msg *m)
 	cx_keyid_str(m->u.sign.keyid, keyid);
 	cx_sha256(m->u.sign.data, m->u.sign.datalen, sha);
 	if (cx_policy_locked(a)) {
-		refuse(a, c, keyid, NULL, "", "", sha, CX_AERR_AGENT_LOCKED, 0,
-		    "the agent is locked");
+		refuse(
+		    a, c, keyid, NULL, "", "", sha, CX_AERR_AGENT_LOCKED, 0, "the agent is locked");
 		return;
 	}
 	if ((k = cx_reg_find(a, m->u.sign.keyid)) == NULL) {
@@ -312,7 +310,8 @@ cx_policy_sign(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (k->expired) {
 		refuse(a, c, keyid, k, "", "", sha, CX_AERR_REFUSED, 0,
-		    "key %s is past its lifetime of %" PRIu64 " seconds", k->id, k->policy.lifetime);
+		    "key %s is past its lifetime of %" PRIu64 " seconds", k->id,
+		    k->policy.lifetime);
 		return;
 	}
 	if (k->policy.max_sigs != 0 && k->sigs + k->pending >= k->policy.max_sigs) {
@@ -326,8 +325,8 @@ cx_policy_sign(struct agent *a, struct conn *c, const struct cx_msg *m)
 		return;
 	}
 	if (cx_tbs_inspect(m->u.sign.data, m->u.sign.datalen, &info, &e) != 0) {
-		refuse(a, c, keyid, k, "", "", sha, CX_AERR_REFUSED, 0, "not conex data: %s",
-		    e.msg);
+		refuse(
+		    a, c, keyid, k, "", "", sha, CX_AERR_REFUSED, 0, "not conex data: %s", e.msg);
 		return;
 	}
 	tname = cx_rtype_name(info.type);
@@ -363,8 +362,8 @@ cx_policy_sign(struct agent *a, struct conn *c, const struct cx_msg *m)
 	    (m->u.sign.datalen > 0 && (j->data = malloc(m->u.sign.datalen)) == NULL) ||
 	    (k->tok != NULL && cx_reg_p11_copy(&j->p11, &k->p11) != 0)) {
 		cx_job_free(a, j);
-		refuse(a, c, keyid, k, tname, info.name, sha, CX_AERR_TOKEN_ERROR, 0,
-		    "out of memory");
+		refuse(
+		    a, c, keyid, k, tname, info.name, sha, CX_AERR_TOKEN_ERROR, 0, "out of memory");
 		return;
 	}
 	if (m->u.sign.datalen > 0)
@@ -454,7 +453,8 @@ cx_policy_unlock(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (now < a->lock.next_try) {
 		/* backing off: not even the right password is tried */
-		cx_audit(a, &c->peer, "unlock", "", "", "", "", NULL, cx_agent_err_name(CX_AERR_AGENT_LOCKED));
+		cx_audit(a, &c->peer, "unlock", "", "", "", "", NULL,
+		    cx_agent_err_name(CX_AERR_AGENT_LOCKED));
 		cx_conn_error(a, c, CX_AERR_AGENT_LOCKED, (uint32_t)(a->lock.next_try - now),
 		    "unlock refused for %ld more seconds after %u failed attempts",
 		    (long)(a->lock.next_try - now), a->lock.failures);
@@ -484,7 +484,7 @@ cx_policy_run(struct agent *a, struct job *j)
 		r = cx_lock_lock(&j->lock, j->secret, j->secretlen, &j->err);
 		if (r != 0)
 			j->aerr = r == CX_EINVAL || r == CX_ETOOBIG ? CX_AERR_BAD_REQUEST
-								    : CX_AERR_TOKEN_ERROR;
+			                                            : CX_AERR_TOKEN_ERROR;
 		cx_audit(a, &j->peer, "lock", "", "", "", "", NULL,
 		    r == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 		break;

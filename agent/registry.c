@@ -149,8 +149,8 @@ key_new(struct agent *a, const uint8_t keyid[32], const char *id, const char *ke
 }
 
 void
-cx_reg_token_keys(struct agent *a, struct tok *t, const struct cx_p11_key *keys, size_t n,
-		  int listed)
+cx_reg_token_keys(
+    struct agent *a, struct tok *t, const struct cx_p11_key *keys, size_t n, int listed)
 {
 	struct cx_p11_key cp;
 	struct akey *k;
@@ -242,8 +242,8 @@ cx_reg_tick(struct agent *a, int64_t now)
 			k->expired = 1;
 			cx_keyid_str(k->keyid, kid);
 			cx_agent_log(a, LOG_INFO, "key %s (%s) reached its lifetime", k->id, kid);
-			cx_audit(a, NULL, "expire", kid, k->tok != NULL ? k->tok->serial : "", "", "",
-			    NULL, "ok");
+			cx_audit(a, NULL, "expire", kid, k->tok != NULL ? k->tok->serial : "", "",
+			    "", NULL, "ok");
 		}
 		/* an expired software key's material goes as soon as no job uses it */
 		if (k->expired && k->soft != NULL && k->refs == 1) {
@@ -328,9 +328,10 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "a key needs a conex id");
 		return;
 	}
-	if (cx_softkey_load(m->u.add_key.id, (const uint8_t *)m->u.add_key.pem,
-	    m->u.add_key.pemlen, &sk, &e) != 0) {
-		cx_audit(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL, cx_agent_err_name(CX_AERR_BAD_REQUEST));
+	if (cx_softkey_load(m->u.add_key.id, (const uint8_t *)m->u.add_key.pem, m->u.add_key.pemlen,
+	        &sk, &e) != 0) {
+		cx_audit(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL,
+		    cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "%s", e.msg);
 		return;
 	}
@@ -340,8 +341,8 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 			cx_softkey_free(sk);
 			cx_audit(a, &c->peer, "add-key", kid, k->tok->serial, "", m->u.add_key.id,
 			    NULL, cx_agent_err_name(CX_AERR_REFUSED));
-			cx_conn_error(a, c, CX_AERR_REFUSED, 0, "key %s is on token %s", kid,
-			    k->tok->serial);
+			cx_conn_error(
+			    a, c, CX_AERR_REFUSED, 0, "key %s is on token %s", kid, k->tok->serial);
 			return;
 		}
 		/* ssh-add style: adding again replaces the key and its policy */
@@ -370,12 +371,14 @@ cx_reg_remove_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.remove_key.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.remove_key.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, "", "", "", NULL, cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
+		cx_audit(a, &c->peer, "remove-key", kid, "", "", "", NULL,
+		    cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
 	}
 	if (k->tok != NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL, cx_agent_err_name(CX_AERR_REFUSED));
+		cx_audit(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL,
+		    cx_agent_err_name(CX_AERR_REFUSED));
 		cx_conn_error(a, c, CX_AERR_REFUSED, 0,
 		    "key %s is on token %s: remove the token instead", kid, k->tok->serial);
 		return;
@@ -394,7 +397,8 @@ cx_reg_set_policy(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.set_policy.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.set_policy.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "set-policy", kid, "", "", "", NULL, cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
+		cx_audit(a, &c->peer, "set-policy", kid, "", "", "", NULL,
+		    cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
 	}
@@ -431,8 +435,9 @@ cx_reg_soft_run(struct agent *a, struct job *j)
 		j->aerr = CX_AERR_TOKEN_ERROR;
 out:
 	if (cx_audit(a, &j->peer, "sign", j->keyidstr, "", j->rtype, j->rname, j->data_sha,
-	    j->aerr == 0 ? "ok" : atomic_load(&j->cancelled) ? "cancelled"
-							  : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
+	        j->aerr == 0                     ? "ok"
+	            : atomic_load(&j->cancelled) ? "cancelled"
+	                                         : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
 	    j->aerr == 0) {
 		/* no record, no signature */
 		cx_buf_free(&j->sig);

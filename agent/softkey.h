@@ -17,8 +17,8 @@
 struct cx_softkey;
 
 /* Parses pem (PKCS#1 or PKCS#8, unencrypted); the caller wipes pem afterwards. */
-int cx_softkey_load(const char *id, const uint8_t *pem, size_t pemlen, struct cx_softkey **out,
-		    struct cx_err *e);
+int cx_softkey_load(
+    const char *id, const uint8_t *pem, size_t pemlen, struct cx_softkey **out, struct cx_err *e);
 void cx_softkey_free(struct cx_softkey *k); /* wipes */
 const char *cx_softkey_id(const struct cx_softkey *k);
 const char *cx_softkey_keystr(const struct cx_softkey *k); /* conex public key string */
@@ -31,7 +31,7 @@ int cx_softkey_is_ed25519(const struct cx_softkey *k);
  */
 int cx_softkey_protected(const struct cx_softkey *k);
 /* RSA-PSS-SHA256 (salt 32) or Ed25519 over data; appends to sig. */
-int cx_softkey_sign(struct cx_softkey *k, const uint8_t *data, size_t n, struct cx_buf *sig,
-		    struct cx_err *e);
+int cx_softkey_sign(
+    struct cx_softkey *k, const uint8_t *data, size_t n, struct cx_buf *sig, struct cx_err *e);
 
 #endif

@@ -101,8 +101,8 @@ need_token(struct agent *a, struct tok *t, struct job *j)
 		return 0;
 	j->aerr = CX_AERR_TOKEN_ABSENT;
 	j->absent = 1;
-	cx_err_set(&j->err, CX_P11_ABSENT, "token %s (serial %s) is not present", t->label,
-	    t->serial);
+	cx_err_set(
+	    &j->err, CX_P11_ABSENT, "token %s (serial %s) is not present", t->label, t->serial);
 	return -1;
 }
 
@@ -121,8 +121,8 @@ note_state(struct tok *t, struct job *j)
 
 /* A PIN for t: from the cache, else askpass.  0, or j->aerr set. */
 static int
-get_pin(struct agent *a, struct tok *t, struct job *j, const char *why, char **pin,
-	size_t *len, int *fresh)
+get_pin(struct agent *a, struct tok *t, struct job *j, const char *why, char **pin, size_t *len,
+    int *fresh)
 {
 	char prompt[512];
 	int r;
@@ -135,8 +135,9 @@ get_pin(struct agent *a, struct tok *t, struct job *j, const char *why, char **p
 		cx_err_set(&j->err, CX_P11_PIN_REQUIRED,
 		    "token %s (serial %s) needs its PIN%s: log in first (TOKEN_LOGIN)%s", t->label,
 		    t->serial, why,
-		    a->pins != NULL && cx_pincache_enabled(a->pins) ? ""
-		    : ", or start the agent with --askpass");
+		    a->pins != NULL && cx_pincache_enabled(a->pins)
+		        ? ""
+		        : ", or start the agent with --askpass");
 		return -1;
 	}
 	snprintf(prompt, sizeof(prompt), "conex-agent: enter the PIN of token \"%s\" (serial %s)%s",
@@ -288,8 +289,8 @@ cx_tokens_confirm(struct agent *a, struct job *j)
 		return 0;
 	if (r == 0) {
 		j->aerr = CX_AERR_DECLINED;
-		cx_err_set(&j->err, CX_EREJECT, "the user declined to sign %s %s with %s",
-		    j->rtype, j->rname, j->conexid);
+		cx_err_set(&j->err, CX_EREJECT, "the user declined to sign %s %s with %s", j->rtype,
+		    j->rname, j->conexid);
 	} else
 		j->aerr = CX_AERR_REFUSED; /* could not ask: no is the answer */
 	return -1;
@@ -334,8 +335,8 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	}
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
-	r = cx_p11_token_sign(t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len,
-	    &j->sig, &j->err);
+	r = cx_p11_token_sign(
+	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
 	if (r == 0 && fresh)
 		cx_pincache_put(a->pins, t->serial, pin, len, cx_agent_now());
 	if (r != 0)
@@ -349,8 +350,9 @@ out:
 		sodium_free(pin);
 	note_state(t, j);
 	if (cx_audit(a, &j->peer, "sign", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
-	    j->aerr == 0 ? "ok" : atomic_load(&j->cancelled) ? "cancelled"
-							  : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
+	        j->aerr == 0                     ? "ok"
+	            : atomic_load(&j->cancelled) ? "cancelled"
+	                                         : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
 	    j->aerr == 0) {
 		/* no record, no signature */
 		cx_buf_free(&j->sig);
@@ -375,8 +377,8 @@ run_generate(struct agent *a, struct tok *t, struct job *j)
 		cx_err_set(&j->err, CX_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = cx_p11_token_generate(t->t, j->label, (enum cx_p11_alg)j->alg, j->bits, j->keys,
-	    &j->err)) != 0) {
+	if ((r = cx_p11_token_generate(
+	         t->t, j->label, (enum cx_p11_alg)j->alg, j->bits, j->keys, &j->err)) != 0) {
 		free(j->keys);
 		j->keys = NULL;
 		fail(a, t, j, r);
@@ -393,7 +395,7 @@ out:
 /* Every token in m's slots (uninitialised ones, without a serial, left out). */
 static int
 scan_module(struct amodule *am, struct cx_p11_module *m, struct scan_ent **ents, size_t *n,
-	    struct cx_err *e)
+    struct cx_err *e)
 {
 	unsigned long *slots = NULL;
 	struct scan_ent *ne;
@@ -428,11 +430,11 @@ run_modload(struct agent *a, struct job *j)
 
 	if (j->mod != NULL)
 		m = j->mod->m;
-	else if ((r = cx_p11_module_load(j->path, (const char *const *)a->allow, a->nallow, &m,
-	    &j->err)) != 0) {
+	else if ((r = cx_p11_module_load(
+	              j->path, (const char *const *)a->allow, a->nallow, &m, &j->err)) != 0) {
 		j->aerr = r == CX_EREJECT ? CX_AERR_REFUSED
-		    : r == CX_ENOENT ? CX_AERR_BAD_REQUEST
-		    : aerr_of(r);
+		    : r == CX_ENOENT      ? CX_AERR_BAD_REQUEST
+		                          : aerr_of(r);
 		return;
 	} else
 		j->loaded = m;
@@ -640,8 +642,8 @@ module_new(struct agent *a, struct cx_p11_module *m)
 {
 	struct amodule *am, **pp;
 
-	if ((am = calloc(1, sizeof(*am))) == NULL || (am->path = strdup(cx_p11_module_path(m))) ==
-	    NULL) {
+	if ((am = calloc(1, sizeof(*am))) == NULL ||
+	    (am->path = strdup(cx_p11_module_path(m))) == NULL) {
 		free(am);
 		return NULL;
 	}
@@ -665,8 +667,8 @@ cx_tokens_start(struct agent *a, struct cx_err *e)
 		return cx_err_set(e, CX_EIO, "cannot start the module worker");
 	/* before the loop runs, nothing else is waiting: load directly */
 	for (i = 0; i < a->nstartmods; i++) {
-		if ((r = cx_p11_module_load(a->startmods[i], (const char *const *)a->allow,
-		    a->nallow, &m, e)) != 0)
+		if ((r = cx_p11_module_load(
+		         a->startmods[i], (const char *const *)a->allow, a->nallow, &m, e)) != 0)
 			return r;
 		if ((am = module_new(a, m)) == NULL) {
 			cx_p11_module_unload(m);
@@ -732,7 +734,8 @@ rescan_done(struct agent *a, struct job *j)
 		if (i == j->nmods || !j->scanned[i])
 			continue;
 		for (seen = 0, k = 0; k < j->nscan && !seen; k++)
-			seen = j->scan[k].mod == t->mod && strcmp(j->scan[k].info.serial, t->serial) == 0;
+			seen = j->scan[k].mod == t->mod &&
+			    strcmp(j->scan[k].info.serial, t->serial) == 0;
 		if (seen)
 			continue;
 		cx_agent_log(a, LOG_INFO, "token %s (serial %s) removed", t->label, t->serial);
@@ -801,7 +804,8 @@ generated(struct agent *a, struct tok *t, struct job *j, struct conn *c)
 		mk.keystr = k->keystr;
 		memcpy(mk.keyid, k->keyid, 32);
 		mk.keyalg = k->keyalg;
-		mk.state = CX_KEY_HARDWARE | CX_KEY_PRESENT | (t->logged_in ? CX_KEY_LOGGED_IN : 0) |
+		mk.state = CX_KEY_HARDWARE | CX_KEY_PRESENT |
+		    (t->logged_in ? CX_KEY_LOGGED_IN : 0) |
 		    (k->p11.always_auth ? CX_KEY_ALWAYS_AUTH : 0);
 		mk.token_serial = t->serial;
 		mk.token_label = t->label;
@@ -922,7 +926,8 @@ present_tok(struct agent *a, struct conn *c, const char *serial, const char *op)
 
 	/* a token being opened is as good as present: the job queues behind the open */
 	if ((t = cx_tokens_find(a, serial)) == NULL || (!t->present && !t->reopening)) {
-		cx_audit(a, &c->peer, op, "", serial, "", "", NULL, cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
+		cx_audit(a, &c->peer, op, "", serial, "", "", NULL,
+		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\" is %s",
 		    serial, t == NULL ? "attached" : "present");
 		return NULL;
@@ -1078,8 +1083,8 @@ cx_tokens_shutdown(struct agent *a)
 		}
 	for (t = a->toks; t != NULL; t = t->next)
 		if (!cx_worker_stop(&t->w, AGENT_STOP_WAIT_S))
-			cx_agent_log(a, LOG_WARNING, "token %s: worker still busy at shutdown",
-			    t->serial);
+			cx_agent_log(
+			    a, LOG_WARNING, "token %s: worker still busy at shutdown", t->serial);
 	aux_ok = cx_worker_stop(&a->aux, AGENT_STOP_WAIT_S);
 	for (m = a->mods; m != NULL; m = mn) {
 		mn = m->next;
@@ -1091,8 +1096,8 @@ cx_tokens_shutdown(struct agent *a)
 		if (ok)
 			cx_p11_module_unload(m->m);
 		else
-			cx_agent_log(a, LOG_WARNING, "module %s left initialised: a worker is stuck",
-			    m->path);
+			cx_agent_log(a, LOG_WARNING,
+			    "module %s left initialised: a worker is stuck", m->path);
 		for (size_t i = 0; i < m->nfilters; i++)
 			free(m->filters[i]);
 		for (size_t i = 0; i < m->nexcluded; i++)

@@ -102,8 +102,7 @@ xstrdup(const char *s)
 	return p;
 }
 
-static char *
-xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *
 xasprintf(const char *fmt, ...)
 {
@@ -118,8 +117,7 @@ xasprintf(const char *fmt, ...)
 }
 
 /* Runs a shell command; dies unless its exit status is in ok (a bitmask of statuses). */
-static void
-sh(unsigned ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sh(unsigned ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
 sh(unsigned ok, const char *fmt, ...)
 {
@@ -306,7 +304,8 @@ layout_patches(const char *patchdir, char **patches, size_t np, FILE *out)
 		for (line = strtok_r((char *)d, "\n", &save); line != NULL;
 		     line = strtok_r(NULL, "\n", &save)) {
 			char *a, *b;
-			if (strncmp(line, "diff --git a/", 13) != 0 || (b = strstr(line, " b/")) == NULL)
+			if (strncmp(line, "diff --git a/", 13) != 0 ||
+			    (b = strstr(line, " b/")) == NULL)
 				continue;
 			a = line + 13;
 			*b = 0;
@@ -332,9 +331,9 @@ layout_patches(const char *patchdir, char **patches, size_t np, FILE *out)
 		free(pf);
 	}
 	fprintf(out,
-		"paths touched by the %zu updates: %zu: %zu N/N.V/opam (or X/opam), %zu files/F, %zu "
-		"other\n",
-		np, L.total, L.opam, L.files, L.other);
+	    "paths touched by the %zu updates: %zu: %zu N/N.V/opam (or X/opam), %zu files/F, %zu "
+	    "other\n",
+	    np, L.total, L.opam, L.files, L.other);
 	for (size_t i = 0; i < L.nex; i++) {
 		fprintf(out, "  not in the opam layout: %s\n", L.ex[i]);
 		free(L.ex[i]);
@@ -348,9 +347,9 @@ layout_report(const char *src, FILE *out)
 
 	layout_walk(&L, src, "packages");
 	fprintf(out,
-		"opam layout of %s/packages: %zu files: %zu N/N.V/opam (or X/opam), %zu "
-		"N/N.V/files/F (one level), %zu other\n",
-		src, L.total, L.opam, L.files, L.other);
+	    "opam layout of %s/packages: %zu files: %zu N/N.V/opam (or X/opam), %zu "
+	    "N/N.V/files/F (one level), %zu other\n",
+	    src, L.total, L.opam, L.files, L.other);
 	for (size_t i = 0; i < L.nex; i++) {
 		fprintf(out, "  not in the opam layout: %s\n", L.ex[i]);
 		free(L.ex[i]);
@@ -383,7 +382,7 @@ struct world {
 
 static struct cx_resource *
 targets_res(struct cx_arena *a, const char *id, const struct rb_key *k, const char *created,
-	    uint64_t counter)
+    uint64_t counter)
 {
 	struct cx_resource *r = rb_new(a, CX_R_TARGETS, id, created);
 	struct cx_keyref lr = rb_local(id);
@@ -398,7 +397,7 @@ static int
 id_char(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-';
+	    c == '_' || c == '-';
 }
 
 static struct author *
@@ -430,7 +429,8 @@ author_add(struct world *w, const char *pkg)
 			i = (size_t)-1; /* restart */
 		}
 	if (w->nau == w->capau)
-		w->au = xrealloc(w->au, (w->capau = w->capau ? 2 * w->capau : 1024) * sizeof(*w->au));
+		w->au =
+		    xrealloc(w->au, (w->capau = w->capau ? 2 * w->capau : 1024) * sizeof(*w->au));
 	x = &w->au[w->nau++];
 	memset(x, 0, sizeof(*x));
 	x->pkg = xstrdup(pkg);
@@ -606,7 +606,8 @@ touched_packages(const char *patchfile, size_t *n)
 	char **v = NULL, *line, *save = NULL;
 
 	*n = 0;
-	for (line = strtok_r((char *)d, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r((char *)d, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		char *p[2], *sp;
 		if (strncmp(line, "diff --git ", 11) != 0)
 			continue;
@@ -618,7 +619,8 @@ touched_packages(const char *patchfile, size_t *n)
 		for (int k = 0; k < 2; k++) {
 			char *q = p[k], *e;
 			size_t i;
-			if (strncmp(q, "a/packages/", 11) != 0 && strncmp(q, "b/packages/", 11) != 0)
+			if (strncmp(q, "a/packages/", 11) != 0 &&
+			    strncmp(q, "b/packages/", 11) != 0)
 				continue;
 			q += 11;
 			if ((e = strchr(q, '/')) == NULL)
@@ -655,7 +657,8 @@ verify_or_die(const char *dir, const struct world *w)
 	o.now = w->now;
 	o.expiry = EXPIRY_LARGE;
 	if (cx_repo_open(&repo, dir, &e) != 0 || cx_verify_full(repo, &o, &res, &e) != 0) {
-		fprintf(stderr, "bench: the verifier REJECTS the freshly signed %s: %s\n", dir, e.msg);
+		fprintf(
+		    stderr, "bench: the verifier REJECTS the freshly signed %s: %s\n", dir, e.msg);
 		exit(1);
 	}
 	cx_repo_close(repo);
@@ -664,7 +667,7 @@ verify_or_die(const char *dir, const struct world *w)
 /* Signs one model: OUT/<name>/base, base.tar.gz, upd/NNN.diff. */
 static void
 prepare_model(const char *src, const char *patchdir, const char *out, const char *name,
-	      int author_model, int64_t now, char **patches, size_t npatches, FILE *meta)
+    int author_model, int64_t now, char **patches, size_t npatches, FILE *meta)
 {
 	struct world w;
 	char *md = xasprintf("%s/%s", out, name);
@@ -689,8 +692,9 @@ prepare_model(const char *src, const char *patchdir, const char *out, const char
 		t1 = now_mono();
 		sign_m1(&w, base, 1);
 		sign_snap_ts(&w, base, 1);
-		printf("  %s: signed base (%zu authors) in %.2f s (m1 + snapshot + timestamp: %.2f s)\n",
-		       name, w.nau, now_mono() - t0, now_mono() - t1);
+		printf(
+		    "  %s: signed base (%zu authors) in %.2f s (m1 + snapshot + timestamp: %.2f s)\n",
+		    name, w.nau, now_mono() - t0, now_mono() - t1);
 		fflush(stdout);
 		t1 = now_mono();
 		verify_or_die(base, &w);
@@ -732,7 +736,7 @@ prepare_model(const char *src, const char *patchdir, const char *out, const char
 		free(B);
 		if ((i + 1) % 10 == 0) {
 			printf("  %s: %zu/%zu updates signed (%.1f s)\n", name, i + 1, npatches,
-			       now_mono() - t1);
+			    now_mono() - t1);
 			fflush(stdout);
 		}
 	}
@@ -846,11 +850,12 @@ floor_walk_fd(int dfd, struct fbuf *b, struct fstat_acc *acc)
 			continue;
 		if (de->d_type == DT_DIR) {
 			if ((fd = openat(dirfd(d), de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 				rb_die("%s: %s", de->d_name, strerror(errno));
 			floor_walk_fd(fd, b, acc);
 		} else if (de->d_type == DT_REG) {
-			if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) <
+			    0)
 				rb_die("%s: %s", de->d_name, strerror(errno));
 			hash_fd(fd, b, acc);
 			close(fd);
@@ -880,7 +885,7 @@ pwalk_thread(void *arg)
 
 	while ((j = atomic_fetch_add(&p->next, 1)) < p->njobs) {
 		int fd = openat(p->rootfd, p->jobs[j],
-				O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (p->isdir[j] ? O_DIRECTORY : 0));
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (p->isdir[j] ? O_DIRECTORY : 0));
 		if (fd < 0)
 			rb_die("%s: %s", p->jobs[j], strerror(errno));
 		if (p->isdir[j])
@@ -1019,7 +1024,7 @@ floor_tgz(const char *path, unsigned nth, struct fstat_acc *tot)
 	if (len < 18 || dc == NULL)
 		rb_die("%s: too short", path);
 	outlen = (size_t)gz[len - 4] | (size_t)gz[len - 3] << 8 | (size_t)gz[len - 2] << 16 |
-		 (size_t)gz[len - 1] << 24;
+	    (size_t)gz[len - 1] << 24;
 	tar = xmalloc(outlen + 1);
 	if (libdeflate_gzip_decompress(dc, gz, len, tar, outlen, &actual) != LIBDEFLATE_SUCCESS)
 		rb_die("%s: inflate failed (single member gzip expected)", path);
@@ -1065,7 +1070,8 @@ floor_incr(const char *old, const char *patchfile, struct fstat_acc *tot)
 
 	cx_sha256(d, len, h);
 	tot->bytes += len;
-	for (line = strtok_r((char *)d, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r((char *)d, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		char *p, *sp, *full;
 		int fd;
 		if (strncmp(line, "diff ", 5) != 0 || (p = strstr(line, " A/")) == NULL)
@@ -1255,7 +1261,7 @@ measure(char **argv, int self, struct meas *m)
 	if (!self) {
 		m->wall = now_mono() - w0;
 		m->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+		    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 		m->rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		if (m->rc != 0)
 			snprintf(m->msg, sizeof(m->msg), "exit status %d", m->rc);
@@ -1340,8 +1346,8 @@ static void
 hr(void)
 {
 	printf("%.*s\n", 132,
-	       "----------------------------------------------------------------------------------"
-	       "--------------------------------------------------");
+	    "----------------------------------------------------------------------------------"
+	    "--------------------------------------------------");
 }
 
 static void
@@ -1359,9 +1365,10 @@ row(const char *name, const char *bar, const struct stat3 *s, double floor, doub
 	if (upstream > 0)
 		snprintf(up, sizeof(up), "%.1fx faster", upstream / s->best);
 	if (up_rss_mb > 0)
-		snprintf(uprss, sizeof(uprss), " / %.1fx less RSS", up_rss_mb * 1024.0 / (double)s->rss_kb);
-	printf("%-44s %9.4f %9.4f %9.4f %8.1f %7s  %-16s %s%s\n", name, s->best, s->med, s->cpu_best,
-	       (double)s->rss_kb / 1024.0, fl, bar, up, uprss);
+		snprintf(uprss, sizeof(uprss), " / %.1fx less RSS",
+		    up_rss_mb * 1024.0 / (double)s->rss_kb);
+	printf("%-44s %9.4f %9.4f %9.4f %8.1f %7s  %-16s %s%s\n", name, s->best, s->med,
+	    s->cpu_best, (double)s->rss_kb / 1024.0, fl, bar, up, uprss);
 }
 
 static void
@@ -1369,7 +1376,7 @@ header(void)
 {
 	hr();
 	printf("%-44s %9s %9s %9s %8s %7s  %-16s %s\n", "case", "best s", "median s", "cpu s",
-	       "RSS MB", "/floor", "bar", "vs upstream v1.0.0");
+	    "RSS MB", "/floor", "bar", "vs upstream v1.0.0");
 	hr();
 }
 
@@ -1413,7 +1420,7 @@ static int incr_reps = 1;
  */
 static void
 incr_series(const char *bdir, const char *model, const char *anchor, const char *nowstr,
-	    const char *created, const char *conex, size_t nupd, struct incr_stats *st, FILE *csv)
+    const char *created, const char *conex, size_t nupd, struct incr_stats *st, FILE *csv)
 {
 	char *cur = xasprintf("%s/run-%s", bdir, model), tbuf[128];
 	double *meds = xmalloc(nupd * sizeof(double)), *bests = xmalloc(nupd * sizeof(double));
@@ -1451,8 +1458,8 @@ incr_series(const char *bdir, const char *model, const char *anchor, const char 
 		reps = saved;
 		if (special) {
 			char *v[] = {(char *)conex, "verify", "-q", "--no-state", "-t", tbuf,
-				     "--incremental", "-r", cur, "--patch", pf, "--now",
-				     (char *)created, "--expiry", "3153600000", NULL};
+			    "--incremental", "-r", cur, "--patch", pf, "--now", (char *)created,
+			    "--expiry", "3153600000", NULL};
 			run_case(v, 0, 1, i + 1 == st->small_i ? &st->small_cli : &st->big_cli);
 			if (i + 1 == st->small_i)
 				st->small = s;
@@ -1470,8 +1477,9 @@ incr_series(const char *bdir, const char *model, const char *anchor, const char 
 				st->max_rss = s.rss_kb;
 		}
 		if (csv)
-			fprintf(csv, "%s,%zu,%ld,%.6f,%.6f,%.6f,%.1f,%.6f,%d\n", model, i + 1, nf[i],
-				s.best, s.med, s.cpu_med, (double)s.rss_kb / 1024.0, fs.best, s.rc);
+			fprintf(csv, "%s,%zu,%ld,%.6f,%.6f,%.6f,%.1f,%.6f,%d\n", model, i + 1,
+			    nf[i], s.best, s.med, s.cpu_med, (double)s.rss_kb / 1024.0, fs.best,
+			    s.rc);
 		sh(1, "patch -p1 -s -f -d '%s' < '%s'", cur, pf);
 		free(pf);
 	}
@@ -1515,8 +1523,8 @@ meta_get(const char *bdir, const char *key)
 }
 
 static void
-incr_row(const char *model, const struct incr_stats *st, const char *bar, double up_small,
-	 double up_big)
+incr_row(
+    const char *model, const struct incr_stats *st, const char *bar, double up_small, double up_big)
 {
 	char name[96];
 
@@ -1526,20 +1534,20 @@ incr_row(const char *model, const struct incr_stats *st, const char *bar, double
 	}
 	snprintf(name, sizeof(name), "%s incr., median over %zu updates", model, st->n);
 	printf("%-44s %9s %9.4f %9s %8.1f %7.0fx  %-16s\n", name, "", st->med_of_med, "",
-	       (double)st->max_rss / 1024.0, st->med_of_med / st->floor_med, bar);
+	    (double)st->max_rss / 1024.0, st->med_of_med / st->floor_med, bar);
 	snprintf(name, sizeof(name), "%s incr., p90 / max over updates", model);
 	printf("%-44s %9s %9.4f %9.4f (max)\n", name, "", st->p90, st->max);
 	snprintf(name, sizeof(name), "%s incr. #%03zu (%ld files): library", model, st->small_i,
-		 st->small_files);
+	    st->small_files);
 	row(name, "", &st->small, 0, up_small, 0);
 	snprintf(name, sizeof(name), "%s incr. #%03zu (%ld files): CLI", model, st->small_i,
-		 st->small_files);
+	    st->small_files);
 	row(name, "", &st->small_cli, 0, up_small, 0);
 	snprintf(name, sizeof(name), "%s incr. #%03zu (%ld files): library", model, st->big_i,
-		 st->big_files);
+	    st->big_files);
 	row(name, "", &st->big, 0, up_big, 0);
 	snprintf(name, sizeof(name), "%s incr. #%03zu (%ld files): CLI", model, st->big_i,
-		 st->big_files);
+	    st->big_files);
 	row(name, "", &st->big_cli, 0, up_big, 0);
 	if (st->nfail)
 		printf("  %zu updates were REJECTED (see above)\n", st->nfail);
@@ -1585,7 +1593,7 @@ cmd_run(int argc, char **argv)
 	       "median wall time,\nCPU time (user+sys, all threads) of the best run, peak RSS "
 	       "(max over the runs, wait4 ru_maxrss).\nLibrary cases time cx_repo_open + verify "
 	       "inside the child; CLI cases are timed from fork to exit.\n",
-	       reps);
+	    reps);
 	p = xasprintf("%s/layout.txt", bdir);
 	{
 		size_t len;
@@ -1606,7 +1614,7 @@ cmd_run(int argc, char **argv)
 	snprintf(tbuf, sizeof(tbuf), "sha256=%s", a1);
 	{
 		char *v[] = {(char *)conex, "verify", "-q", "--no-state", "-t", tbuf, "--dir", sdir,
-			     "--now", created, "--expiry", "3153600000", NULL};
+		    "--now", created, "--expiry", "3153600000", NULL};
 		memcpy(cli, v, sizeof(v));
 	}
 	run_case(cli, 0, 1, &clis);
@@ -1629,13 +1637,14 @@ cmd_run(int argc, char **argv)
 	printf("\nfull verification (ratio to the best floor: 2-thread walk, 2-thread tgz)\n");
 	header();
 	row("1 single maintainer, dir: library", "<= 0.3 s, 64 MB", &lib, w2.best, 1.57, 182);
-	row("1 single maintainer, dir: conex verify CLI", "<= 0.3 s, 64 MB", &clis, w2.best, 1.57, 182);
+	row("1 single maintainer, dir: conex verify CLI", "<= 0.3 s, 64 MB", &clis, w2.best, 1.57,
+	    182);
 	row("1 single maintainer, .tar.gz: library", "<= 0.25 s", &libt, t2.best, 0, 0);
 	row("1 single maintainer, .tar.gz: conex CLI", "<= 0.25 s", &clit, t2.best, 0, 0);
 	{
 		char name[64];
 		snprintf(name, sizeof(name), "2 author model (%s ids), dir: library",
-			 meta_get(bdir, "author_authors"));
+		    meta_get(bdir, "author_authors"));
 		row(name, "<= 1.0 s", &alib, w2.best, 27.6, 0);
 	}
 	row("2 author model, dir: conex verify CLI", "<= 1.0 s", &acli, w2.best, 27.6, 0);
@@ -1645,9 +1654,11 @@ cmd_run(int argc, char **argv)
 	if (do_incr) {
 		p = xasprintf("%s/incremental.csv", bdir);
 		if ((csv = fopen(p, "w")) != NULL)
-			fprintf(csv, "model,update,files,best_s,median_s,cpu_median_s,rss_mb,floor_best_s,rc\n");
-		printf("\nincremental: %zu real updates, re-signed, as diff -ruaN (per-update data in %s)\n",
-		       nupd, p);
+			fprintf(csv,
+			    "model,update,files,best_s,median_s,cpu_median_s,rss_mb,floor_best_s,rc\n");
+		printf(
+		    "\nincremental: %zu real updates, re-signed, as diff -ruaN (per-update data in %s)\n",
+		    nupd, p);
 		free(p);
 		fflush(stdout);
 		incr_series(bdir, "single", a1, nowstr, created, conex, nupd, &is, csv);

@@ -39,33 +39,33 @@ static void
 agent_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: conex agent [-s SOCKET] <command> [options]\n\n"
-		"  list                            the keys the agent holds, one per line:\n"
-		"                                  keyid, id, alg, hardware|software, token,\n"
-		"                                  policy, state (tab-separated)\n"
-		"  add-token MODULE [TOKEN]        open a PKCS#11 module's token (serial or\n"
-		"                                  pkcs11: URI; default: every token)\n"
-		"  remove-token SERIAL             forget a token and its keys\n"
-		"  login SERIAL [--pin-fd N | --pin-file F] [--allow-final-try]\n"
-		"                                  log in to a token (PIN from the terminal by default)\n"
-		"  add-key [POLICY] [--id ID] FILE add a software key from a conex\n"
-		"                                  ~/.conex/<id>.<keyid>.private file\n"
-		"  remove-key KEYID                remove a key (sha256=HEX)\n"
-		"  set-policy KEYID POLICY         change a key's policy (other fields are kept)\n"
-		"  lock [--password-fd N | --password-file F]\n"
-		"  unlock [--password-fd N | --password-file F]\n"
-		"                                  lock / unlock the whole agent\n"
-		"  generate SERIAL ID [--alg ed25519|rsa2048|rsa4096|ecdsa]\n"
-		"                                  make a key pair on a token (default ed25519;\n"
-		"                                  conex signatures are ed25519 or RSA only)\n"
-		"  audit FILE                      check an audit log's hash chain (offline)\n\n"
-		"POLICY: --types root,targets,snapshot,timestamp|all  --confirm | --no-confirm\n"
-		"        --lifetime SECONDS  --max-sigs N  (0: no limit; add-key default: all\n"
-		"        types, no confirmation, no limits)\n\n"
-		"  -s, --socket SOCKET   the agent's socket (default $%s)\n\n"
-		"exit status: 0 ok, 1 the agent refused or failed, 2 usage error,\n"
-		"             3 cannot connect, I/O or internal error\n",
-		CX_AGENT_SOCK_ENV);
+	    "usage: conex agent [-s SOCKET] <command> [options]\n\n"
+	    "  list                            the keys the agent holds, one per line:\n"
+	    "                                  keyid, id, alg, hardware|software, token,\n"
+	    "                                  policy, state (tab-separated)\n"
+	    "  add-token MODULE [TOKEN]        open a PKCS#11 module's token (serial or\n"
+	    "                                  pkcs11: URI; default: every token)\n"
+	    "  remove-token SERIAL             forget a token and its keys\n"
+	    "  login SERIAL [--pin-fd N | --pin-file F] [--allow-final-try]\n"
+	    "                                  log in to a token (PIN from the terminal by default)\n"
+	    "  add-key [POLICY] [--id ID] FILE add a software key from a conex\n"
+	    "                                  ~/.conex/<id>.<keyid>.private file\n"
+	    "  remove-key KEYID                remove a key (sha256=HEX)\n"
+	    "  set-policy KEYID POLICY         change a key's policy (other fields are kept)\n"
+	    "  lock [--password-fd N | --password-file F]\n"
+	    "  unlock [--password-fd N | --password-file F]\n"
+	    "                                  lock / unlock the whole agent\n"
+	    "  generate SERIAL ID [--alg ed25519|rsa2048|rsa4096|ecdsa]\n"
+	    "                                  make a key pair on a token (default ed25519;\n"
+	    "                                  conex signatures are ed25519 or RSA only)\n"
+	    "  audit FILE                      check an audit log's hash chain (offline)\n\n"
+	    "POLICY: --types root,targets,snapshot,timestamp|all  --confirm | --no-confirm\n"
+	    "        --lifetime SECONDS  --max-sigs N  (0: no limit; add-key default: all\n"
+	    "        types, no confirmation, no limits)\n\n"
+	    "  -s, --socket SOCKET   the agent's socket (default $%s)\n\n"
+	    "exit status: 0 ok, 1 the agent refused or failed, 2 usage error,\n"
+	    "             3 cannot connect, I/O or internal error\n",
+	    CX_AGENT_SOCK_ENV);
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -127,8 +127,9 @@ report(const char *cmd, const struct cx_agent_conn *c, int r, const struct cx_er
 		fprintf(stderr, "\n  log in first: conex agent login SERIAL");
 		break;
 	case CX_AERR_FINAL_TRY:
-		fprintf(stderr, "\n  the next wrong PIN locks the token: rerun with "
-				"--allow-final-try to risk it");
+		fprintf(stderr,
+		    "\n  the next wrong PIN locks the token: rerun with "
+		    "--allow-final-try to risk it");
 		break;
 	}
 	fprintf(stderr, "\n");
@@ -182,10 +183,10 @@ static const struct {
 	const char *name;
 	uint32_t bit;
 } type_names[] = {
-	{"root", CX_POLICY_ROOT},
-	{"targets", CX_POLICY_TARGETS},
-	{"snapshot", CX_POLICY_SNAPSHOT},
-	{"timestamp", CX_POLICY_TIMESTAMP},
+    {"root", CX_POLICY_ROOT},
+    {"targets", CX_POLICY_TARGETS},
+    {"snapshot", CX_POLICY_SNAPSHOT},
+    {"timestamp", CX_POLICY_TIMESTAMP},
 };
 
 static int
@@ -216,19 +217,33 @@ parse_types(const char *s, uint32_t *types)
 }
 
 /* Policy options shared by add-key and set-policy. */
-enum { OPT_TYPES = 256, OPT_CONFIRM, OPT_NO_CONFIRM, OPT_LIFETIME, OPT_MAX_SIGS, OPT_ID,
-       OPT_PIN_FD, OPT_PIN_FILE, OPT_PW_FD, OPT_PW_FILE, OPT_FINAL, OPT_ALG };
+enum {
+	OPT_TYPES = 256,
+	OPT_CONFIRM,
+	OPT_NO_CONFIRM,
+	OPT_LIFETIME,
+	OPT_MAX_SIGS,
+	OPT_ID,
+	OPT_PIN_FD,
+	OPT_PIN_FILE,
+	OPT_PW_FD,
+	OPT_PW_FILE,
+	OPT_FINAL,
+	OPT_ALG
+};
 
-#define POLICY_OPTIONS                                                   \
-	{"types", required_argument, NULL, OPT_TYPES},                   \
-	    {"confirm", no_argument, NULL, OPT_CONFIRM},                 \
-	    {"no-confirm", no_argument, NULL, OPT_NO_CONFIRM},           \
-	    {"lifetime", required_argument, NULL, OPT_LIFETIME},         \
-	    {"max-sigs", required_argument, NULL, OPT_MAX_SIGS}
+#define POLICY_OPTIONS                                            \
+	{"types", required_argument, NULL, OPT_TYPES},            \
+	    {"confirm", no_argument, NULL, OPT_CONFIRM},          \
+	    {"no-confirm", no_argument, NULL, OPT_NO_CONFIRM},    \
+	    {"lifetime", required_argument, NULL, OPT_LIFETIME},  \
+	{                                                         \
+		"max-sigs", required_argument, NULL, OPT_MAX_SIGS \
+	}
 
 /* Which policy fields the command line set (set-policy keeps the others). */
-#define SET_TYPES 0x1
-#define SET_CONFIRM 0x2
+#define SET_TYPES    0x1
+#define SET_CONFIRM  0x2
 #define SET_LIFETIME 0x4
 #define SET_MAX_SIGS 0x8
 
@@ -239,8 +254,10 @@ policy_opt(const char *cmd, int ch, const char *arg, struct cx_policy *p, int *s
 	switch (ch) {
 	case OPT_TYPES:
 		if (parse_types(arg, &p->types) != 0) {
-			usage_error(cmd, "bad --types '%s' (want root,targets,snapshot,timestamp "
-					 "or all)", arg);
+			usage_error(cmd,
+			    "bad --types '%s' (want root,targets,snapshot,timestamp "
+			    "or all)",
+			    arg);
 			return -1;
 		}
 		*set |= SET_TYPES;
@@ -286,9 +303,10 @@ tty_secret(const char *cmd, const char *prompt, char *buf, size_t cap, size_t *l
 	int fd, r = 0, overflow = 0;
 
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "conex agent %s: no terminal to read a secret from (%s): see "
-				"--help for the -fd and -file options\n",
-			cmd, strerror(errno));
+		fprintf(stderr,
+		    "conex agent %s: no terminal to read a secret from (%s): see "
+		    "--help for the -fd and -file options\n",
+		    cmd, strerror(errno));
 		return CX_EXIT_USAGE;
 	}
 	if (tcgetattr(fd, &old) != 0) {
@@ -364,8 +382,9 @@ out:
 	if (r != 0) {
 		explicit_bzero(buf, cap);
 		fprintf(stderr, "conex agent %s: %s\n", cmd,
-			overflow ? "secret too long" :
-			r == CX_EXIT_USAGE ? "interrupted" : "cannot read from the terminal");
+		    overflow                 ? "secret too long"
+		        : r == CX_EXIT_USAGE ? "interrupted"
+		                             : "cannot read from the terminal");
 	}
 	return r;
 }
@@ -384,7 +403,7 @@ fd_secret(const char *cmd, int fd, const char *what, char *buf, size_t cap, size
 			continue;
 		if (rd < 0) {
 			fprintf(stderr, "conex agent %s: reading the %s: %s\n", cmd, what,
-				strerror(errno));
+			    strerror(errno));
 			explicit_bzero(buf, cap);
 			return CX_EXIT_ERROR;
 		}
@@ -399,7 +418,7 @@ fd_secret(const char *cmd, int fd, const char *what, char *buf, size_t cap, size
 		n = (size_t)(nl - buf);
 	else if (n + 1 >= cap) {
 		fprintf(stderr, "conex agent %s: the %s is longer than %d bytes\n", cmd, what,
-			SECRET_MAX - 1);
+		    SECRET_MAX - 1);
 		explicit_bzero(buf, cap);
 		return CX_EXIT_USAGE;
 	}
@@ -417,13 +436,13 @@ fd_secret(const char *cmd, int fd, const char *what, char *buf, size_t cap, size
 
 /* Where a secret comes from: --X-fd, --X-file, else the terminal. */
 struct secret_src {
-	int fd;		  /* -1: unset */
+	int fd;           /* -1: unset */
 	const char *file; /* NULL: unset */
 };
 
 static int
 get_secret(const char *cmd, const struct secret_src *src, const char *what, const char *prompt,
-	   char *buf, size_t cap, size_t *len)
+    char *buf, size_t cap, size_t *len)
 {
 	int fd, r;
 
@@ -431,8 +450,8 @@ get_secret(const char *cmd, const struct secret_src *src, const char *what, cons
 		return fd_secret(cmd, src->fd, what, buf, cap, len);
 	if (src->file != NULL) {
 		if ((fd = open(src->file, O_RDONLY | O_CLOEXEC)) < 0) {
-			fprintf(stderr, "conex agent %s: %s: %s\n", cmd, src->file,
-				strerror(errno));
+			fprintf(
+			    stderr, "conex agent %s: %s: %s\n", cmd, src->file, strerror(errno));
 			return CX_EXIT_ERROR;
 		}
 		r = fd_secret(cmd, fd, what, buf, cap, len);
@@ -448,9 +467,12 @@ static const char *
 keyalg_name(uint8_t alg)
 {
 	switch (alg) {
-	case CX_MKEY_RSA: return "rsa";
-	case CX_MKEY_ED25519: return "ed25519";
-	case CX_MKEY_ECDSA_P256: return "ecdsa-p256";
+	case CX_MKEY_RSA:
+		return "rsa";
+	case CX_MKEY_ED25519:
+		return "ed25519";
+	case CX_MKEY_ECDSA_P256:
+		return "ecdsa-p256";
 	}
 	return "unknown";
 }
@@ -480,7 +502,7 @@ print_key(FILE *f, const struct cx_msg_key *k)
 {
 	print_keyid(f, k->keyid);
 	fprintf(f, "\t%s\t%s\t%s\t", k->id, keyalg_name(k->keyalg),
-		(k->state & CX_KEY_HARDWARE) ? "hardware" : "software");
+	    (k->state & CX_KEY_HARDWARE) ? "hardware" : "software");
 	if (k->state & CX_KEY_HARDWARE)
 		fprintf(f, "%s/%s", k->token_serial, k->token_label);
 	else
@@ -488,7 +510,7 @@ print_key(FILE *f, const struct cx_msg_key *k)
 	fprintf(f, "\t");
 	print_policy(f, &k->policy);
 	fprintf(f, " sigs=%" PRIu64 "\t%s", k->sigs_made,
-		(k->state & CX_KEY_PRESENT) ? "present" : "absent");
+	    (k->state & CX_KEY_PRESENT) ? "present" : "absent");
 	if (k->state & CX_KEY_LOGGED_IN)
 		fprintf(f, ",logged-in");
 	if (k->state & CX_KEY_ALWAYS_AUTH)
@@ -519,11 +541,11 @@ no_options(const char *cmd, int argc, char **argv, int min, int max)
 	return 0;
 }
 
-#define NO_OPTIONS(cmd, min, max)                                          \
-	do {                                                               \
-		int no_ = no_options(cmd, argc, argv, min, max);           \
-		if (no_ != 0)                                              \
-			return no_ == -1 ? CX_EXIT_OK : CX_EXIT_USAGE;     \
+#define NO_OPTIONS(cmd, min, max)                                      \
+	do {                                                           \
+		int no_ = no_options(cmd, argc, argv, min, max);       \
+		if (no_ != 0)                                          \
+			return no_ == -1 ? CX_EXIT_OK : CX_EXIT_USAGE; \
 	} while (0)
 
 static int
@@ -562,8 +584,8 @@ cmd_add_token(const char *sock, int argc, char **argv)
 	NO_OPTIONS("add-token", 1, 2);
 	if ((r = open_agent("add-token", sock, &c)) != 0)
 		return r;
-	if ((r = cx_agent_add_token(c, argv[optind], argc - optind > 1 ? argv[optind + 1] : "",
-				    &e)) != 0)
+	if ((r = cx_agent_add_token(
+	         c, argv[optind], argc - optind > 1 ? argv[optind + 1] : "", &e)) != 0)
 		r = report("add-token", c, r, &e);
 	cx_agent_close(c);
 	return r;
@@ -605,11 +627,9 @@ tty_yes(const char *prompt)
 static int
 cmd_login(const char *sock, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"pin-fd", required_argument, NULL, OPT_PIN_FD},
+	static const struct option opts[] = {{"pin-fd", required_argument, NULL, OPT_PIN_FD},
 	    {"pin-file", required_argument, NULL, OPT_PIN_FILE},
-	    {"allow-final-try", no_argument, NULL, OPT_FINAL},
-	    {"help", no_argument, NULL, 'h'},
+	    {"allow-final-try", no_argument, NULL, OPT_FINAL}, {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct secret_src src = {-1, NULL};
 	struct cx_agent_conn *c;
@@ -666,11 +686,9 @@ cmd_login(const char *sock, int argc, char **argv)
 static int
 lock_cmd(const char *cmd, const char *sock, int argc, char **argv, int lock)
 {
-	static const struct option opts[] = {
-	    {"password-fd", required_argument, NULL, OPT_PW_FD},
+	static const struct option opts[] = {{"password-fd", required_argument, NULL, OPT_PW_FD},
 	    {"password-file", required_argument, NULL, OPT_PW_FILE},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct secret_src src = {-1, NULL};
 	struct cx_agent_conn *c;
 	struct cx_err e = {0};
@@ -698,12 +716,12 @@ lock_cmd(const char *cmd, const char *sock, int argc, char **argv, int lock)
 	if (argc != optind)
 		return usage_error(cmd, "%s", "unexpected argument");
 	if (src.fd >= 0 && src.file != NULL)
-		return usage_error(cmd, "%s",
-				   "--password-fd and --password-file exclude each other");
+		return usage_error(
+		    cmd, "%s", "--password-fd and --password-file exclude each other");
 	if ((r = open_agent(cmd, sock, &c)) != 0)
 		return r;
-	if ((r = get_secret(cmd, &src, "password", lock ? "Lock password: " : "Unlock password: ",
-			    pw, sizeof(pw), &n)) != 0)
+	if ((r = get_secret(cmd, &src, "password",
+	         lock ? "Lock password: " : "Unlock password: ", pw, sizeof(pw), &n)) != 0)
 		goto out;
 	if (lock && src.fd < 0 && src.file == NULL) {
 		/* a mistyped lock password would lock the user out: ask twice */
@@ -762,15 +780,16 @@ read_pem(const char *path, uint8_t **out, size_t *len)
 		return CX_EXIT_ERROR;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > PEM_MAX) {
-		fprintf(stderr, "conex agent add-key: %s: not a key file (a regular file of at "
-				"most %u bytes)\n",
-			path, PEM_MAX);
+		fprintf(stderr,
+		    "conex agent add-key: %s: not a key file (a regular file of at "
+		    "most %u bytes)\n",
+		    path, PEM_MAX);
 		close(fd);
 		return CX_EXIT_USAGE;
 	}
 	if (st.st_mode & 077)
 		fprintf(stderr, "conex agent add-key: warning: %s is accessible by other users\n",
-			path);
+		    path);
 	if ((p = malloc((size_t)st.st_size + 1)) == NULL) {
 		close(fd);
 		return CX_EXIT_ERROR;
@@ -799,10 +818,8 @@ read_pem(const char *path, uint8_t **out, size_t *len)
 static int
 cmd_add_key(const char *sock, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    POLICY_OPTIONS,
-	    {"id", required_argument, NULL, OPT_ID},
-	    {"help", no_argument, NULL, 'h'},
+	static const struct option opts[] = {POLICY_OPTIONS,
+	    {"id", required_argument, NULL, OPT_ID}, {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct cx_policy pol = {CX_POLICY_ALL, 0, 0, 0};
 	struct cx_agent_conn *c;
@@ -841,9 +858,10 @@ cmd_add_key(const char *sock, int argc, char **argv)
 		/* conex names key files <id>.<keyid>.private: the id is up to the first dot */
 		base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
 		if (strcspn(base, ".") == 0 || strcspn(base, ".") >= sizeof(id))
-			return usage_error("add-key", "cannot tell the id from the name of %s: "
-						      "use --id",
-					   file);
+			return usage_error("add-key",
+			    "cannot tell the id from the name of %s: "
+			    "use --id",
+			    file);
 		snprintf(id, sizeof(id), "%.*s", (int)strcspn(base, "."), base);
 	}
 	if ((r = read_pem(file, &pem, &pemlen)) != 0)
@@ -871,8 +889,8 @@ cmd_remove_key(const char *sock, int argc, char **argv)
 
 	NO_OPTIONS("remove-key", 1, 1);
 	if (parse_keyid(argv[optind], keyid) != 0)
-		return usage_error("remove-key", "bad KEYID '%s' (want sha256=<64 lowercase hex>)",
-				   argv[optind]);
+		return usage_error(
+		    "remove-key", "bad KEYID '%s' (want sha256=<64 lowercase hex>)", argv[optind]);
 	if ((r = open_agent("remove-key", sock, &c)) != 0)
 		return r;
 	if ((r = cx_agent_remove_key(c, keyid, &e)) != 0)
@@ -910,8 +928,8 @@ cmd_set_policy(const char *sock, int argc, char **argv)
 	if (argc - optind != 1)
 		return usage_error("set-policy", "%s", "want one KEYID");
 	if (parse_keyid(argv[optind], keyid) != 0)
-		return usage_error("set-policy", "bad KEYID '%s' (want sha256=<64 lowercase hex>)",
-				   argv[optind]);
+		return usage_error(
+		    "set-policy", "bad KEYID '%s' (want sha256=<64 lowercase hex>)", argv[optind]);
 	if (set == 0)
 		return usage_error("set-policy", "%s", "nothing to change");
 	if ((r = open_agent("set-policy", sock, &c)) != 0)
@@ -925,8 +943,8 @@ cmd_set_policy(const char *sock, int argc, char **argv)
 	for (i = 0; i < n && memcmp(keys[i].keyid, keyid, 32) != 0; i++)
 		;
 	if (i == n) {
-		fprintf(stderr, "conex agent set-policy: the agent holds no key %s\n",
-			argv[optind]);
+		fprintf(
+		    stderr, "conex agent set-policy: the agent holds no key %s\n", argv[optind]);
 		cx_agent_keys_free(keys);
 		cx_agent_close(c);
 		return CX_EXIT_REJECT;
@@ -950,10 +968,8 @@ cmd_set_policy(const char *sock, int argc, char **argv)
 static int
 cmd_generate(const char *sock, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"alg", required_argument, NULL, OPT_ALG},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"alg", required_argument, NULL, OPT_ALG},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const struct {
 		const char *name;
 		uint8_t keyalg;
@@ -992,7 +1008,7 @@ cmd_generate(const char *sock, int argc, char **argv)
 	if ((r = open_agent("generate", sock, &c)) != 0)
 		return r;
 	if ((r = cx_agent_generate(c, argv[optind], argv[optind + 1], algs[alg].keyalg,
-				   algs[alg].bits, &k, &e)) != 0) {
+	         algs[alg].bits, &k, &e)) != 0) {
 		r = report("generate", c, r, &e);
 		cx_agent_close(c);
 		return r;
@@ -1017,7 +1033,7 @@ cmd_audit(const char *sock, int argc, char **argv)
 	if ((r = cx_audit_verify(argv[optind], &nlines, &e)) != 0) {
 		fprintf(stderr, "conex agent audit: %s\n", e.msg);
 		return (r == CX_EIO || r == CX_ENOENT || r == CX_ENOMEM) ? CX_EXIT_ERROR
-									 : CX_EXIT_REJECT;
+		                                                         : CX_EXIT_REJECT;
 	}
 	printf("%s: %" PRIu64 " entries, hash chain intact\n", argv[optind], nlines);
 	return CX_EXIT_OK;
@@ -1026,10 +1042,8 @@ cmd_audit(const char *sock, int argc, char **argv)
 int
 cx_cmd_agent(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const struct agent_cmd cmds[] = {
 	    {"list", cmd_list},
 	    {"add-token", cmd_add_token},

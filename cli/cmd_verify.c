@@ -20,25 +20,25 @@ static void
 verify_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: conex verify -t ANCHORS [--quorum N] --dir DIR\n"
-		"       conex verify -t ANCHORS [--quorum N] --incremental -r REPO --patch FILE\n\n"
-		"  -t, --trust-anchors A  root key ids (sha256=HEX), repeatable, comma-separated\n"
-		"      --quorum N         anchored root signatures required (default 1)\n"
-		"      --dir DIR          full mode: the repository (a directory or a .tar.gz)\n"
-		"  -r, --repository R     incremental mode: the trusted local copy (dir or .tar.gz)\n"
-		"      --patch FILE       incremental mode: the update as a unified diff (-p1)\n"
-		"      --incremental      incremental mode\n"
-		"      --root NAME        root file name (default root)\n"
-		"      --expiry SECONDS   how long a timestamp stays fresh (default 900)\n"
-		"      --now RFC3339      verify as of this time instead of the clock\n"
-		"      --no-opam          do not require opam package paths in targets\n"
-		"      --nostrict         tolerate unsigned files in packages nobody signs\n"
-		"      --state DIR        where accepted versions are kept (default\n"
-		"                         $XDG_STATE_HOME/conex or ~/.local/state/conex)\n"
-		"      --no-state         keep no state (no rollback protection across full fetches)\n"
-		"  -q, --quiet            print nothing on success\n"
-		"  -v, --verbose          print warnings (-vv: details)\n\n"
-		"exit status: 0 accepted, 1 rejected, 2 usage error, 3 I/O or internal error\n");
+	    "usage: conex verify -t ANCHORS [--quorum N] --dir DIR\n"
+	    "       conex verify -t ANCHORS [--quorum N] --incremental -r REPO --patch FILE\n\n"
+	    "  -t, --trust-anchors A  root key ids (sha256=HEX), repeatable, comma-separated\n"
+	    "      --quorum N         anchored root signatures required (default 1)\n"
+	    "      --dir DIR          full mode: the repository (a directory or a .tar.gz)\n"
+	    "  -r, --repository R     incremental mode: the trusted local copy (dir or .tar.gz)\n"
+	    "      --patch FILE       incremental mode: the update as a unified diff (-p1)\n"
+	    "      --incremental      incremental mode\n"
+	    "      --root NAME        root file name (default root)\n"
+	    "      --expiry SECONDS   how long a timestamp stays fresh (default 900)\n"
+	    "      --now RFC3339      verify as of this time instead of the clock\n"
+	    "      --no-opam          do not require opam package paths in targets\n"
+	    "      --nostrict         tolerate unsigned files in packages nobody signs\n"
+	    "      --state DIR        where accepted versions are kept (default\n"
+	    "                         $XDG_STATE_HOME/conex or ~/.local/state/conex)\n"
+	    "      --no-state         keep no state (no rollback protection across full fetches)\n"
+	    "  -q, --quiet            print nothing on success\n"
+	    "  -v, --verbose          print warnings (-vv: details)\n\n"
+	    "exit status: 0 accepted, 1 rejected, 2 usage error, 3 I/O or internal error\n");
 }
 
 struct printer {
@@ -82,9 +82,10 @@ add_anchors(const char *arg, char **anchors, size_t *n)
 				return -1;
 			(*n)++;
 		} else if (len > 0) {
-			fprintf(stderr, "conex verify: ignoring malformed trust anchor '%.*s' (want "
-					"sha256=<64 lowercase hex digits>)\n",
-				(int)len, p);
+			fprintf(stderr,
+			    "conex verify: ignoring malformed trust anchor '%.*s' (want "
+			    "sha256=<64 lowercase hex digits>)\n",
+			    (int)len, p);
 		}
 		if (end == NULL)
 			break;
@@ -97,14 +98,17 @@ static int
 exit_for(int code)
 {
 	switch (code) {
-	case CX_OK: return CX_EXIT_OK;
+	case CX_OK:
+		return CX_EXIT_OK;
 	case CX_EREJECT:
 	case CX_EPARSE:
 	case CX_ECRYPTO:
 	case CX_ENOENT:
 	case CX_ETOOBIG:
-	case CX_EUNSUPPORTED: return CX_EXIT_REJECT;
-	case CX_EINVAL: return CX_EXIT_USAGE;
+	case CX_EUNSUPPORTED:
+		return CX_EXIT_REJECT;
+	case CX_EINVAL:
+		return CX_EXIT_USAGE;
 	}
 	return CX_EXIT_ERROR;
 }
@@ -136,28 +140,32 @@ slurp(const char *path, size_t *len, struct cx_err *e)
 int
 cx_cmd_verify(int argc, char **argv)
 {
-	enum { O_QUORUM = 256, O_DIR, O_PATCH, O_INCR, O_ROOT, O_EXPIRY, O_NOOPAM, O_NOSTRICT,
-	       O_NOW, O_STATE, O_NOSTATE, O_NOCOLOR };
-	static const struct option opts[] = {
-	    {"trust-anchors", required_argument, NULL, 't'},
-	    {"quorum", required_argument, NULL, O_QUORUM},
-	    {"dir", required_argument, NULL, O_DIR},
+	enum {
+		O_QUORUM = 256,
+		O_DIR,
+		O_PATCH,
+		O_INCR,
+		O_ROOT,
+		O_EXPIRY,
+		O_NOOPAM,
+		O_NOSTRICT,
+		O_NOW,
+		O_STATE,
+		O_NOSTATE,
+		O_NOCOLOR
+	};
+	static const struct option opts[] = {{"trust-anchors", required_argument, NULL, 't'},
+	    {"quorum", required_argument, NULL, O_QUORUM}, {"dir", required_argument, NULL, O_DIR},
 	    {"repository", required_argument, NULL, 'r'},
-	    {"patch", required_argument, NULL, O_PATCH},
-	    {"incremental", no_argument, NULL, O_INCR},
+	    {"patch", required_argument, NULL, O_PATCH}, {"incremental", no_argument, NULL, O_INCR},
 	    {"root", required_argument, NULL, O_ROOT},
-	    {"expiry", required_argument, NULL, O_EXPIRY},
-	    {"no-opam", no_argument, NULL, O_NOOPAM},
+	    {"expiry", required_argument, NULL, O_EXPIRY}, {"no-opam", no_argument, NULL, O_NOOPAM},
 	    {"nostrict", no_argument, NULL, O_NOSTRICT},
 	    {"ignore-missing", no_argument, NULL, O_NOSTRICT},
-	    {"now", required_argument, NULL, O_NOW},
-	    {"state", required_argument, NULL, O_STATE},
-	    {"no-state", no_argument, NULL, O_NOSTATE},
-	    {"no-color", no_argument, NULL, O_NOCOLOR},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"now", required_argument, NULL, O_NOW}, {"state", required_argument, NULL, O_STATE},
+	    {"no-state", no_argument, NULL, O_NOSTATE}, {"no-color", no_argument, NULL, O_NOCOLOR},
+	    {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	char *anchors[MAX_ANCHORS];
 	size_t nanchors = 0, patchlen = 0;
 	const char *dir = NULL, *repository = NULL, *patchfile = NULL, *statedir = NULL;
@@ -192,18 +200,28 @@ cx_cmd_verify(int argc, char **argv)
 		case O_QUORUM:
 			ll = strtoll(optarg, &end, 10);
 			if (*optarg == 0 || *end != 0 || ll < 0 || ll > 1000) {
-				fprintf(stderr, "conex verify: --quorum: want a number from 0 to 1000\n");
+				fprintf(stderr,
+				    "conex verify: --quorum: want a number from 0 to 1000\n");
 				goto out_usage;
 			}
 			/* opam lets a user add a repository with quorum 0: at least one anyway */
 			o.quorum = ll < 1 ? 1 : (int)ll;
 			break;
-		case O_DIR: dir = optarg; break;
-		case 'r': repository = optarg; break;
-		case O_PATCH: patchfile = optarg; break;
-		case O_INCR: incremental = 1; break;
+		case O_DIR:
+			dir = optarg;
+			break;
+		case 'r':
+			repository = optarg;
+			break;
+		case O_PATCH:
+			patchfile = optarg;
+			break;
+		case O_INCR:
+			incremental = 1;
+			break;
 		case O_ROOT:
-			if (cx_path_check(optarg, strlen(optarg)) != 0 || strchr(optarg, '/') != NULL) {
+			if (cx_path_check(optarg, strlen(optarg)) != 0 ||
+			    strchr(optarg, '/') != NULL) {
 				fprintf(stderr, "conex verify: --root: want a file name\n");
 				goto out_usage;
 			}
@@ -217,24 +235,38 @@ cx_cmd_verify(int argc, char **argv)
 			}
 			o.expiry = ll;
 			break;
-		case O_NOOPAM: o.opam = 0; break;
-		case O_NOSTRICT: o.strict = 0; break;
+		case O_NOOPAM:
+			o.opam = 0;
+			break;
+		case O_NOSTRICT:
+			o.strict = 0;
+			break;
 		case O_NOW:
 			if (cx_time_parse(optarg, &o.now) != 0) {
 				fprintf(stderr, "conex verify: --now: want YYYY-MM-DDThh:mm:ssZ\n");
 				goto out_usage;
 			}
 			break;
-		case O_STATE: statedir = optarg; break;
-		case O_NOSTATE: nostate = 1; break;
-		case O_NOCOLOR: break;
-		case 'q': quiet = 1; break;
-		case 'v': verbose++; break;
+		case O_STATE:
+			statedir = optarg;
+			break;
+		case O_NOSTATE:
+			nostate = 1;
+			break;
+		case O_NOCOLOR:
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
 		case 'h':
 			verify_usage(stdout);
 			rc = CX_EXIT_OK;
 			goto out;
-		default: goto out_usage;
+		default:
+			goto out_usage;
 		}
 	}
 	if (optind != argc) {
@@ -247,8 +279,9 @@ cx_cmd_verify(int argc, char **argv)
 	} else if (!incremental && !patchfile && dir) {
 		/* full; opam may pass --repository too, which full mode does not need */
 	} else {
-		fprintf(stderr, "conex verify: invalid combination of --dir, --incremental, "
-				"--repository and --patch\n");
+		fprintf(stderr,
+		    "conex verify: invalid combination of --dir, --incremental, "
+		    "--repository and --patch\n");
 		goto out_usage;
 	}
 	if (nanchors == 0) {
@@ -289,13 +322,14 @@ cx_cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (r != 0) {
-		fprintf(stderr, "conex verify: %s: %s\n", r == CX_EREJECT || exit_for(r) == CX_EXIT_REJECT ? "rejected" : "error", e.msg);
+		fprintf(stderr, "conex verify: %s: %s\n",
+		    r == CX_EREJECT || exit_for(r) == CX_EXIT_REJECT ? "rejected" : "error", e.msg);
 		rc = exit_for(r);
 		goto out;
 	}
 	if (!quiet)
 		printf("%s verification successful: %zu files, %zu valid targets files\n",
-		       incremental ? "incremental" : "full", res.ndata, res.ntargets);
+		    incremental ? "incremental" : "full", res.ndata, res.ntargets);
 	rc = CX_EXIT_OK;
 	goto out;
 out_usage:

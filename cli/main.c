@@ -7,10 +7,11 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: conex <command> [options]\n\n"
-		   "commands:\n"
-		   "  verify    verify a conex-signed repository (opam's repository-validation-command)\n\n"
-		   "Run `conex <command> --help` for the options of a command.\n");
+	fprintf(f,
+	    "usage: conex <command> [options]\n\n"
+	    "commands:\n"
+	    "  verify    verify a conex-signed repository (opam's repository-validation-command)\n\n"
+	    "Run `conex <command> --help` for the options of a command.\n");
 }
 
 int

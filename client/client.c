@@ -64,8 +64,8 @@ conn_wait(struct cx_agent_conn *c, short ev, int64_t deadline, struct cx_err *e)
 	for (;;) {
 		left = deadline - now_ms();
 		if (left <= 0)
-			return cx_err_set(e, CX_EIO, "agent did not answer within %d ms",
-					  c->timeout_ms);
+			return cx_err_set(
+			    e, CX_EIO, "agent did not answer within %d ms", c->timeout_ms);
 		pfd.fd = c->fd;
 		pfd.events = ev;
 		pfd.revents = 0;
@@ -78,8 +78,7 @@ conn_wait(struct cx_agent_conn *c, short ev, int64_t deadline, struct cx_err *e)
 }
 
 static int
-conn_write(struct cx_agent_conn *c, const uint8_t *p, size_t n, int64_t deadline,
-	   struct cx_err *e)
+conn_write(struct cx_agent_conn *c, const uint8_t *p, size_t n, int64_t deadline, struct cx_err *e)
 {
 	int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
 	ssize_t w;
@@ -105,7 +104,7 @@ conn_write(struct cx_agent_conn *c, const uint8_t *p, size_t n, int64_t deadline
 
 static int
 conn_read(struct cx_agent_conn *c, uint8_t *p, size_t n, int64_t deadline, const char *what,
-	  struct cx_err *e)
+    struct cx_err *e)
 {
 	int flags = deadline ? MSG_DONTWAIT : 0;
 	size_t got = 0;
@@ -116,8 +115,8 @@ conn_read(struct cx_agent_conn *c, uint8_t *p, size_t n, int64_t deadline, const
 		rd = recv(c->fd, p + got, n - got, flags);
 		if (rd == 0)
 			return cx_err_set(e, CX_EIO,
-					  "agent closed the connection (%s: %zu of %zu bytes read)",
-					  what, got, n);
+			    "agent closed the connection (%s: %zu of %zu bytes read)", what, got,
+			    n);
 		if (rd < 0) {
 			if (errno == EINTR)
 				continue;
@@ -137,26 +136,37 @@ static const char *
 req_name(uint8_t type)
 {
 	switch (type) {
-	case CX_MSG_QUERY: return "query";
-	case CX_MSG_LIST: return "list";
-	case CX_MSG_SIGN: return "sign";
-	case CX_MSG_TOKEN_LOGIN: return "token login";
-	case CX_MSG_LOCK: return "lock";
-	case CX_MSG_UNLOCK: return "unlock";
-	case CX_MSG_ADD_TOKEN: return "add token";
-	case CX_MSG_REMOVE_TOKEN: return "remove token";
-	case CX_MSG_ADD_KEY: return "add key";
-	case CX_MSG_REMOVE_KEY: return "remove key";
-	case CX_MSG_SET_POLICY: return "set policy";
-	case CX_MSG_GENERATE: return "generate";
+	case CX_MSG_QUERY:
+		return "query";
+	case CX_MSG_LIST:
+		return "list";
+	case CX_MSG_SIGN:
+		return "sign";
+	case CX_MSG_TOKEN_LOGIN:
+		return "token login";
+	case CX_MSG_LOCK:
+		return "lock";
+	case CX_MSG_UNLOCK:
+		return "unlock";
+	case CX_MSG_ADD_TOKEN:
+		return "add token";
+	case CX_MSG_REMOVE_TOKEN:
+		return "remove token";
+	case CX_MSG_ADD_KEY:
+		return "add key";
+	case CX_MSG_REMOVE_KEY:
+		return "remove key";
+	case CX_MSG_SET_POLICY:
+		return "set policy";
+	case CX_MSG_GENERATE:
+		return "generate";
 	}
 	return "request";
 }
 
 /* Sends one frame, then wipes it: requests may carry a PIN, a password or a key. */
 static int
-send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline,
-	     struct cx_err *e)
+send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline, struct cx_err *e)
 {
 	int r;
 
@@ -164,9 +174,9 @@ send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline
 	if ((r = cx_msg_encode(req, &c->out)) != 0) {
 		if (r == CX_ETOOBIG)
 			return cx_err_set(e, r, "%s: request exceeds the %u-byte frame limit",
-					  req_name(req->type), CX_PROTO_MAX);
-		return cx_err_set(e, r, "%s: cannot encode the request: %s", req_name(req->type),
-				  cx_code_str(r));
+			    req_name(req->type), CX_PROTO_MAX);
+		return cx_err_set(
+		    e, r, "%s: cannot encode the request: %s", req_name(req->type), cx_code_str(r));
 	}
 	r = conn_write(c, c->out.d, c->out.len, deadline, e);
 	explicit_bzero(c->out.d, c->out.len);
@@ -179,8 +189,7 @@ send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline
 }
 
 static int
-read_response(struct cx_agent_conn *c, int64_t deadline, struct cx_msg *resp,
-	      struct cx_err *e)
+read_response(struct cx_agent_conn *c, int64_t deadline, struct cx_msg *resp, struct cx_err *e)
 {
 	uint8_t hdr[CX_PROTO_HDR], type, *body;
 	uint32_t len;
@@ -190,9 +199,9 @@ read_response(struct cx_agent_conn *c, int64_t deadline, struct cx_msg *resp,
 		return r;
 	if ((r = cx_frame_header(hdr, &len, &type)) != 0)
 		return cx_err_set(e, r, "agent sent a frame of length %u (limit %u)",
-				  (unsigned)hdr[0] << 24 | (unsigned)hdr[1] << 16 |
-				      (unsigned)hdr[2] << 8 | hdr[3],
-				  CX_PROTO_MAX);
+		    (unsigned)hdr[0] << 24 | (unsigned)hdr[1] << 16 | (unsigned)hdr[2] << 8 |
+		        hdr[3],
+		    CX_PROTO_MAX);
 	cx_buf_reset(&c->in);
 	if ((r = cx_buf_reserve(&c->in, len, &body)) != 0)
 		return cx_err_set(e, r, "cannot hold a %u-byte answer", len);
@@ -205,7 +214,7 @@ read_response(struct cx_agent_conn *c, int64_t deadline, struct cx_msg *resp,
 
 int
 cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t want,
-		   struct cx_msg *resp, struct cx_err *e)
+    struct cx_msg *resp, struct cx_err *e)
 {
 	int64_t deadline = 0;
 	char msg[CX_ERR_MSG / 2];
@@ -213,8 +222,10 @@ cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t wa
 
 	c->last_error = c->last_detail = 0;
 	if (c->fd < 0)
-		return cx_err_set(e, CX_EIO, "%s: the connection to the agent is closed "
-					     "(an earlier request failed)", req_name(req->type));
+		return cx_err_set(e, CX_EIO,
+		    "%s: the connection to the agent is closed "
+		    "(an earlier request failed)",
+		    req_name(req->type));
 	if (c->timeout_ms > 0)
 		deadline = now_ms() + c->timeout_ms;
 	if ((r = send_request(c, req, deadline, e)) != 0)
@@ -228,13 +239,13 @@ cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t wa
 		c->last_detail = resp->u.error.detail;
 		copy_printable(msg, sizeof(msg), resp->u.error.message);
 		return cx_err_set(e, CX_EAGENT, "%s: %s", cx_agent_err_name(resp->u.error.code),
-				  msg[0] ? msg : "(no message)");
+		    msg[0] ? msg : "(no message)");
 	}
 	if (resp->type != want) {
 		/* one request, one answer: any other answer means we lost track */
 		conn_break(c);
 		return cx_err_set(e, CX_EPARSE, "%s: agent answered with message type %u, not %u",
-				  req_name(req->type), resp->type, want);
+		    req_name(req->type), resp->type, want);
 	}
 	return 0;
 }
@@ -275,8 +286,8 @@ cx_agent_connect_fd(int fd, struct cx_agent_conn **out, struct cx_err *e)
 	copy_printable(c->agent, sizeof(c->agent), resp.u.version.agent);
 	if (c->proto != CX_PROTO_VERSION) {
 		r = cx_err_set(e, CX_EUNSUPPORTED,
-			       "agent %s speaks protocol version %u, this client version %u",
-			       c->agent, c->proto, CX_PROTO_VERSION);
+		    "agent %s speaks protocol version %u, this client version %u", c->agent,
+		    c->proto, CX_PROTO_VERSION);
 		cx_agent_close(c);
 		return r;
 	}
@@ -294,8 +305,8 @@ cx_agent_connect(const char *path, struct cx_agent_conn **out, struct cx_err *e)
 
 	*out = NULL;
 	if (path == NULL && ((path = getenv(CX_AGENT_SOCK_ENV)) == NULL || *path == 0))
-		return cx_err_set(e, CX_ENOENT, "%s is not set (is conex-agent running?)",
-				  CX_AGENT_SOCK_ENV);
+		return cx_err_set(
+		    e, CX_ENOENT, "%s is not set (is conex-agent running?)", CX_AGENT_SOCK_ENV);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -319,7 +330,7 @@ cx_agent_connect(const char *path, struct cx_agent_conn **out, struct cx_err *e)
 	if (err != 0) {
 		close(fd);
 		return cx_err_set(e, (err == ENOENT || err == ECONNREFUSED) ? CX_ENOENT : CX_EIO,
-				  "cannot connect to the agent at %s: %s", path, strerror(err));
+		    "cannot connect to the agent at %s: %s", path, strerror(err));
 	}
 	return cx_agent_connect_fd(fd, out, e);
 }

@@ -5,14 +5,14 @@
 #include "client/conex-agent.h"
 
 struct cx_agent_conn {
-	int fd;		      /* -1 once the connection is broken */
-	int timeout_ms;	      /* per request; 0: none */
-	uint32_t proto;	      /* from VERSION */
-	char agent[128];      /* agent version string, control bytes replaced */
-	uint32_t last_error;  /* of the last ERROR answer, 0 after any other */
+	int fd;              /* -1 once the connection is broken */
+	int timeout_ms;      /* per request; 0: none */
+	uint32_t proto;      /* from VERSION */
+	char agent[128];     /* agent version string, control bytes replaced */
+	uint32_t last_error; /* of the last ERROR answer, 0 after any other */
 	uint32_t last_detail;
-	struct cx_buf out;    /* one request frame; allocated whole up front so a secret never moves */
-	struct cx_buf in;     /* one response body */
+	struct cx_buf out; /* one request frame; allocated whole up front so a secret never moves */
+	struct cx_buf in;  /* one response body */
 	struct cx_buf scratch; /* decoded strings of the last response */
 };
 
@@ -22,6 +22,6 @@ struct cx_agent_conn {
  * another type than want.
  */
 int cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t want,
-		       struct cx_msg *resp, struct cx_err *e) __attribute__((visibility("hidden")));
+    struct cx_msg *resp, struct cx_err *e) __attribute__((visibility("hidden")));
 
 #endif

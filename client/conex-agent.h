@@ -80,7 +80,7 @@ void cx_agent_keys_free(struct cx_msg_key *keys);
  * May block as long as the agent waits for a PIN, a touch or a confirmation.
  */
 int cx_agent_sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t sigalg,
-		  const uint8_t *data, size_t n, struct cx_buf *sig, struct cx_err *e);
+    const uint8_t *data, size_t n, struct cx_buf *sig, struct cx_err *e);
 
 /*
  * Logs in to the token with the given serial.  On CX_AERR_FINAL_TRY the
@@ -88,15 +88,15 @@ int cx_agent_sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t siga
  * agrees to risk locking the token.
  */
 int cx_agent_token_login(struct cx_agent_conn *c, const char *serial, const char *pin,
-			 size_t pinlen, int allow_final_try, struct cx_err *e);
+    size_t pinlen, int allow_final_try, struct cx_err *e);
 
 /* Locks / unlocks the whole agent (on a wrong unlock, detail is the back-off in seconds). */
 int cx_agent_lock(struct cx_agent_conn *c, const char *password, size_t n, struct cx_err *e);
 int cx_agent_unlock(struct cx_agent_conn *c, const char *password, size_t n, struct cx_err *e);
 
 /* Loads a PKCS#11 module's token (serial, pkcs11: URI, or NULL / "" for all of them). */
-int cx_agent_add_token(struct cx_agent_conn *c, const char *module, const char *token,
-		       struct cx_err *e);
+int cx_agent_add_token(
+    struct cx_agent_conn *c, const char *module, const char *token, struct cx_err *e);
 int cx_agent_remove_token(struct cx_agent_conn *c, const char *serial, struct cx_err *e);
 
 /*
@@ -105,18 +105,18 @@ int cx_agent_remove_token(struct cx_agent_conn *c, const char *serial, struct cx
  * confirmation, no limits.
  */
 int cx_agent_add_key(struct cx_agent_conn *c, const char *id, const uint8_t *pem, size_t pemlen,
-		     const struct cx_policy *policy, struct cx_err *e);
+    const struct cx_policy *policy, struct cx_err *e);
 int cx_agent_remove_key(struct cx_agent_conn *c, const uint8_t keyid[32], struct cx_err *e);
 int cx_agent_set_policy(struct cx_agent_conn *c, const uint8_t keyid[32],
-			const struct cx_policy *policy, struct cx_err *e);
+    const struct cx_policy *policy, struct cx_err *e);
 
 /*
  * Generates a key pair on the token with the given serial, labelled id.
  * keyalg is enum cx_msg_keyalg; bits is the RSA modulus size (0 for the
  * others).  *out is one key, freed with cx_agent_keys_free.
  */
-int cx_agent_generate(struct cx_agent_conn *c, const char *serial, const char *id,
-		      uint8_t keyalg, uint32_t bits, struct cx_msg_key **out, struct cx_err *e);
+int cx_agent_generate(struct cx_agent_conn *c, const char *serial, const char *id, uint8_t keyalg,
+    uint32_t bits, struct cx_msg_key **out, struct cx_err *e);
 
 #ifdef __cplusplus
 }

@@ -27,17 +27,17 @@ keys_dup(const struct cx_msg_key *v, size_t n, struct cx_msg_key **out, struct c
 	total = n * sizeof(*k);
 	for (i = 0; i < n; i++)
 		total += strlen(v[i].id) + strlen(v[i].keystr) + strlen(v[i].token_serial) +
-			 strlen(v[i].token_label) + strlen(v[i].uri) + 5;
+		    strlen(v[i].token_label) + strlen(v[i].uri) + 5;
 	if ((k = malloc(total)) == NULL)
 		return cx_err_set(e, CX_ENOMEM, "out of memory for %zu keys", n);
 	memcpy(k, v, n * sizeof(*k));
 	p = (char *)(k + n);
-#define DUP(field)                                     \
-	do {                                           \
-		len = strlen(v[i].field) + 1;          \
-		memcpy(p, v[i].field, len);            \
-		k[i].field = p;                        \
-		p += len;                              \
+#define DUP(field)                            \
+	do {                                  \
+		len = strlen(v[i].field) + 1; \
+		memcpy(p, v[i].field, len);   \
+		k[i].field = p;               \
+		p += len;                     \
 	} while (0)
 	for (i = 0; i < n; i++) {
 		DUP(id);
@@ -85,8 +85,8 @@ cx_agent_list(struct cx_agent_conn *c, struct cx_msg_key **keys, size_t *n, stru
 }
 
 int
-cx_agent_sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t sigalg,
-	      const uint8_t *data, size_t n, struct cx_buf *sig, struct cx_err *e)
+cx_agent_sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t sigalg, const uint8_t *data,
+    size_t n, struct cx_buf *sig, struct cx_err *e)
 {
 	struct cx_msg req, resp;
 	int r;
@@ -103,14 +103,14 @@ cx_agent_sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t sigalg,
 	if (resp.u.signature.siglen == 0)
 		return cx_err_set(e, CX_ECRYPTO, "sign: the agent returned an empty signature");
 	if ((r = cx_buf_put(sig, resp.u.signature.sig, resp.u.signature.siglen)) != 0)
-		return cx_err_set(e, r, "sign: cannot store a %zu-byte signature",
-				  resp.u.signature.siglen);
+		return cx_err_set(
+		    e, r, "sign: cannot store a %zu-byte signature", resp.u.signature.siglen);
 	return 0;
 }
 
 int
-cx_agent_token_login(struct cx_agent_conn *c, const char *serial, const char *pin,
-		     size_t pinlen, int allow_final_try, struct cx_err *e)
+cx_agent_token_login(struct cx_agent_conn *c, const char *serial, const char *pin, size_t pinlen,
+    int allow_final_try, struct cx_err *e)
 {
 	struct cx_msg req;
 
@@ -124,8 +124,7 @@ cx_agent_token_login(struct cx_agent_conn *c, const char *serial, const char *pi
 }
 
 static int
-lock_req(struct cx_agent_conn *c, uint8_t type, const char *password, size_t n,
-	 struct cx_err *e)
+lock_req(struct cx_agent_conn *c, uint8_t type, const char *password, size_t n, struct cx_err *e)
 {
 	struct cx_msg req;
 
@@ -149,8 +148,7 @@ cx_agent_unlock(struct cx_agent_conn *c, const char *password, size_t n, struct 
 }
 
 int
-cx_agent_add_token(struct cx_agent_conn *c, const char *module, const char *token,
-		   struct cx_err *e)
+cx_agent_add_token(struct cx_agent_conn *c, const char *module, const char *token, struct cx_err *e)
 {
 	struct cx_msg req;
 
@@ -174,7 +172,7 @@ cx_agent_remove_token(struct cx_agent_conn *c, const char *serial, struct cx_err
 
 int
 cx_agent_add_key(struct cx_agent_conn *c, const char *id, const uint8_t *pem, size_t pemlen,
-		 const struct cx_policy *policy, struct cx_err *e)
+    const struct cx_policy *policy, struct cx_err *e)
 {
 	struct cx_msg req;
 
@@ -203,7 +201,7 @@ cx_agent_remove_key(struct cx_agent_conn *c, const uint8_t keyid[32], struct cx_
 
 int
 cx_agent_set_policy(struct cx_agent_conn *c, const uint8_t keyid[32],
-		    const struct cx_policy *policy, struct cx_err *e)
+    const struct cx_policy *policy, struct cx_err *e)
 {
 	struct cx_msg req;
 
@@ -218,7 +216,7 @@ cx_agent_set_policy(struct cx_agent_conn *c, const uint8_t keyid[32],
 
 int
 cx_agent_generate(struct cx_agent_conn *c, const char *serial, const char *id, uint8_t keyalg,
-		  uint32_t bits, struct cx_msg_key **out, struct cx_err *e)
+    uint32_t bits, struct cx_msg_key **out, struct cx_err *e)
 {
 	struct cx_msg req, resp;
 	int r;

@@ -42,19 +42,19 @@ enum cx_sigalg cx_sigalg_for_key(enum cx_keyalg a);
  * Public key from its conex key string "rsa=<PEM SPKI>" or "ed25519=<base64 of
  * 32 bytes>" (conex-format.md §4.3).  RSA keys below 2048 bits are refused.
  */
-int cx_pubkey_parse(const char *keystr, size_t len, EVP_PKEY **out, enum cx_keyalg *alg,
-		    struct cx_err *e);
+int cx_pubkey_parse(
+    const char *keystr, size_t len, EVP_PKEY **out, enum cx_keyalg *alg, struct cx_err *e);
 /* The conex key string of a public or private key, no trailing newline. */
 int cx_pubkey_string(EVP_PKEY *k, struct cx_buf *out, struct cx_err *e);
 /* Key id: sha256 of the key string (§5). */
 void cx_keyid(const char *keystr, size_t len, uint8_t out[CX_SHA256_LEN]);
 
 /* 0 when the signature is valid; CX_ECRYPTO (with a reason) otherwise. */
-int cx_sig_verify(EVP_PKEY *k, enum cx_sigalg alg, const uint8_t *msg, size_t n,
-		  const uint8_t *sig, size_t siglen, struct cx_err *e);
+int cx_sig_verify(EVP_PKEY *k, enum cx_sigalg alg, const uint8_t *msg, size_t n, const uint8_t *sig,
+    size_t siglen, struct cx_err *e);
 /* Signs msg; appends the raw signature to sig. */
-int cx_sig_sign(EVP_PKEY *k, enum cx_sigalg alg, const uint8_t *msg, size_t n,
-		struct cx_buf *sig, struct cx_err *e);
+int cx_sig_sign(EVP_PKEY *k, enum cx_sigalg alg, const uint8_t *msg, size_t n, struct cx_buf *sig,
+    struct cx_err *e);
 
 /* PEM private key: PKCS#1 "RSA PRIVATE KEY" or PKCS#8 "PRIVATE KEY". */
 int cx_privkey_load_pem(const uint8_t *pem, size_t n, EVP_PKEY **out, struct cx_err *e);

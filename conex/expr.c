@@ -73,8 +73,7 @@ eparse(struct cx_err *e, const struct cx_wire *w, const char *what)
  * algorithm (upstream ignores such entries with a warning), or an error.
  */
 static int
-keyref_from_wire(const struct cx_wire *w, struct cx_keyref *k, struct cx_log *log,
-		 struct cx_err *e)
+keyref_from_wire(const struct cx_wire *w, struct cx_keyref *k, struct cx_log *log, struct cx_err *e)
 {
 	const struct cx_wire *d;
 	const char *eq;
@@ -84,15 +83,16 @@ keyref_from_wire(const struct cx_wire *w, struct cx_keyref *k, struct cx_log *lo
 		k->id = w->u.str.s;
 		return 1;
 	}
-	if (w->type != CX_WIRE_LIST || w->u.list.n != 3 ||
-	    w->u.list.v[0]->type != CX_WIRE_IDENT || w->u.list.v[2]->type != CX_WIRE_BIGINT)
+	if (w->type != CX_WIRE_LIST || w->u.list.n != 3 || w->u.list.v[0]->type != CX_WIRE_IDENT ||
+	    w->u.list.v[2]->type != CX_WIRE_BIGINT)
 		return eparse(e, w, "malformed key reference");
 	d = w->u.list.v[1];
 	if (d->type != CX_WIRE_DATA || (eq = memchr(d->u.str.s, '=', d->u.str.len)) == NULL)
 		return eparse(e, w, "malformed digest in key reference");
 	if ((size_t)(eq - d->u.str.s) != 6 || memcmp(d->u.str.s, "sha256", 6) != 0) {
-		cx_log(log, CX_LOG_WARN, "unknown digest algorithm in key reference to %s, ignoring",
-		       w->u.list.v[0]->u.str.s);
+		cx_log(log, CX_LOG_WARN,
+		    "unknown digest algorithm in key reference to %s, ignoring",
+		    w->u.list.v[0]->u.str.s);
 		return 0;
 	}
 	k->remote = 1;
@@ -157,7 +157,7 @@ add_keyref(struct cx_expr *x, const struct cx_wire *w, struct cx_log *log, struc
 
 static int
 expr_from_wire(struct cx_arena *a, const struct cx_wire *w, struct cx_expr **out,
-	       struct cx_log *log, struct cx_err *e, int depth)
+    struct cx_log *log, struct cx_err *e, int depth)
 {
 	struct cx_expr *x;
 	const struct cx_wire *s;
@@ -232,7 +232,7 @@ expr_from_wire(struct cx_arena *a, const struct cx_wire *w, struct cx_expr **out
 
 int
 cx_expr_from_wire(struct cx_arena *a, const struct cx_wire *w, struct cx_expr **out,
-		  struct cx_log *log, struct cx_err *e)
+    struct cx_log *log, struct cx_err *e)
 {
 	return expr_from_wire(a, w, out, log, e, 0);
 }
@@ -247,7 +247,8 @@ keyref_to_wire(struct cx_arena *a, const struct cx_keyref *k)
 	if (!k->remote)
 		return cx_wire_str(a, CX_WIRE_IDENT, k->id, strlen(k->id));
 	cx_buf_init(&b, 0);
-	if (cx_buf_put_str(&b, "sha256=") != 0 || cx_buf_put(&b, k->digest.value, k->digest.len) != 0) {
+	if (cx_buf_put_str(&b, "sha256=") != 0 ||
+	    cx_buf_put(&b, k->digest.value, k->digest.len) != 0) {
 		cx_buf_free(&b);
 		return NULL;
 	}
@@ -271,7 +272,7 @@ cx_expr_to_wire(struct cx_arena *a, const struct cx_expr *x)
 	case CX_EXPR_AND:
 	case CX_EXPR_OR:
 		return cx_wire_pair(a, x->kind == CX_EXPR_AND ? CX_WIRE_AND : CX_WIRE_OR,
-				    cx_expr_to_wire(a, x->a), cx_expr_to_wire(a, x->b));
+		    cx_expr_to_wire(a, x->a), cx_expr_to_wire(a, x->b));
 	case CX_EXPR_QUORUM:
 		if (x->n == 1 && x->nrefs == 1)
 			return keyref_to_wire(a, &x->refs[0]);
@@ -289,8 +290,8 @@ cx_expr_to_wire(struct cx_arena *a, const struct cx_expr *x)
 }
 
 static int
-hash_keyref(const struct cx_keyref *k, const struct cx_resource *r, struct cx_buf *out,
-	    struct cx_err *e)
+hash_keyref(
+    const struct cx_keyref *k, const struct cx_resource *r, struct cx_buf *out, struct cx_err *e)
 {
 	const struct cx_key *key;
 
@@ -302,13 +303,14 @@ hash_keyref(const struct cx_keyref *k, const struct cx_resource *r, struct cx_bu
 		return 0;
 	}
 	if ((key = cx_resource_key(r, k->id)) == NULL)
-		return cx_err_set(e, CX_EREJECT, "key %s of the valid expression is not in keys", k->id);
+		return cx_err_set(
+		    e, CX_EREJECT, "key %s of the valid expression is not in keys", k->id);
 	return cx_buf_put(out, key->keystr, key->keystrlen) == 0 ? 0 : CX_ENOMEM;
 }
 
 static int
-hash_string(const struct cx_expr *x, const struct cx_resource *r, struct cx_buf *out,
-	    struct cx_err *e)
+hash_string(
+    const struct cx_expr *x, const struct cx_resource *r, struct cx_buf *out, struct cx_err *e)
 {
 	size_t i;
 	int rc;
@@ -344,7 +346,7 @@ hash_string(const struct cx_expr *x, const struct cx_resource *r, struct cx_buf 
 
 int
 cx_expr_hash(const struct cx_expr *x, const struct cx_resource *r, uint8_t out[CX_SHA256_LEN],
-	     struct cx_err *e)
+    struct cx_err *e)
 {
 	struct cx_buf b;
 	int rc;
@@ -371,7 +373,7 @@ cx_expr_eval(const struct cx_expr *x, const struct cx_expr_env *env)
 		for (i = 0; i < x->nrefs; i++) {
 			const struct cx_keyref *k = &x->refs[i];
 			if (k->remote ? (env->remote != NULL && env->remote(env->arg, k))
-				      : (env->local != NULL && env->local(env->arg, k->id)))
+			              : (env->local != NULL && env->local(env->arg, k->id)))
 				good++;
 		}
 		return good >= x->n;
@@ -380,8 +382,8 @@ cx_expr_eval(const struct cx_expr *x, const struct cx_expr_env *env)
 }
 
 void
-cx_expr_remotes(const struct cx_expr *x, void (*fn)(void *arg, const struct cx_keyref *k),
-		void *arg)
+cx_expr_remotes(
+    const struct cx_expr *x, void (*fn)(void *arg, const struct cx_keyref *k), void *arg)
 {
 	size_t i;
 

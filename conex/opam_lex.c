@@ -27,21 +27,36 @@ const char *
 cx_tok_name(enum cx_tok t)
 {
 	switch (t) {
-	case CX_T_EOF: return "end of file";
-	case CX_T_IDENT: return "identifier";
-	case CX_T_INT: return "integer";
-	case CX_T_BOOL: return "boolean";
-	case CX_T_STRING: return "string";
-	case CX_T_COLON: return "':'";
-	case CX_T_LBRACK: return "'['";
-	case CX_T_RBRACK: return "']'";
-	case CX_T_LPAREN: return "'('";
-	case CX_T_RPAREN: return "')'";
-	case CX_T_LBRACE: return "'{'";
-	case CX_T_RBRACE: return "'}'";
-	case CX_T_AND: return "'&'";
-	case CX_T_OR: return "'|'";
-	case CX_T_OP: return "operator";
+	case CX_T_EOF:
+		return "end of file";
+	case CX_T_IDENT:
+		return "identifier";
+	case CX_T_INT:
+		return "integer";
+	case CX_T_BOOL:
+		return "boolean";
+	case CX_T_STRING:
+		return "string";
+	case CX_T_COLON:
+		return "':'";
+	case CX_T_LBRACK:
+		return "'['";
+	case CX_T_RBRACK:
+		return "']'";
+	case CX_T_LPAREN:
+		return "'('";
+	case CX_T_RPAREN:
+		return "')'";
+	case CX_T_LBRACE:
+		return "'{'";
+	case CX_T_RBRACE:
+		return "'}'";
+	case CX_T_AND:
+		return "'&'";
+	case CX_T_OR:
+		return "'|'";
+	case CX_T_OP:
+		return "operator";
 	}
 	return "token";
 }
@@ -69,7 +84,7 @@ static int
 is_ichar(uint8_t c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-';
+	    c == '_' || c == '-';
 }
 
 static int
@@ -184,7 +199,8 @@ skip_blank(struct cx_lex *l, struct cx_err *e)
 			newline(l, l->p);
 		} else if (c == '\r') {
 			if (l->p + 1 >= l->end || l->p[1] != '\n')
-				return lex_err(l, e, l->p, "carriage return not followed by newline");
+				return lex_err(
+				    l, e, l->p, "carriage return not followed by newline");
 			l->p += 2;
 			newline(l, l->p);
 		} else if (c == '#') {
@@ -196,8 +212,8 @@ skip_blank(struct cx_lex *l, struct cx_err *e)
 			l->p += 2;
 			while (depth > 0) {
 				if (l->p >= l->end)
-					return cx_err_set(e, CX_EPARSE, "%s:%u:%u: unterminated comment",
-							  l->name, sline, scol);
+					return cx_err_set(e, CX_EPARSE,
+					    "%s:%u:%u: unterminated comment", l->name, sline, scol);
 				if (l->p[0] == '(' && l->p + 1 < l->end && l->p[1] == '*') {
 					depth++;
 					l->p += 2;
@@ -271,12 +287,23 @@ lex_string(struct cx_lex *l, int triple, struct cx_err *e)
 			ch = l->p[1];
 			l->p += 2;
 			switch (ch) {
-			case '\\': case '"': case '\'': case ' ':
+			case '\\':
+			case '"':
+			case '\'':
+			case ' ':
 				break;
-			case 'n': ch = '\n'; break;
-			case 'r': ch = '\r'; break;
-			case 't': ch = '\t'; break;
-			case 'b': ch = '\b'; break;
+			case 'n':
+				ch = '\n';
+				break;
+			case 'r':
+				ch = '\r';
+				break;
+			case 't':
+				ch = '\t';
+				break;
+			case 'b':
+				ch = '\b';
+				break;
 			case '\r':
 				if (l->p >= l->end || *l->p != '\n')
 					return lex_err(l, e, bs, "invalid escape sequence");
@@ -303,9 +330,11 @@ lex_string(struct cx_lex *l, int triple, struct cx_err *e)
 					if (l->p + 1 >= l->end || !is_digit(l->p[0]) ||
 					    !is_digit(l->p[1]))
 						return lex_err(l, e, bs, "invalid decimal escape");
-					v = (ch - '0') * 100 + (l->p[0] - '0') * 10 + (l->p[1] - '0');
+					v = (ch - '0') * 100 + (l->p[0] - '0') * 10 +
+					    (l->p[1] - '0');
 					if (v > 255)
-						return lex_err(l, e, bs, "decimal escape above 255");
+						return lex_err(
+						    l, e, bs, "decimal escape above 255");
 					ch = (uint8_t)v;
 					l->p += 2;
 					break;
@@ -344,15 +373,42 @@ cx_lex_next(struct cx_lex *l, struct cx_err *e)
 	}
 	c = *l->p;
 	switch (c) {
-	case ':': l->tok = CX_T_COLON; l->p++; return 0;
-	case '[': l->tok = CX_T_LBRACK; l->p++; return 0;
-	case ']': l->tok = CX_T_RBRACK; l->p++; return 0;
-	case '(': l->tok = CX_T_LPAREN; l->p++; return 0;
-	case ')': l->tok = CX_T_RPAREN; l->p++; return 0;
-	case '{': l->tok = CX_T_LBRACE; l->p++; return 0;
-	case '}': l->tok = CX_T_RBRACE; l->p++; return 0;
-	case '&': l->tok = CX_T_AND; l->p++; return 0;
-	case '|': l->tok = CX_T_OR; l->p++; return 0;
+	case ':':
+		l->tok = CX_T_COLON;
+		l->p++;
+		return 0;
+	case '[':
+		l->tok = CX_T_LBRACK;
+		l->p++;
+		return 0;
+	case ']':
+		l->tok = CX_T_RBRACK;
+		l->p++;
+		return 0;
+	case '(':
+		l->tok = CX_T_LPAREN;
+		l->p++;
+		return 0;
+	case ')':
+		l->tok = CX_T_RPAREN;
+		l->p++;
+		return 0;
+	case '{':
+		l->tok = CX_T_LBRACE;
+		l->p++;
+		return 0;
+	case '}':
+		l->tok = CX_T_RBRACE;
+		l->p++;
+		return 0;
+	case '&':
+		l->tok = CX_T_AND;
+		l->p++;
+		return 0;
+	case '|':
+		l->tok = CX_T_OR;
+		l->p++;
+		return 0;
 	case '"':
 		l->tok = CX_T_STRING;
 		if (l->p + 2 < l->end && l->p[1] == '"' && l->p[2] == '"') {
@@ -361,7 +417,12 @@ cx_lex_next(struct cx_lex *l, struct cx_err *e)
 		}
 		l->p++;
 		return lex_string(l, 0, e);
-	case '=': case '!': case '<': case '>': case '?': case '+':
+	case '=':
+	case '!':
+	case '<':
+	case '>':
+	case '?':
+	case '+':
 		/* relops, env-update and prefix ops: legal opam, never conex */
 		l->tok = CX_T_OP;
 		l->tlen = 1;

@@ -36,7 +36,7 @@ struct cx_lex {
 	uint32_t tline, tcol;
 	const uint8_t *tstart; /* token text in the input (IDENT, INT, OP) */
 	size_t tlen;
-	int64_t ival;	   /* INT */
+	int64_t ival;      /* INT */
 	struct cx_buf str; /* STRING, escapes processed, not trimmed */
 };
 

@@ -35,7 +35,7 @@
 #include "conex/arena.h"
 
 #define CX_PATCH_MAX_FILES 1000000
-#define CX_PATCH_MAX_PATH 4096
+#define CX_PATCH_MAX_PATH  4096
 /* Hunk positions beyond this cannot describe a real file; keeps sums in range. */
 #define CX_PATCH_MAX_LINENO 0x7fffffffUL
 
@@ -47,7 +47,7 @@ struct patch_store {
 struct line {
 	const uint8_t *s;
 	size_t len; /* without the '\n' */
-	int nl;	    /* ended by '\n' (only the last line of the input may not be) */
+	int nl;     /* ended by '\n' (only the last line of the input may not be) */
 };
 
 /* The "diff --git" line, after the command. */
@@ -63,7 +63,7 @@ struct section {
 	size_t line; /* first header line, for messages */
 	int git;
 	struct githdr gh;
-	int have_mp;	    /* --- and +++ lines seen */
+	int have_mp;        /* --- and +++ lines seen */
 	char *minus, *plus; /* -p1 stripped; NULL for /dev/null */
 	int minus_null, plus_null;
 	int minus_epoch, plus_epoch;
@@ -214,7 +214,7 @@ static int
 is_binary_line(const struct line *l)
 {
 	return (starts(l, "Binary files ") && l->len >= 20 &&
-		memcmp(l->s + l->len - 7, " differ", 7) == 0) ||
+	           memcmp(l->s + l->len - 7, " differ", 7) == 0) ||
 	    (starts(l, "GIT binary patch") && l->len == 16);
 }
 
@@ -223,7 +223,7 @@ is_binary_line(const struct line *l)
 /* Git's C-style quoting: s[*i] is the opening '"'; *i ends after the closing one. */
 static int
 unquote(struct parser *ps, size_t ln, const uint8_t *s, size_t len, size_t *i, uint8_t **out,
-	size_t *outlen)
+    size_t *outlen)
 {
 	size_t j = *i + 1, n = 0, k;
 	uint8_t *d, c;
@@ -245,29 +245,47 @@ unquote(struct parser *ps, size_t ln, const uint8_t *s, size_t len, size_t *i, u
 			return perr(ps, ln, CX_EPARSE, "unterminated quoted file name");
 		c = s[j++];
 		switch (c) {
-		case 'a': c = '\a'; break;
-		case 'b': c = '\b'; break;
-		case 't': c = '\t'; break;
-		case 'n': c = '\n'; break;
-		case 'v': c = '\v'; break;
-		case 'f': c = '\f'; break;
-		case 'r': c = '\r'; break;
+		case 'a':
+			c = '\a';
+			break;
+		case 'b':
+			c = '\b';
+			break;
+		case 't':
+			c = '\t';
+			break;
+		case 'n':
+			c = '\n';
+			break;
+		case 'v':
+			c = '\v';
+			break;
+		case 'f':
+			c = '\f';
+			break;
+		case 'r':
+			c = '\r';
+			break;
 		case '"':
-		case '\\': break;
-		case '0': case '1': case '2': case '3':
+		case '\\':
+			break;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
 			/* exactly three octal digits, at most \377 */
 			v = (unsigned)(c - '0');
 			for (k = 0; k < 2; k++) {
 				if (j >= len || s[j] < '0' || s[j] > '7')
 					return perr(ps, ln, CX_EPARSE,
-						    "bad octal escape in quoted file name");
+					    "bad octal escape in quoted file name");
 				v = v * 8 + (unsigned)(s[j++] - '0');
 			}
 			c = (uint8_t)v;
 			break;
 		default:
 			return perr(ps, ln, CX_EPARSE, "bad escape \\%c in quoted file name",
-				    c >= 0x20 && c < 0x7f ? c : '?');
+			    c >= 0x20 && c < 0x7f ? c : '?');
 		}
 		d[n++] = c;
 	}
@@ -293,36 +311,37 @@ check_path(struct parser *ps, size_t ln, const uint8_t *raw, size_t rawlen, int 
 	if (strip) {
 		if (n == 0 || p[0] == '/')
 			return perr(ps, ln, CX_EPARSE, "absolute or empty path '%s'",
-				    shown(raw, rawlen, sb, sizeof(sb)));
+			    shown(raw, rawlen, sb, sizeof(sb)));
 		if ((slash = memchr(p, '/', n)) == NULL)
 			return perr(ps, ln, CX_EPARSE,
-				    "path '%s' has no leading component to strip (-p1)",
-				    shown(raw, rawlen, sb, sizeof(sb)));
+			    "path '%s' has no leading component to strip (-p1)",
+			    shown(raw, rawlen, sb, sizeof(sb)));
 		k = (size_t)(slash - p);
 		if (is_lit(p, k, ".."))
 			return perr(ps, ln, CX_EPARSE, "path '%s' starts with '..'",
-				    shown(raw, rawlen, sb, sizeof(sb)));
+			    shown(raw, rawlen, sb, sizeof(sb)));
 		p += k + 1;
 		n -= k + 1;
 	}
 	if (n == 0)
-		return perr(ps, ln, CX_EPARSE, "empty path '%s'", shown(raw, rawlen, sb, sizeof(sb)));
+		return perr(
+		    ps, ln, CX_EPARSE, "empty path '%s'", shown(raw, rawlen, sb, sizeof(sb)));
 	if (n > CX_PATCH_MAX_PATH)
 		return perr(ps, ln, CX_EPARSE, "path longer than %d bytes", CX_PATCH_MAX_PATH);
 	if (p[0] == '/')
-		return perr(ps, ln, CX_EPARSE, "absolute path '%s'",
-			    shown(raw, rawlen, sb, sizeof(sb)));
+		return perr(
+		    ps, ln, CX_EPARSE, "absolute path '%s'", shown(raw, rawlen, sb, sizeof(sb)));
 	for (i = 0; i < n; i++)
 		if (p[i] < 0x20 || p[i] == 0x7f)
 			return perr(ps, ln, CX_EPARSE, "control character in path '%s'",
-				    shown(raw, rawlen, sb, sizeof(sb)));
+			    shown(raw, rawlen, sb, sizeof(sb)));
 	for (i = 0; i <= n; i += sl + 1) {
 		slash = memchr(p + i, '/', n - i);
 		sl = slash != NULL ? (size_t)(slash - (p + i)) : n - i;
 		if (sl == 0 || is_lit(p + i, sl, ".") || is_lit(p + i, sl, ".."))
 			return perr(ps, ln, CX_EPARSE,
-				    "path '%s' has an empty, '.' or '..' segment",
-				    shown(raw, rawlen, sb, sizeof(sb)));
+			    "path '%s' has an empty, '.' or '..' segment",
+			    shown(raw, rawlen, sb, sizeof(sb)));
 	}
 	if ((*out = cx_arena_memdup(ps->a, p, n)) == NULL)
 		return enomem(ps);
@@ -370,12 +389,10 @@ is_epoch(const uint8_t *s, size_t len)
 	size_t i = 0;
 	int sign;
 
-	if (digits(s, len, &i, 4, &y) || i >= len || s[i++] != '-' ||
-	    digits(s, len, &i, 2, &mo) || i >= len || s[i++] != '-' ||
-	    digits(s, len, &i, 2, &d) || i >= len || s[i++] != ' ' ||
-	    digits(s, len, &i, 2, &h) || i >= len || s[i++] != ':' ||
-	    digits(s, len, &i, 2, &mi) || i >= len || s[i++] != ':' ||
-	    digits(s, len, &i, 2, &sec))
+	if (digits(s, len, &i, 4, &y) || i >= len || s[i++] != '-' || digits(s, len, &i, 2, &mo) ||
+	    i >= len || s[i++] != '-' || digits(s, len, &i, 2, &d) || i >= len || s[i++] != ' ' ||
+	    digits(s, len, &i, 2, &h) || i >= len || s[i++] != ':' || digits(s, len, &i, 2, &mi) ||
+	    i >= len || s[i++] != ':' || digits(s, len, &i, 2, &sec))
 		return 0;
 	if (i < len && s[i] == '.') {
 		for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
@@ -400,7 +417,7 @@ is_epoch(const uint8_t *s, size_t len)
 /* One side of "--- NAME[<TAB>date]": NAME is C-quoted or runs to the first tab. */
 static int
 side_name(struct parser *ps, size_t ln, const uint8_t *s, size_t len, char **path, int *isnull,
-	  int *epoch)
+    int *epoch)
 {
 	const uint8_t *raw = s;
 	uint8_t *uq;
@@ -559,13 +576,13 @@ hdr_name(struct parser *ps, struct section *sec, char **name)
 		mid = g->len / 2;
 		if (g->len % 2 == 0 || g->s[mid] != ' ')
 			return perr(ps, sec->line, CX_EPARSE,
-				    "cannot tell the file name from the diff --git line");
+			    "cannot tell the file name from the diff --git line");
 		if ((r = check_path(ps, sec->line, g->s, mid, 1, name)) != 0)
 			return r;
 	}
 	if (!hdr_matches(g, *name, *name))
-		return perr(ps, sec->line, CX_EPARSE,
-			    "cannot tell the file name from the diff --git line");
+		return perr(
+		    ps, sec->line, CX_EPARSE, "cannot tell the file name from the diff --git line");
 	return 0;
 }
 
@@ -671,8 +688,8 @@ parse_hunk(struct parser *ps, struct section *sec)
 	while (ro || rn) {
 		if (!peek(ps, &l))
 			return perr(ps, ps->lineno, CX_EPARSE,
-				    "truncated patch: hunk %zu needs %zu more old and %zu more new lines",
-				    idx, ro, rn);
+			    "truncated patch: hunk %zu needs %zu more old and %zu more new lines",
+			    idx, ro, rn);
 		ln = ps->lineno + 1;
 		if (!l.nl)
 			return perr(ps, ln, CX_EPARSE, "truncated patch: no newline at the end");
@@ -686,15 +703,14 @@ parse_hunk(struct parser *ps, struct section *sec)
 		}
 		if (kind != ' ' && kind != '-' && kind != '+')
 			return perr(ps, ln, CX_EPARSE,
-				    "unexpected line in hunk %zu (%zu old and %zu new lines still missing)",
-				    idx, ro, rn);
+			    "unexpected line in hunk %zu (%zu old and %zu new lines still missing)",
+			    idx, ro, rn);
 		if ((kind == ' ' && (!ro || !rn)) || (kind == '-' && !ro) || (kind == '+' && !rn))
 			return perr(ps, ln, CX_EPARSE,
-				    "hunk %zu has more '%c' lines than its header (@@ -%zu,%zu +%zu,%zu @@) counts",
-				    idx, kind, h.old_start, h.old_len, h.new_start, h.new_len);
+			    "hunk %zu has more '%c' lines than its header (@@ -%zu,%zu +%zu,%zu @@) counts",
+			    idx, kind, h.old_start, h.old_len, h.new_start, h.new_len);
 		if ((kind != '+' && sec->old_eof) || (kind != '-' && sec->new_eof))
-			return perr(ps, ln, CX_EPARSE,
-				    "line after '\\ No newline at end of file'");
+			return perr(ps, ln, CX_EPARSE, "line after '\\ No newline at end of file'");
 		if (kind != '+')
 			ro--;
 		if (kind != '-')
@@ -711,7 +727,7 @@ parse_hunk(struct parser *ps, struct section *sec)
 	if (peek(ps, &l) && l.len > 0 && l.s[0] == '\\') {
 		if (!l.nl)
 			return perr(ps, ps->lineno + 1, CX_EPARSE,
-				    "truncated patch: no newline at the end");
+			    "truncated patch: no newline at the end");
 		if ((r = hunk_marker(ps, ps->lineno + 1, sec)) != 0)
 			return r;
 		take(ps, &l);
@@ -724,15 +740,15 @@ parse_hunk(struct parser *ps, struct section *sec)
 	 */
 	s = h.old_len ? h.old_start - 1 : h.old_start;
 	if (s < sec->prev_end)
-		return perr(ps, hl, CX_EPARSE, "hunk %zu overlaps or precedes the hunk before it",
-			    idx);
+		return perr(
+		    ps, hl, CX_EPARSE, "hunk %zu overlaps or precedes the hunk before it", idx);
 	s2 = sec->new_prev_end + (s - sec->prev_end);
 	if (s2 > CX_PATCH_MAX_LINENO)
 		return perr(ps, hl, CX_EPARSE, "hunk %zu: line numbers too large", idx);
 	want = h.new_len ? s2 + 1 : s2;
 	if (h.new_start != want)
 		return perr(ps, hl, CX_EPARSE, "hunk %zu: new start %zu should be %zu", idx,
-			    h.new_start, want);
+		    h.new_start, want);
 	sec->prev_end = s + h.old_len;
 	sec->new_prev_end = s2 + h.new_len;
 
@@ -770,7 +786,7 @@ parse_minus_plus(struct parser *ps, struct section *sec)
 	if (!peek(ps, &l) || !l.nl)
 		return perr(ps, ps->lineno + 1, CX_EPARSE, "truncated patch");
 	if ((r = side_name(ps, ps->lineno + 1, l.s + 4, l.len - 4, &sec->minus, &sec->minus_null,
-			   &sec->minus_epoch)) != 0)
+	         &sec->minus_epoch)) != 0)
 		return r;
 	take(ps, &l);
 	if (!peek(ps, &l) || !starts(&l, "+++ "))
@@ -778,7 +794,7 @@ parse_minus_plus(struct parser *ps, struct section *sec)
 	if (!l.nl)
 		return perr(ps, ps->lineno + 1, CX_EPARSE, "truncated patch");
 	if ((r = side_name(ps, ps->lineno + 1, l.s + 4, l.len - 4, &sec->plus, &sec->plus_null,
-			   &sec->plus_epoch)) != 0)
+	         &sec->plus_epoch)) != 0)
 		return r;
 	take(ps, &l);
 	sec->have_mp = 1;
@@ -796,15 +812,14 @@ add_file(struct parser *ps, struct section *sec, enum cx_patch_op op, char *oldp
 	/* a creation or deletion is one hunk covering the whole file, or none (empty file) */
 	if (ps->nhunks > 1 && (op == CX_PATCH_CREATE || op == CX_PATCH_DELETE))
 		return perr(ps, sec->line, CX_EPARSE, "a %s has more than one hunk",
-			    op == CX_PATCH_CREATE ? "creation" : "deletion");
+		    op == CX_PATCH_CREATE ? "creation" : "deletion");
 	h = ps->nhunks ? &ps->hunks[0] : NULL;
 	if (op == CX_PATCH_CREATE && h != NULL && (h->old_start != 0 || h->old_len != 0))
 		return perr(ps, sec->line, CX_EPARSE, "a creation's hunk must start with -0,0");
 	if (op == CX_PATCH_DELETE && h != NULL && (h->new_start != 0 || h->new_len != 0))
 		return perr(ps, sec->line, CX_EPARSE, "a deletion's hunk must end with +0,0");
 	if (ps->nfiles >= CX_PATCH_MAX_FILES)
-		return perr(ps, sec->line, CX_ETOOBIG, "more than %d files",
-			    CX_PATCH_MAX_FILES);
+		return perr(ps, sec->line, CX_ETOOBIG, "more than %d files", CX_PATCH_MAX_FILES);
 	if (vec_reserve((void **)&ps->files, &ps->capf, ps->nfiles + 1, sizeof(*f)) != 0 ||
 	    vec_reserve((void **)&ps->fline, &ps->capfl, ps->nfiles + 1, sizeof(size_t)) != 0)
 		return enomem(ps);
@@ -836,7 +851,7 @@ finish_plain(struct parser *ps, struct section *sec)
 		return add_file(ps, sec, CX_PATCH_DELETE, sec->minus, NULL);
 	if (strcmp(sec->minus, sec->plus) != 0)
 		return perr(ps, sec->line, CX_EPARSE,
-			    "--- and +++ name different files (renames need a git header)");
+		    "--- and +++ name different files (renames need a git header)");
 	/* diff -N: see the rule at the top of this file */
 	if (ps->nhunks == 1 && sec->minus_epoch && h->old_start == 0 && h->old_len == 0)
 		return add_file(ps, sec, CX_PATCH_CREATE, NULL, sec->plus);
@@ -874,12 +889,12 @@ finish_git(struct parser *ps, struct section *sec)
 			return perr(ps, sec->line, CX_EPARSE, "a rename to the same name");
 		if (sec->have_mp &&
 		    (sec->minus == NULL || sec->plus == NULL || strcmp(sec->minus, sec->ren_from) ||
-		     strcmp(sec->plus, sec->ren_to)))
+		        strcmp(sec->plus, sec->ren_to)))
 			return perr(ps, sec->line, CX_EPARSE,
-				    "---/+++ names disagree with the rename lines");
+			    "---/+++ names disagree with the rename lines");
 		if (!hdr_matches(&sec->gh, sec->ren_from, sec->ren_to))
 			return perr(ps, sec->line, CX_EPARSE,
-				    "diff --git names disagree with the rename lines");
+			    "diff --git names disagree with the rename lines");
 		return add_file(ps, sec, CX_PATCH_RENAME, sec->ren_from, sec->ren_to);
 	}
 	if (sec->new_file && sec->deleted)
@@ -887,15 +902,15 @@ finish_git(struct parser *ps, struct section *sec)
 	if (sec->new_file || sec->deleted) {
 		if (sec->have_mp) {
 			if (sec->new_file && (!sec->minus_null || sec->plus_null))
-				return perr(ps, sec->line, CX_EPARSE,
-					    "a new file needs --- /dev/null");
+				return perr(
+				    ps, sec->line, CX_EPARSE, "a new file needs --- /dev/null");
 			if (sec->deleted && (sec->minus_null || !sec->plus_null))
-				return perr(ps, sec->line, CX_EPARSE,
-					    "a deleted file needs +++ /dev/null");
+				return perr(
+				    ps, sec->line, CX_EPARSE, "a deleted file needs +++ /dev/null");
 			name = sec->new_file ? sec->plus : sec->minus;
 			if (!hdr_matches(&sec->gh, name, name))
 				return perr(ps, sec->line, CX_EPARSE,
-					    "diff --git names disagree with ---/+++");
+				    "diff --git names disagree with ---/+++");
 		} else if ((r = hdr_name(ps, sec, &name)) != 0)
 			return r;
 		if (sec->new_file)
@@ -918,10 +933,10 @@ finish_git(struct parser *ps, struct section *sec)
 	}
 	if (sec->minus_null || sec->plus_null)
 		return perr(ps, sec->line, CX_EPARSE,
-			    "/dev/null without new file mode or deleted file mode");
+		    "/dev/null without new file mode or deleted file mode");
 	if (strcmp(sec->minus, sec->plus) != 0)
 		return perr(ps, sec->line, CX_EPARSE,
-			    "--- and +++ name different files without rename lines");
+		    "--- and +++ name different files without rename lines");
 	if (!hdr_matches(&sec->gh, sec->minus, sec->plus))
 		return perr(ps, sec->line, CX_EPARSE, "diff --git names disagree with ---/+++");
 	return add_file(ps, sec, CX_PATCH_EDIT, sec->minus, sec->plus);
@@ -1012,7 +1027,7 @@ check_trailer(struct parser *ps)
 		if (starts(&l, "diff ") || starts(&l, "--- ") || starts(&l, "+++ ") ||
 		    starts(&l, "@@") || is_binary_line(&l))
 			return perr(ps, ps->lineno + 1, CX_EPARSE,
-				    "patch text after the '-- ' signature line");
+			    "patch text after the '-- ' signature line");
 		take(ps, &l);
 	}
 	return 0;
@@ -1062,16 +1077,17 @@ check_duplicates(struct parser *ps)
 		const struct cx_patch_file *f = &ps->files[i];
 
 		if (f->old_path != NULL)
-			v[n++] = (struct path_entry){ f->old_path, ps->fline[i] };
-		if (f->new_path != NULL && (f->old_path == NULL || strcmp(f->old_path, f->new_path)))
-			v[n++] = (struct path_entry){ f->new_path, ps->fline[i] };
+			v[n++] = (struct path_entry){f->old_path, ps->fline[i]};
+		if (f->new_path != NULL &&
+		    (f->old_path == NULL || strcmp(f->old_path, f->new_path)))
+			v[n++] = (struct path_entry){f->new_path, ps->fline[i]};
 	}
 	qsort(v, n, sizeof(*v), path_entry_cmp);
 	for (i = 1; i < n; i++) {
 		if (strcmp(v[i - 1].p, v[i].p) == 0) {
 			r = perr(ps, v[i].line, CX_EPARSE,
-				 "'%s' is touched by two file sections (the other at line %zu)",
-				 shown(v[i].p, strlen(v[i].p), sb, sizeof(sb)), v[i - 1].line);
+			    "'%s' is touched by two file sections (the other at line %zu)",
+			    shown(v[i].p, strlen(v[i].p), sb, sizeof(sb)), v[i - 1].line);
 			break;
 		}
 	}
@@ -1099,8 +1115,8 @@ parse_all(struct parser *ps)
 		if (starts(&l, "diff ") && peek_after(ps, &l, &n)) {
 			/* "diff -ruaN old/x new/x": noise before ---/+++ */
 			if (is_binary_line(&n))
-				return perr(ps, ln + 1, CX_EUNSUPPORTED,
-					    "binary patches are not allowed");
+				return perr(
+				    ps, ln + 1, CX_EUNSUPPORTED, "binary patches are not allowed");
 			if (starts(&n, "--- ")) {
 				take(ps, &l);
 				continue;
@@ -1122,14 +1138,14 @@ parse_all(struct parser *ps)
 		if (only_blank_lines_left(ps))
 			break;
 		return perr(ps, ln, CX_EPARSE,
-			    "unexpected line between file sections (do the hunk counts match?)");
+		    "unexpected line between file sections (do the hunk counts match?)");
 	}
 	return check_duplicates(ps);
 }
 
 int
-cx_patch_parse(const uint8_t *data, size_t len, const char *name, struct cx_patch **out,
-	       struct cx_err *e)
+cx_patch_parse(
+    const uint8_t *data, size_t len, const char *name, struct cx_patch **out, struct cx_err *e)
 {
 	struct patch_store *st;
 	struct parser ps;
@@ -1223,8 +1239,7 @@ areject(struct applier *ap, const char *fmt, ...)
 	if (ap->h == NULL)
 		return cx_err_set(ap->e, CX_EREJECT, "%s: %s", ap->fname, msg);
 	return cx_err_set(ap->e, CX_EREJECT, "%s: hunk %zu (@@ -%zu,%zu +%zu,%zu @@) %s", ap->fname,
-			  ap->hidx, ap->h->old_start, ap->h->old_len, ap->h->new_start,
-			  ap->h->new_len, msg);
+	    ap->hidx, ap->h->old_start, ap->h->old_len, ap->h->new_start, ap->h->new_len, msg);
 }
 
 static int
@@ -1239,7 +1254,8 @@ emit(struct applier *ap, const uint8_t *s, size_t len, int nl)
 	}
 	if (ap->closed)
 		return areject(ap, "ends the file without a newline, but more lines follow");
-	if ((r = cx_buf_put(ap->out, s, len)) != 0 || (nl && (r = cx_buf_put_u8(ap->out, '\n')) != 0))
+	if ((r = cx_buf_put(ap->out, s, len)) != 0 ||
+	    (nl && (r = cx_buf_put_u8(ap->out, '\n')) != 0))
 		return cx_err_set(ap->e, r, "%s: result too large", ap->fname);
 	if (!nl)
 		ap->closed = 1;
@@ -1265,16 +1281,17 @@ apply_hunks(struct applier *ap, const uint8_t *old, size_t oldlen)
 		h = ap->h = &f->hunks[k];
 		ap->hidx = k + 1;
 		if (h->old_len && h->old_start == 0)
-			return cx_err_set(ap->e, CX_EINVAL, "%s: hunk %zu starts at line 0",
-					  ap->fname, k + 1);
+			return cx_err_set(
+			    ap->e, CX_EINVAL, "%s: hunk %zu starts at line 0", ap->fname, k + 1);
 		s = h->old_len ? h->old_start - 1 : h->old_start;
 		if (s < oc.idx)
 			return areject(ap, "overlaps the hunk before it");
 		/* unchanged lines before the hunk are kept as they are */
 		while (oc.idx < s) {
 			if (!old_line(&oc, &ol))
-				return areject(ap, "does not apply at line %zu: the file has only %zu lines",
-					       h->old_start, oc.idx);
+				return areject(ap,
+				    "does not apply at line %zu: the file has only %zu lines",
+				    h->old_start, oc.idx);
 			if ((r = emit(ap, ol.s, ol.len, ol.nl)) != 0)
 				return r;
 		}
@@ -1282,19 +1299,22 @@ apply_hunks(struct applier *ap, const uint8_t *old, size_t oldlen)
 			pl = &h->lines[i];
 			if (pl->kind != ' ' && pl->kind != '-' && pl->kind != '+')
 				return cx_err_set(ap->e, CX_EINVAL, "%s: hunk %zu: bad line kind",
-						  ap->fname, k + 1);
+				    ap->fname, k + 1);
 			/* context and removed lines must be exactly the old file's, newline included */
 			if (pl->kind != '+') {
 				at = oc.idx + 1;
 				if (!old_line(&oc, &ol))
-					return areject(ap, "does not apply at line %zu: the file ends before line %zu",
-						       h->old_start, at);
+					return areject(ap,
+					    "does not apply at line %zu: the file ends before line %zu",
+					    h->old_start, at);
 				if (ol.len != pl->len || memcmp(ol.s, pl->text, ol.len) != 0)
-					return areject(ap, "does not apply at line %zu: line %zu differs",
-						       h->old_start, at);
+					return areject(ap,
+					    "does not apply at line %zu: line %zu differs",
+					    h->old_start, at);
 				if (ol.nl != !pl->no_newline)
-					return areject(ap, "does not apply at line %zu: line %zu %s a newline at end of file",
-						       h->old_start, at, ol.nl ? "has" : "lacks");
+					return areject(ap,
+					    "does not apply at line %zu: line %zu %s a newline at end of file",
+					    h->old_start, at, ol.nl ? "has" : "lacks");
 			}
 			if (pl->kind != '-' &&
 			    (r = emit(ap, pl->text, pl->len, !pl->no_newline)) != 0)
@@ -1309,8 +1329,8 @@ apply_hunks(struct applier *ap, const uint8_t *old, size_t oldlen)
 }
 
 int
-cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
-	       struct cx_buf *out, struct cx_err *e)
+cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen, struct cx_buf *out,
+    struct cx_err *e)
 {
 	struct applier ap;
 	size_t start;

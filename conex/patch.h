@@ -20,7 +20,7 @@ enum cx_patch_op {
 };
 
 struct cx_patch_line {
-	char kind;	     /* ' ', '-', '+' */
+	char kind;           /* ' ', '-', '+' */
 	const uint8_t *text; /* without the leading kind char, without '\n' */
 	size_t len;
 	int no_newline; /* followed by "\ No newline at end of file" */
@@ -52,11 +52,11 @@ struct cx_patch {
  * the ones git prints for new/deleted files, and malformed hunks are errors
  * that name the patch's line number.  The patch bytes must outlive *out.
  */
-int cx_patch_parse(const uint8_t *data, size_t len, const char *name, struct cx_patch **out,
-		   struct cx_err *e);
+int cx_patch_parse(
+    const uint8_t *data, size_t len, const char *name, struct cx_patch **out, struct cx_err *e);
 void cx_patch_free(struct cx_patch *p);
 /* Applies f to old (NULL, 0 for a creation) and appends the new content to out. */
 int cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
-		   struct cx_buf *out, struct cx_err *e);
+    struct cx_buf *out, struct cx_err *e);
 
 #endif

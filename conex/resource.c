@@ -24,10 +24,14 @@ const char *
 cx_rtype_name(enum cx_rtype t)
 {
 	switch (t) {
-	case CX_R_ROOT: return "root";
-	case CX_R_TARGETS: return "targets";
-	case CX_R_SNAPSHOT: return "snapshot";
-	case CX_R_TIMESTAMP: return "timestamp";
+	case CX_R_ROOT:
+		return "root";
+	case CX_R_TARGETS:
+		return "targets";
+	case CX_R_SNAPSHOT:
+		return "snapshot";
+	case CX_R_TIMESTAMP:
+		return "timestamp";
 	}
 	return "resource";
 }
@@ -40,8 +44,7 @@ struct dec {
 	struct cx_err *e;
 };
 
-static int
-derr(struct dec *d, const struct cx_wire *w, const char *fmt, ...)
+static int derr(struct dec *d, const struct cx_wire *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -67,7 +70,7 @@ nomem(struct dec *d)
 /* Field `key` of map m must exist and have type t. */
 static int
 field(struct dec *d, const struct cx_wire *m, const char *key, enum cx_wire_type t,
-      const struct cx_wire **out)
+    const struct cx_wire **out)
 {
 	const struct cx_wire *w = cx_wire_get(m, key);
 
@@ -75,7 +78,7 @@ field(struct dec *d, const struct cx_wire *m, const char *key, enum cx_wire_type
 		return derr(d, m, "field '%s' is missing", key);
 	if (w->type != t)
 		return derr(d, w, "field '%s' must be a %s, not a %s", key, cx_wire_type_name(t),
-			    cx_wire_type_name(w->type));
+		    cx_wire_type_name(w->type));
 	*out = w;
 	return 0;
 }
@@ -127,7 +130,8 @@ path_of(struct dec *d, const struct cx_wire *w, const char **out)
 		if (end == NULL)
 			end = s + n;
 		sl = (size_t)(end - seg);
-		if (sl == 0 || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+		if (sl == 0 || (sl == 1 && seg[0] == '.') ||
+		    (sl == 2 && seg[0] == '.' && seg[1] == '.'))
 			return derr(d, w, "invalid path '%.200s'", w->u.str.s);
 	}
 	*out = s;
@@ -156,14 +160,15 @@ keys_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 		if (k->type != CX_WIRE_LIST || k->u.list.n != 3 ||
 		    k->u.list.v[0]->type != CX_WIRE_IDENT || k->u.list.v[1]->type != CX_WIRE_DATA ||
 		    k->u.list.v[2]->type != CX_WIRE_DATA)
-			return derr(d, k, "malformed key entry (want [id \"created\" \"alg=key\"])");
+			return derr(
+			    d, k, "malformed key entry (want [id \"created\" \"alg=key\"])");
 		f = (const struct cx_wire **)k->u.list.v;
 		if ((eq = memchr(f[2]->u.str.s, '=', f[2]->u.str.len)) == NULL)
 			return derr(d, k, "malformed key data of %s", f[0]->u.str.s);
 		key->alg = cx_keyalg_from_name(f[2]->u.str.s, (size_t)(eq - f[2]->u.str.s));
 		if (key->alg == CX_KEY_NONE) {
 			cx_log(d->log, CX_LOG_WARN, "%s: key %s has an unknown algorithm, ignoring",
-			       d->name, f[0]->u.str.s);
+			    d->name, f[0]->u.str.s);
 			continue;
 		}
 		for (j = 0; j < n; j++)
@@ -171,7 +176,7 @@ keys_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 				break;
 		if (j < n) {
 			cx_log(d->log, CX_LOG_WARN, "%s: key with id %s already present, ignoring",
-			       d->name, f[0]->u.str.s);
+			    d->name, f[0]->u.str.s);
 			continue;
 		}
 		if (cstring(d, f[1], "key creation time") != 0)
@@ -204,23 +209,25 @@ sigs_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 		if (s->type != CX_WIRE_LIST || s->u.list.n != 3 ||
 		    s->u.list.v[0]->type != CX_WIRE_IDENT || s->u.list.v[1]->type != CX_WIRE_DATA ||
 		    s->u.list.v[2]->type != CX_WIRE_DATA)
-			return derr(d, s, "malformed signature entry (want [id \"created\" \"alg=sig\"])");
+			return derr(
+			    d, s, "malformed signature entry (want [id \"created\" \"alg=sig\"])");
 		f = (const struct cx_wire **)s->u.list.v;
 		if ((eq = memchr(f[2]->u.str.s, '=', f[2]->u.str.len)) == NULL)
 			return derr(d, s, "malformed signature of %s", f[0]->u.str.s);
 		sig->alg = cx_sigalg_from_name(f[2]->u.str.s, (size_t)(eq - f[2]->u.str.s));
 		if (sig->alg == CX_SIG_NONE) {
 			cx_log(d->log, CX_LOG_WARN,
-			       "%s: no support for the signature algorithm of %s, ignoring", d->name,
-			       f[0]->u.str.s);
+			    "%s: no support for the signature algorithm of %s, ignoring", d->name,
+			    f[0]->u.str.s);
 			continue;
 		}
 		for (j = 0; j < n; j++)
 			if (strcmp(r->sigs[j].id, f[0]->u.str.s) == 0)
 				break;
 		if (j < n) {
-			cx_log(d->log, CX_LOG_WARN, "%s: signature from %s already present, ignoring",
-			       d->name, f[0]->u.str.s);
+			cx_log(d->log, CX_LOG_WARN,
+			    "%s: signature from %s already present, ignoring", d->name,
+			    f[0]->u.str.s);
 			continue;
 		}
 		if (cstring(d, f[1], "signature creation time") != 0)
@@ -262,9 +269,11 @@ target_of(struct dec *d, const struct cx_wire *m, struct cx_target *t)
 
 	if (m->type != CX_WIRE_MAP)
 		return derr(d, m, "a target must be a map");
-	if ((r = only_keys(d, m, allowed)) != 0 || (r = field(d, m, "filename", CX_WIRE_DATA, &fn)) != 0 ||
+	if ((r = only_keys(d, m, allowed)) != 0 ||
+	    (r = field(d, m, "filename", CX_WIRE_DATA, &fn)) != 0 ||
 	    (r = field(d, m, "size", CX_WIRE_BIGINT, &sz)) != 0 ||
-	    (r = field(d, m, "digest", CX_WIRE_LIST, &dg)) != 0 || (r = path_of(d, fn, &t->path)) != 0)
+	    (r = field(d, m, "digest", CX_WIRE_LIST, &dg)) != 0 ||
+	    (r = path_of(d, fn, &t->path)) != 0)
 		return r;
 	t->size = sz->u.big;
 	if (dg->u.list.n &&
@@ -314,7 +323,8 @@ delegation_of(struct dec *d, const struct cx_wire *m, struct cx_delegation *del)
 
 	if (m->type != CX_WIRE_MAP)
 		return derr(d, m, "a delegation must be a map");
-	if ((r = only_keys(d, m, allowed)) != 0 || (r = field(d, m, "paths", CX_WIRE_LIST, &paths)) != 0)
+	if ((r = only_keys(d, m, allowed)) != 0 ||
+	    (r = field(d, m, "paths", CX_WIRE_LIST, &paths)) != 0)
 		return r;
 	if (cx_wire_get(m, "valid") == NULL)
 		return derr(d, m, "field 'valid' is missing");
@@ -348,7 +358,7 @@ static int
 header_of(struct dec *d, const struct cx_wire *s, enum cx_rtype expect, struct cx_resource *r)
 {
 	const struct cx_wire *version = NULL, *created = NULL, *counter = NULL, *epoch = NULL,
-			     *name = NULL, *typ = NULL;
+	                     *name = NULL, *typ = NULL;
 	int rc;
 
 	if ((rc = field(d, s, "version", CX_WIRE_SMALLINT, &version)) != 0 ||
@@ -363,10 +373,10 @@ header_of(struct dec *d, const struct cx_wire *s, enum cx_rtype expect, struct c
 		return derr(d, typ, "unknown resource type '%s'", typ->u.str.s);
 	if (strcmp(typ->u.str.s, cx_rtype_name(expect)) != 0)
 		return derr(d, typ, "expected resource type %s, found %s", cx_rtype_name(expect),
-			    typ->u.str.s);
+		    typ->u.str.s);
 	if (version->u.small != (expect == CX_R_ROOT ? 1 : 0))
 		return derr(d, version, "expected data version #%d, found #%lld",
-			    expect == CX_R_ROOT ? 1 : 0, (long long)version->u.small);
+		    expect == CX_R_ROOT ? 1 : 0, (long long)version->u.small);
 	if (cstring(d, created, "created") != 0 || cstring(d, name, "name") != 0)
 		return CX_EPARSE;
 	r->type = expect;
@@ -402,18 +412,15 @@ roles_of(struct dec *d, const struct cx_wire *m, struct cx_resource *r)
 
 int
 cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc,
-		      enum cx_rtype expect, struct cx_resource **out, struct cx_log *log,
-		      struct cx_err *e)
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
 {
 	static const char *const top[] = {"signed", "signatures", NULL};
 	static const char *const k_root[] = {"created", "counter", "version", "epoch", "name",
-					     "typ", "datadir", "keydir", "keys", "roles", "valid",
-					     NULL};
+	    "typ", "datadir", "keydir", "keys", "roles", "valid", NULL};
 	static const char *const k_targets[] = {"created", "counter", "version", "epoch", "name",
-						"typ", "keys", "valid", "delegations", "targets",
-						NULL};
-	static const char *const k_st[] = {"created", "counter", "version", "epoch", "name", "typ",
-					   "keys", "targets", NULL};
+	    "typ", "keys", "valid", "delegations", "targets", NULL};
+	static const char *const k_st[] = {
+	    "created", "counter", "version", "epoch", "name", "typ", "keys", "targets", NULL};
 	struct dec d = {a, name, log, e};
 	const struct cx_wire *s = NULL, *sigs, *w = NULL;
 	struct cx_resource *r;
@@ -423,13 +430,15 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 	if (doc->type != CX_WIRE_MAP)
 		return derr(&d, doc, "not a map");
 	/* upstream ignores other top-level items; a stray one is suspicious enough to refuse */
-	if ((rc = only_keys(&d, doc, top)) != 0 || (rc = field(&d, doc, "signed", CX_WIRE_MAP, &s)) != 0)
+	if ((rc = only_keys(&d, doc, top)) != 0 ||
+	    (rc = field(&d, doc, "signed", CX_WIRE_MAP, &s)) != 0)
 		return rc;
 	if ((r = cx_arena_alloc(a, sizeof(*r))) == NULL)
 		return nomem(&d);
-	rc = only_keys(&d, s, expect == CX_R_ROOT      ? k_root
-			      : expect == CX_R_TARGETS ? k_targets
-						       : k_st);
+	rc = only_keys(&d, s,
+	    expect == CX_R_ROOT          ? k_root
+	        : expect == CX_R_TARGETS ? k_targets
+	                                 : k_st);
 	if (rc != 0 || (rc = header_of(&d, s, expect, r)) != 0)
 		return rc;
 	if ((w = cx_wire_get(s, "keys")) != NULL) {
@@ -444,7 +453,8 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 		const struct cx_wire *dd = NULL, *kd = NULL, *roles = NULL;
 		if ((rc = field(&d, s, "datadir", CX_WIRE_DATA, &dd)) != 0 ||
 		    (rc = field(&d, s, "keydir", CX_WIRE_DATA, &kd)) != 0 ||
-		    (rc = path_of(&d, dd, &r->datadir)) != 0 || (rc = path_of(&d, kd, &r->keydir)) != 0 ||
+		    (rc = path_of(&d, dd, &r->datadir)) != 0 ||
+		    (rc = path_of(&d, kd, &r->keydir)) != 0 ||
 		    (rc = field(&d, s, "roles", CX_WIRE_MAP, &roles)) != 0 ||
 		    (rc = roles_of(&d, roles, r)) != 0)
 			return rc;
@@ -458,7 +468,8 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 	if (expect == CX_R_TARGETS) {
 		if ((rc = field(&d, s, "delegations", CX_WIRE_LIST, &w)) != 0)
 			return rc;
-		if (w->u.list.n && (r->dels = cx_arena_alloc(a, w->u.list.n * sizeof(*r->dels))) == NULL)
+		if (w->u.list.n &&
+		    (r->dels = cx_arena_alloc(a, w->u.list.n * sizeof(*r->dels))) == NULL)
 			return nomem(&d);
 		for (i = 0; i < w->u.list.n; i++)
 			if ((rc = delegation_of(&d, w->u.list.v[i], &r->dels[i])) != 0)
@@ -482,8 +493,7 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 
 int
 cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
-		  enum cx_rtype expect, struct cx_resource **out, struct cx_log *log,
-		  struct cx_err *e)
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
 {
 	struct cx_wire *doc;
 	int r;
@@ -615,7 +625,8 @@ delegations_wire(struct cx_arena *a, const struct cx_resource *r)
 			if ((pv[j] = data(a, d->paths[j])) == NULL)
 				return NULL;
 		kv[0] = (struct cx_wire_kv){"paths", 5, cx_wire_list(a, pv, d->npaths)};
-		kv[1] = (struct cx_wire_kv){"terminating", 11, data(a, d->terminating ? "true" : "false")};
+		kv[1] = (struct cx_wire_kv){
+		    "terminating", 11, data(a, d->terminating ? "true" : "false")};
 		kv[2] = (struct cx_wire_kv){"valid", 5, cx_expr_to_wire(a, d->valid)};
 		if (kv[0].val == NULL || kv[1].val == NULL || kv[2].val == NULL ||
 		    (v[i] = cx_wire_map(a, kv, 3)) == NULL)
@@ -630,13 +641,13 @@ cx_resource_signed_wire(struct cx_arena *a, const struct cx_resource *r)
 	struct cx_wire_kv kv[12];
 	size_t n = 0;
 
-#define ADD(k, v)                                                     \
-	do {                                                          \
-		kv[n].key = (k);                                      \
-		kv[n].keylen = strlen(k);                             \
-		if ((kv[n].val = (v)) == NULL)                        \
-			return NULL;                                  \
-		n++;                                                  \
+#define ADD(k, v)                              \
+	do {                                   \
+		kv[n].key = (k);               \
+		kv[n].keylen = strlen(k);      \
+		if ((kv[n].val = (v)) == NULL) \
+			return NULL;           \
+		n++;                           \
 	} while (0)
 	ADD("counter", cx_wire_big(a, r->counter));
 	ADD("created", data(a, r->created));
@@ -650,11 +661,14 @@ cx_resource_signed_wire(struct cx_arena *a, const struct cx_resource *r)
 		struct cx_wire_kv rk[3];
 		size_t nr = 0;
 		if (r->role_maintainer != NULL)
-			rk[nr++] = (struct cx_wire_kv){"maintainer", 10, cx_expr_to_wire(a, r->role_maintainer)};
+			rk[nr++] = (struct cx_wire_kv){
+			    "maintainer", 10, cx_expr_to_wire(a, r->role_maintainer)};
 		if (r->role_snapshot != NULL)
-			rk[nr++] = (struct cx_wire_kv){"snapshot", 8, cx_expr_to_wire(a, r->role_snapshot)};
+			rk[nr++] = (struct cx_wire_kv){
+			    "snapshot", 8, cx_expr_to_wire(a, r->role_snapshot)};
 		if (r->role_timestamp != NULL)
-			rk[nr++] = (struct cx_wire_kv){"timestamp", 9, cx_expr_to_wire(a, r->role_timestamp)};
+			rk[nr++] = (struct cx_wire_kv){
+			    "timestamp", 9, cx_expr_to_wire(a, r->role_timestamp)};
 		for (size_t i = 0; i < nr; i++)
 			if (rk[i].val == NULL)
 				return NULL;
@@ -700,7 +714,8 @@ cx_resource_wire(struct cx_arena *a, const struct cx_resource *r)
 		f[0] = ident(a, s->id);
 		f[1] = data(a, s->created);
 		f[2] = cx_wire_str(a, CX_WIRE_DATA, val, al + 1 + s->valuelen);
-		if (f[0] == NULL || f[1] == NULL || f[2] == NULL || (v[i] = cx_wire_list(a, f, 3)) == NULL)
+		if (f[0] == NULL || f[1] == NULL || f[2] == NULL ||
+		    (v[i] = cx_wire_list(a, f, 3)) == NULL)
 			return NULL;
 	}
 	kv[0] = (struct cx_wire_kv){"signatures", 10, cx_wire_list(a, v, r->nsigs)};
@@ -721,8 +736,9 @@ cx_resource_write(const struct cx_resource *r, struct cx_buf *out, struct cx_err
 	if ((w = cx_resource_wire(&a, r)) == NULL)
 		rc = cx_err_set(e, CX_ENOMEM, "out of memory");
 	else if ((rc = cx_wire_write(w, out)) != 0)
-		rc = cx_err_set(e, rc, "%s %s cannot be written: a value would not read back the same",
-				cx_rtype_name(r->type), r->name);
+		rc = cx_err_set(e, rc,
+		    "%s %s cannot be written: a value would not read back the same",
+		    cx_rtype_name(r->type), r->name);
 	cx_arena_free(&a);
 	return rc;
 }
@@ -874,8 +890,8 @@ canon_delegations(struct cx_buf *o, const struct cx_resource *r)
 			if ((j && (rc = cx_buf_put_u8(o, ';')) != 0) ||
 			    (rc = canon_data(o, d->paths[j], strlen(d->paths[j]))) != 0)
 				return rc;
-		if ((rc = cx_buf_putf(o, "];terminating:%s;valid:",
-				      d->terminating ? "4'true" : "5'false")) != 0 ||
+		if ((rc = cx_buf_putf(o,
+		         "];terminating:%s;valid:", d->terminating ? "4'true" : "5'false")) != 0 ||
 		    (rc = canon_expr(o, d->valid)) != 0 || (rc = cx_buf_put_u8(o, '}')) != 0)
 			return rc;
 	}
@@ -888,23 +904,28 @@ cx_resource_canon(const struct cx_resource *r, struct cx_buf *o)
 	int rc;
 
 	/* ascending: counter created datadir delegations epoch keydir keys name roles targets typ valid version */
-	if ((rc = cx_buf_putf(o, "{counter:0x%llX;created:", (unsigned long long)r->counter)) != 0 ||
-	    (rc = canon_data(o, r->created, strlen(r->created))) != 0 || (rc = cx_buf_put_u8(o, ';')) != 0)
+	if ((rc = cx_buf_putf(o, "{counter:0x%llX;created:", (unsigned long long)r->counter)) !=
+	        0 ||
+	    (rc = canon_data(o, r->created, strlen(r->created))) != 0 ||
+	    (rc = cx_buf_put_u8(o, ';')) != 0)
 		return rc;
-	if (r->type == CX_R_ROOT && ((rc = cx_buf_put_str(o, "datadir:")) != 0 ||
-				     (rc = canon_data(o, r->datadir, strlen(r->datadir))) != 0 ||
-				     (rc = cx_buf_put_u8(o, ';')) != 0))
+	if (r->type == CX_R_ROOT &&
+	    ((rc = cx_buf_put_str(o, "datadir:")) != 0 ||
+	        (rc = canon_data(o, r->datadir, strlen(r->datadir))) != 0 ||
+	        (rc = cx_buf_put_u8(o, ';')) != 0))
 		return rc;
 	if (r->type == CX_R_TARGETS && (rc = canon_delegations(o, r)) != 0)
 		return rc;
 	if ((rc = cx_buf_putf(o, "epoch:0x%llX;", (unsigned long long)r->epoch)) != 0)
 		return rc;
-	if (r->type == CX_R_ROOT && ((rc = cx_buf_put_str(o, "keydir:")) != 0 ||
-				     (rc = canon_data(o, r->keydir, strlen(r->keydir))) != 0 ||
-				     (rc = cx_buf_put_u8(o, ';')) != 0))
+	if (r->type == CX_R_ROOT &&
+	    ((rc = cx_buf_put_str(o, "keydir:")) != 0 ||
+	        (rc = canon_data(o, r->keydir, strlen(r->keydir))) != 0 ||
+	        (rc = cx_buf_put_u8(o, ';')) != 0))
 		return rc;
 	if ((rc = canon_keys(o, r)) != 0 || (rc = cx_buf_put_str(o, "name:")) != 0 ||
-	    (rc = canon_data(o, r->name, strlen(r->name))) != 0 || (rc = cx_buf_put_u8(o, ';')) != 0)
+	    (rc = canon_data(o, r->name, strlen(r->name))) != 0 ||
+	    (rc = cx_buf_put_u8(o, ';')) != 0)
 		return rc;
 	if (r->type == CX_R_ROOT) {
 		const char *sep = "";
@@ -924,7 +945,7 @@ cx_resource_canon(const struct cx_resource *r, struct cx_buf *o)
 		}
 		if (r->role_timestamp != NULL &&
 		    ((rc = cx_buf_putf(o, "%stimestamp:", sep)) != 0 ||
-		     (rc = canon_expr(o, r->role_timestamp)) != 0))
+		        (rc = canon_expr(o, r->role_timestamp)) != 0))
 			return rc;
 		if ((rc = cx_buf_put_str(o, "};")) != 0)
 			return rc;
@@ -935,14 +956,14 @@ cx_resource_canon(const struct cx_resource *r, struct cx_buf *o)
 		return rc;
 	if ((r->type == CX_R_ROOT || r->type == CX_R_TARGETS) &&
 	    ((rc = cx_buf_put_str(o, "valid:")) != 0 || (rc = canon_expr(o, r->valid)) != 0 ||
-	     (rc = cx_buf_put_u8(o, ';')) != 0))
+	        (rc = cx_buf_put_u8(o, ';')) != 0))
 		return rc;
 	return cx_buf_putf(o, "version:%d}", r->type == CX_R_ROOT ? 1 : 0);
 }
 
 int
 cx_tbs(const uint8_t *canon, size_t canonlen, const char *created, const char *id,
-       enum cx_sigalg alg, struct cx_buf *out)
+    enum cx_sigalg alg, struct cx_buf *out)
 {
 	int r;
 
@@ -956,8 +977,8 @@ cx_tbs(const uint8_t *canon, size_t canonlen, const char *created, const char *i
 
 int
 cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_t canonlen,
-			int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k),
-			void *arg, struct cx_log *log, struct cx_err *e)
+    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
+    struct cx_log *log, struct cx_err *e)
 {
 	struct cx_buf tbs, sig;
 	struct cx_err ve;
@@ -974,12 +995,13 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 
 		if (k == NULL) {
 			cx_log(log, CX_LOG_WARN, "%s: signature by %s: no key %s in the resource",
-			       r->name, s->id, s->id);
+			    r->name, s->id, s->id);
 			continue;
 		}
 		if (cx_sigalg_for_key(k->alg) != s->alg) {
-			cx_log(log, CX_LOG_WARN, "%s: signature by %s: bad algorithm %s for a %s key",
-			       r->name, s->id, cx_sigalg_name(s->alg), cx_keyalg_name(k->alg));
+			cx_log(log, CX_LOG_WARN,
+			    "%s: signature by %s: bad algorithm %s for a %s key", r->name, s->id,
+			    cx_sigalg_name(s->alg), cx_keyalg_name(k->alg));
 			continue;
 		}
 		cx_buf_reset(&tbs);
@@ -996,7 +1018,7 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 		}
 		if (cx_sig_verify(pk, s->alg, tbs.d, tbs.len, sig.d, sig.len, &ve) != 0) {
 			cx_log(log, CX_LOG_WARN, "%s: signature by %s does not verify: %s", r->name,
-			       s->id, ve.msg);
+			    s->id, ve.msg);
 		} else if (ok != NULL) {
 			rc = ok(arg, s, k);
 		}
@@ -1012,8 +1034,8 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 }
 
 int
-cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
-		    const char *created, enum cx_sigalg alg, const uint8_t *sig, size_t siglen)
+cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id, const char *created,
+    enum cx_sigalg alg, const uint8_t *sig, size_t siglen)
 {
 	struct cx_buf b;
 	struct cx_sig *v;
@@ -1050,7 +1072,7 @@ cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
 
 int
 cx_resource_sign(struct cx_arena *a, struct cx_resource *r, const char *id, const char *created,
-		 enum cx_sigalg alg, cx_sign_fn fn, void *arg, struct cx_err *e)
+    enum cx_sigalg alg, cx_sign_fn fn, void *arg, struct cx_err *e)
 {
 	struct cx_buf canon, tbs, sig;
 	int rc;
@@ -1078,8 +1100,8 @@ int
 cx_sign_evp(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct cx_err *e)
 {
 	EVP_PKEY *k = arg;
-	enum cx_sigalg alg = EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? CX_SIG_ED25519
-									 : CX_SIG_RSAPSS_SHA256;
+	enum cx_sigalg alg =
+	    EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? CX_SIG_ED25519 : CX_SIG_RSAPSS_SHA256;
 
 	return cx_sig_sign(k, alg, tbs, n, sig, e);
 }

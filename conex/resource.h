@@ -24,7 +24,8 @@ struct cx_log {
 	int level; /* messages above this level are not formatted */
 };
 enum { CX_LOG_WARN = 1, CX_LOG_INFO = 2, CX_LOG_DEBUG = 3 };
-void cx_log(struct cx_log *l, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cx_log(struct cx_log *l, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 struct cx_key {
 	const char *id;
@@ -53,14 +54,14 @@ struct cx_keyref {
 	int remote;
 	const char *id;
 	struct cx_digest digest; /* remote only */
-	uint64_t epoch;		 /* remote only */
+	uint64_t epoch;          /* remote only */
 };
 
 enum cx_expr_kind { CX_EXPR_QUORUM = 1, CX_EXPR_AND, CX_EXPR_OR };
 
 struct cx_expr {
 	enum cx_expr_kind kind;
-	int64_t n;		/* quorum */
+	int64_t n;              /* quorum */
 	struct cx_keyref *refs; /* quorum: ascending KS order, no duplicates */
 	size_t nrefs;
 	struct cx_expr *a, *b; /* and/or */
@@ -113,11 +114,9 @@ const char *cx_rtype_name(enum cx_rtype t);
  * name used in messages.  Everything lives in arena.
  */
 int cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
-		      enum cx_rtype expect, struct cx_resource **out, struct cx_log *log,
-		      struct cx_err *e);
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e);
 int cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc,
-			  enum cx_rtype expect, struct cx_resource **out, struct cx_log *log,
-			  struct cx_err *e);
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e);
 
 /* wire_raw (§3.3): the normalised "signed" map. */
 struct cx_wire *cx_resource_signed_wire(struct cx_arena *a, const struct cx_resource *r);
@@ -130,7 +129,7 @@ int cx_resource_write(const struct cx_resource *r, struct cx_buf *out, struct cx
 int cx_resource_canon(const struct cx_resource *r, struct cx_buf *out);
 /* The to-be-signed bytes (§3.2) around already canonical data. */
 int cx_tbs(const uint8_t *canon, size_t canonlen, const char *created, const char *id,
-	   enum cx_sigalg alg, struct cx_buf *out);
+    enum cx_sigalg alg, struct cx_buf *out);
 
 const struct cx_key *cx_resource_key(const struct cx_resource *r, const char *id);
 
@@ -140,23 +139,22 @@ const struct cx_key *cx_resource_key(const struct cx_resource *r, const char *id
  * Returns 0, or an error for internal failures only.
  */
 int cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_t canonlen,
-			    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k),
-			    void *arg, struct cx_log *log, struct cx_err *e);
+    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
+    struct cx_log *log, struct cx_err *e);
 
 /* Adds or replaces the signature of id (arena-allocated strings). */
 int cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
-			const char *created, enum cx_sigalg alg, const uint8_t *sig, size_t siglen);
+    const char *created, enum cx_sigalg alg, const uint8_t *sig, size_t siglen);
 
 /*
  * Signs r as id with the callback (an in-process key, or the agent later):
  * builds the to-be-signed bytes over the normalised record and adds or
  * replaces id's signature.  Other signers' signatures are kept.
  */
-typedef int (*cx_sign_fn)(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig,
-			  struct cx_err *e);
-int cx_resource_sign(struct cx_arena *a, struct cx_resource *r, const char *id,
-		     const char *created, enum cx_sigalg alg, cx_sign_fn fn, void *arg,
-		     struct cx_err *e);
+typedef int (*cx_sign_fn)(
+    void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct cx_err *e);
+int cx_resource_sign(struct cx_arena *a, struct cx_resource *r, const char *id, const char *created,
+    enum cx_sigalg alg, cx_sign_fn fn, void *arg, struct cx_err *e);
 /* A cx_sign_fn for an in-process EVP_PKEY (arg). */
 int cx_sign_evp(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct cx_err *e);
 
@@ -166,11 +164,11 @@ int cx_id_cmp(const char *a, const char *b);
 
 /* Expressions (§6). */
 int cx_expr_from_wire(struct cx_arena *a, const struct cx_wire *w, struct cx_expr **out,
-		      struct cx_log *log, struct cx_err *e);
+    struct cx_log *log, struct cx_err *e);
 struct cx_wire *cx_expr_to_wire(struct cx_arena *a, const struct cx_expr *x);
 /* Expression.hash over the keys of r (ids looked up exactly). */
 int cx_expr_hash(const struct cx_expr *x, const struct cx_resource *r, uint8_t out[CX_SHA256_LEN],
-		 struct cx_err *e);
+    struct cx_err *e);
 struct cx_expr_env {
 	/* Local id: signed by id? (exact match) */
 	int (*local)(void *arg, const char *id);
@@ -183,8 +181,8 @@ int cx_expr_eval(const struct cx_expr *x, const struct cx_expr_env *env);
 struct cx_expr *cx_expr_single(struct cx_arena *a, const struct cx_keyref *k);
 int cx_keyref_cmp(const struct cx_keyref *a, const struct cx_keyref *b);
 /* Visits every remote keyref. */
-void cx_expr_remotes(const struct cx_expr *x, void (*fn)(void *arg, const struct cx_keyref *k),
-		     void *arg);
+void cx_expr_remotes(
+    const struct cx_expr *x, void (*fn)(void *arg, const struct cx_keyref *k), void *arg);
 
 /* RFC 3339-ish timestamp of §7.3 to seconds since the epoch (offset handled correctly). */
 int cx_time_parse(const char *s, int64_t *out);

@@ -35,8 +35,7 @@ mkdirs(char *path, struct cx_err *e)
 }
 
 int
-cx_state_path(const char *dir, const char *const *anchors, size_t n, char **out,
-	      struct cx_err *e)
+cx_state_path(const char *dir, const char *const *anchors, size_t n, char **out, struct cx_err *e)
 {
 	const char **sorted;
 	struct cx_buf b;
@@ -66,7 +65,7 @@ cx_state_path(const char *dir, const char *const *anchors, size_t n, char **out,
 		r = asprintf(&base, "%s/.local/state/conex", home);
 	} else {
 		return cx_err_set(e, CX_EINVAL,
-				  "no state directory: set XDG_STATE_HOME or HOME, or pass --state");
+		    "no state directory: set XDG_STATE_HOME or HOME, or pass --state");
 	}
 	if (r < 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
@@ -118,13 +117,14 @@ cx_state_load(const char *path, struct cx_counters *c, int *found, struct cx_err
 	}
 	fclose(f);
 	if (!seen_root)
-		return cx_err_set(e, CX_EPARSE, "%s: no root line (remove the file to reset)", path);
+		return cx_err_set(
+		    e, CX_EPARSE, "%s: no root line (remove the file to reset)", path);
 	*found = 1;
 	return 0;
 bad:
 	fclose(f);
-	return cx_err_set(e, CX_EPARSE, "%s:%d: malformed state line (remove the file to reset)", path,
-			  lineno);
+	return cx_err_set(
+	    e, CX_EPARSE, "%s:%d: malformed state line (remove the file to reset)", path, lineno);
 }
 
 int
@@ -137,13 +137,13 @@ cx_state_store(const char *path, const struct cx_counters *c, struct cx_err *e)
 	cx_buf_init(&b, 0);
 	cx_buf_putf(&b, "# conex verify: the versions last accepted; never edit by hand\n");
 	cx_buf_putf(&b, "root epoch=0x%llX counter=0x%llX\n", (unsigned long long)c->root_epoch,
-		    (unsigned long long)c->root_counter);
+	    (unsigned long long)c->root_counter);
 	if (c->has_snapshot)
 		cx_buf_putf(&b, "snapshot epoch=0x%llX counter=0x%llX\n",
-			    (unsigned long long)c->snap_epoch, (unsigned long long)c->snap_counter);
+		    (unsigned long long)c->snap_epoch, (unsigned long long)c->snap_counter);
 	if (c->has_timestamp)
 		cx_buf_putf(&b, "timestamp epoch=0x%llX counter=0x%llX\n",
-			    (unsigned long long)c->ts_epoch, (unsigned long long)c->ts_counter);
+		    (unsigned long long)c->ts_epoch, (unsigned long long)c->ts_counter);
 	if (asprintf(&tmp, "%s.XXXXXX", path) < 0 || (dir = strdup(path)) == NULL) {
 		r = cx_err_set(e, CX_ENOMEM, "out of memory");
 		goto out;

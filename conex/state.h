@@ -9,8 +9,8 @@
 #include "conex/verify.h"
 
 /* $XDG_STATE_HOME/conex/<sha256 of the sorted anchors>.state, or dir/<...> if dir given. */
-int cx_state_path(const char *dir, const char *const *anchors, size_t n, char **out,
-		  struct cx_err *e);
+int cx_state_path(
+    const char *dir, const char *const *anchors, size_t n, char **out, struct cx_err *e);
 /* *found = 0 when there is no state yet. A malformed file is an error, not a reset. */
 int cx_state_load(const char *path, struct cx_counters *c, int *found, struct cx_err *e);
 /* Atomically replaces the state (temp file, fsync, rename, fsync of the directory). */

@@ -14,7 +14,7 @@ static int
 cerr(struct cp *c, const char *what)
 {
 	return cx_err_set(c->e, CX_EREJECT, "not canonical conex data at byte %zu: %s",
-			  (size_t)(c->p - c->start), what);
+	    (size_t)(c->p - c->start), what);
 }
 
 static int
@@ -28,7 +28,7 @@ static int
 is_ident(uint8_t x, int allow_colon)
 {
 	return (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z') || is_digit(x) || x == '_' ||
-	       x == '-' || x == '+' || (allow_colon && x == ':');
+	    x == '-' || x == '+' || (allow_colon && x == ':');
 }
 
 static int value(struct cp *c, struct cx_wire **out);
@@ -62,7 +62,8 @@ seq(struct cp *c, uint8_t close, int map, struct cx_wire **out)
 		if (n == cap) {
 			size_t ocap = cap;
 			if (map) {
-				if ((kv = cx_arena_grow(c->a, kv, sizeof(*kv), &cap, n + 1)) == NULL)
+				if ((kv = cx_arena_grow(c->a, kv, sizeof(*kv), &cap, n + 1)) ==
+				    NULL)
 					return CX_ENOMEM;
 			} else if ((v = cx_arena_grow(c->a, v, sizeof(*v), &cap, n + 1)) == NULL) {
 				return CX_ENOMEM;
@@ -185,8 +186,8 @@ value(struct cp *c, struct cx_wire **out)
 }
 
 int
-cx_canon_parse(struct cx_arena *a, const uint8_t *p, size_t n, struct cx_wire **out,
-	       struct cx_err *e)
+cx_canon_parse(
+    struct cx_arena *a, const uint8_t *p, size_t n, struct cx_wire **out, struct cx_err *e)
 {
 	struct cp c = {a, p, p + n, p, e, 0};
 	int r;
@@ -213,10 +214,8 @@ cx_tbs_inspect(const uint8_t *tbs, size_t n, struct cx_tbs_info *info, struct cx
 	static const struct {
 		const char *name;
 		enum cx_rtype t;
-	} types[] = {{"root", CX_R_ROOT},
-		     {"targets", CX_R_TARGETS},
-		     {"snapshot", CX_R_SNAPSHOT},
-		     {"timestamp", CX_R_TIMESTAMP}};
+	} types[] = {{"root", CX_R_ROOT}, {"targets", CX_R_TARGETS}, {"snapshot", CX_R_SNAPSHOT},
+	    {"timestamp", CX_R_TIMESTAMP}};
 	struct cx_arena a;
 	struct cx_wire *w, *created, *data, *ident, *sigtype, *typ;
 	struct cx_wire_kv kv;
@@ -238,7 +237,8 @@ cx_tbs_inspect(const uint8_t *tbs, size_t n, struct cx_tbs_info *info, struct cx
 	    (data = cx_wire_get(w, "data")) == NULL || data->type != CX_WIRE_MAP ||
 	    (ident = cx_wire_get(w, "identifier")) == NULL || ident->type != CX_WIRE_IDENT ||
 	    (sigtype = cx_wire_get(w, "sigtype")) == NULL || sigtype->type != CX_WIRE_IDENT) {
-		cx_err_set(e, rc, "not conex to-be-signed data (want {created;data;identifier;sigtype})");
+		cx_err_set(
+		    e, rc, "not conex to-be-signed data (want {created;data;identifier;sigtype})");
 		goto out;
 	}
 	if ((alg = cx_sigalg_from_name(sigtype->u.str.s, sigtype->u.str.len)) == CX_SIG_NONE) {
@@ -263,7 +263,8 @@ cx_tbs_inspect(const uint8_t *tbs, size_t n, struct cx_tbs_info *info, struct cx
 		rc = cx_err_set(e, CX_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = cx_resource_from_wire(&a, "to-be-signed data", w, types[i].t, &r, NULL, e)) != 0) {
+	if ((rc = cx_resource_from_wire(&a, "to-be-signed data", w, types[i].t, &r, NULL, e)) !=
+	    0) {
 		rc = cx_err_set(e, CX_EREJECT, "%s", e->msg);
 		goto out;
 	}
@@ -273,7 +274,7 @@ cx_tbs_inspect(const uint8_t *tbs, size_t n, struct cx_tbs_info *info, struct cx
 	    cx_tbs(canon.d, canon.len, created->u.str.s, ident->u.str.s, alg, &again) != 0 ||
 	    again.len != n || memcmp(again.d, tbs, n) != 0) {
 		rc = cx_err_set(e, CX_EREJECT,
-				"the data is not in canonical form (it would not verify as signed)");
+		    "the data is not in canonical form (it would not verify as signed)");
 		goto out;
 	}
 	info->type = types[i].t;
@@ -300,17 +301,17 @@ cx_tbs_summary(const struct cx_tbs_info *info, char *out, size_t outlen)
 	switch (info->type) {
 	case CX_R_TARGETS:
 		snprintf(out, outlen, "targets %s, counter 0x%llX, %zu files, %zu delegations",
-			 info->name, (unsigned long long)info->counter, info->ntargets,
-			 info->ndelegations);
+		    info->name, (unsigned long long)info->counter, info->ntargets,
+		    info->ndelegations);
 		break;
 	case CX_R_ROOT:
 		snprintf(out, outlen, "root %s, counter 0x%llX, epoch 0x%llX, %zu keys", info->name,
-			 (unsigned long long)info->counter, (unsigned long long)info->epoch,
-			 info->nkeys);
+		    (unsigned long long)info->counter, (unsigned long long)info->epoch,
+		    info->nkeys);
 		break;
 	default:
 		snprintf(out, outlen, "%s %s, counter 0x%llX, %zu files", cx_rtype_name(info->type),
-			 info->name, (unsigned long long)info->counter, info->ntargets);
+		    info->name, (unsigned long long)info->counter, info->ntargets);
 		break;
 	}
 }

@@ -18,14 +18,14 @@ struct cx_tbs_info {
 	enum cx_sigalg sigalg;
 	char identifier[128]; /* the signer id in the bytes */
 	char created[64];     /* the signature's creation time */
-	char name[128];	      /* the resource's name */
+	char name[128];       /* the resource's name */
 	uint64_t counter, epoch;
 	size_t ntargets, ndelegations, nkeys;
 };
 
 /* Parses the canonical form (§3.1) into wire values. */
-int cx_canon_parse(struct cx_arena *a, const uint8_t *p, size_t n, struct cx_wire **out,
-		   struct cx_err *e);
+int cx_canon_parse(
+    struct cx_arena *a, const uint8_t *p, size_t n, struct cx_wire **out, struct cx_err *e);
 /* 0 and info, or CX_EREJECT with the reason (not conex data, not canonical, ...). */
 int cx_tbs_inspect(const uint8_t *tbs, size_t n, struct cx_tbs_info *info, struct cx_err *e);
 /* "targets m1, counter 0x5, 3 files" */

@@ -88,10 +88,10 @@ struct incr {
 	const struct cx_patch *p;
 	struct cx_resource *old_snap;
 	struct smap old_snapidx;
-	struct smap touched;	/* every path the patch names */
-	struct smap aff;	/* paths whose acceptance may have changed */
-	struct smap affdirs;	/* the directories above them */
-	const char **pref;	/* delegation paths whose rules may have changed */
+	struct smap touched; /* every path the patch names */
+	struct smap aff;     /* paths whose acceptance may have changed */
+	struct smap affdirs; /* the directories above them */
+	const char **pref;   /* delegation paths whose rules may have changed */
 	size_t npref, cappref;
 };
 
@@ -164,8 +164,7 @@ smap_free(struct smap *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int
-reject(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int reject(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 reject(struct vctx *v, const char *fmt, ...)
@@ -221,7 +220,8 @@ acc_insert(struct vctx *v, const char *path, const struct cx_digest *d, uint64_t
 	if (s == NULL)
 		return nomem(v);
 	for (x = s->ents; x != NULL; x = x->next)
-		if (x->size == size && x->dlen == d->len && memcmp(x->digest, d->value, d->len) == 0)
+		if (x->size == size && x->dlen == d->len &&
+		    memcmp(x->digest, d->value, d->len) == 0)
 			return 0;
 	if ((x = cx_arena_alloc(&v->a, sizeof(*x))) == NULL)
 		return nomem(v);
@@ -310,7 +310,7 @@ read_meta(struct vctx *v, const char *path)
 
 	if (r == CX_ETOOBIG)
 		cx_err_set(v->e, CX_EREJECT, "%s is larger than the metadata size cap of %zu bytes",
-			   path, cap);
+		    path, cap);
 	else if (r == CX_ENOENT)
 		cx_err_set(v->e, CX_EREJECT, "%s was not found", path);
 	return r == CX_ETOOBIG || r == CX_ENOENT ? CX_EREJECT : r;
@@ -373,7 +373,8 @@ root_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
 		if (strcmp(rs->v->o->anchors[i], hex) == 0)
 			break;
 	if (i == rs->v->o->nanchors) {
-		cx_log(rs->v->log, CX_LOG_INFO, "root: %s (sha256=%s) is not a trust anchor", s->id, hex);
+		cx_log(rs->v->log, CX_LOG_INFO, "root: %s (sha256=%s) is not a trust anchor", s->id,
+		    hex);
 		return 0;
 	}
 	for (i = 0; i < rs->n; i++)
@@ -407,8 +408,8 @@ verify_root(struct vctx *v)
 
 	if ((r = read_meta(v, name)) != 0)
 		return r;
-	if ((r = cx_resource_parse(&v->a, name, v->buf.d, v->buf.len, CX_R_ROOT, &v->root, v->log,
-				   v->e)) != 0)
+	if ((r = cx_resource_parse(
+	         &v->a, name, v->buf.d, v->buf.len, CX_R_ROOT, &v->root, v->log, v->e)) != 0)
 		return r == CX_ENOMEM ? r : cx_err_set(v->e, CX_EREJECT, "%s", v->e->msg);
 	if (!cx_id_equal(v->root->name, name))
 		return reject(v, "%s: name '%s' does not match the file name", name, v->root->name);
@@ -417,17 +418,20 @@ verify_root(struct vctx *v)
 		return nomem(v);
 	cx_buf_init(&canon, 0);
 	if ((r = cx_resource_canon(v->root, &canon)) == 0)
-		r = cx_resource_verify_sigs(v->root, canon.d, canon.len, root_sig_ok, &rs, v->log, v->e);
+		r = cx_resource_verify_sigs(
+		    v->root, canon.d, canon.len, root_sig_ok, &rs, v->log, v->e);
 	cx_buf_free(&canon);
 	if (r != 0)
 		return r;
 	if (!cx_expr_eval(v->root->valid, &env))
-		return reject(v, "%s: couldn't validate root role (%zu valid signatures by trust anchors)",
-			      name, rs.n);
+		return reject(v,
+		    "%s: couldn't validate root role (%zu valid signatures by trust anchors)", name,
+		    rs.n);
 	if (rs.n < (size_t)(v->o->quorum < 1 ? 1 : v->o->quorum))
-		return reject(v, "%s: provided quorum was not matched: %zu valid signatures by trust "
-				 "anchors, %d required",
-			      name, rs.n, v->o->quorum < 1 ? 1 : v->o->quorum);
+		return reject(v,
+		    "%s: provided quorum was not matched: %zu valid signatures by trust "
+		    "anchors, %d required",
+		    name, rs.n, v->o->quorum < 1 ? 1 : v->o->quorum);
 	if (v->root->role_maintainer == NULL)
 		return reject(v, "%s: no delegation for maintainers", name);
 	return 0;
@@ -462,7 +466,8 @@ static int
 single_role(struct vctx *v, const struct cx_expr *x, const char *what, const struct cx_keyref **out)
 {
 	if (x->kind != CX_EXPR_QUORUM || x->n != 1 || x->nrefs != 1)
-		return reject(v, "root: only a single key expression with quorum 1 allowed for %s", what);
+		return reject(
+		    v, "root: only a single key expression with quorum 1 allowed for %s", what);
 	if (!x->refs[0].remote)
 		return reject(v, "root: only a single remote key expression allowed for %s", what);
 	*out = &x->refs[0];
@@ -471,7 +476,7 @@ single_role(struct vctx *v, const struct cx_expr *x, const char *what, const str
 
 static int
 load_role(struct vctx *v, const struct cx_expr *x, enum cx_rtype t, struct cx_resource **out,
-	  uint64_t *size, char hex[CX_SHA256_HEX + 1])
+    uint64_t *size, char hex[CX_SHA256_HEX + 1])
 {
 	const char *what = cx_rtype_name(t);
 	const struct cx_keyref *role = NULL;
@@ -487,26 +492,30 @@ load_role(struct vctx *v, const struct cx_expr *x, enum cx_rtype t, struct cx_re
 	cx_sha256(v->buf.d, v->buf.len, h);
 	cx_hex_encode(h, CX_SHA256_LEN, hex);
 	*size = v->buf.len;
-	if ((r = cx_resource_parse(&v->a, role->id, v->buf.d, v->buf.len, t, out, v->log, v->e)) != 0)
+	if ((r = cx_resource_parse(&v->a, role->id, v->buf.d, v->buf.len, t, out, v->log, v->e)) !=
+	    0)
 		return r == CX_ENOMEM ? r : cx_err_set(v->e, CX_EREJECT, "%s", v->e->msg);
 	if (!cx_id_equal((*out)->name, role->id))
-		return reject(v, "%s: name '%s' does not match the file name", role->id, (*out)->name);
+		return reject(
+		    v, "%s: name '%s' does not match the file name", role->id, (*out)->name);
 	memset(&rs, 0, sizeof(rs));
 	rs.role = role;
 	cx_buf_init(&canon, 0);
 	if ((r = cx_resource_canon(*out, &canon)) == 0)
-		r = cx_resource_verify_sigs(*out, canon.d, canon.len, role_sig_ok, &rs, v->log, v->e);
+		r = cx_resource_verify_sigs(
+		    *out, canon.d, canon.len, role_sig_ok, &rs, v->log, v->e);
 	cx_buf_free(&canon);
 	if (r != 0)
 		return r;
 	if (!rs.found)
-		return reject(v, "%s %s: couldn't validate %s signature (no valid signature by key "
-				 "sha256=%.*s)",
-			      what, role->id, what, (int)role->digest.len, role->digest.value);
+		return reject(v,
+		    "%s %s: couldn't validate %s signature (no valid signature by key "
+		    "sha256=%.*s)",
+		    what, role->id, what, (int)role->digest.len, role->digest.value);
 	if ((*out)->epoch != role->epoch)
-		return reject(v, "%s %s: %s with bad epoch (root says 0x%llX, file has 0x%llX)", what,
-			      role->id, what, (unsigned long long)role->epoch,
-			      (unsigned long long)(*out)->epoch);
+		return reject(v, "%s %s: %s with bad epoch (root says 0x%llX, file has 0x%llX)",
+		    what, role->id, what, (unsigned long long)role->epoch,
+		    (unsigned long long)(*out)->epoch);
 	return 0;
 }
 
@@ -520,25 +529,26 @@ verify_timestamp_snapshot(struct vctx *v)
 
 	if (v->root->role_timestamp != NULL) {
 		if ((r = load_role(v, v->root->role_timestamp, CX_R_TIMESTAMP, &v->ts, &ts_size,
-				   ts_hex)) != 0)
+		         ts_hex)) != 0)
 			return r;
 		if (cx_time_parse(v->ts->created, &created) != 0)
 			return reject(v, "timestamp %s: cannot parse created '%s'", v->ts->name,
-				      v->ts->created);
+			    v->ts->created);
 		if (created > v->o->now && created - v->o->now > v->o->expiry)
 			return reject(v, "timestamp %s: created %s is in the future", v->ts->name,
-				      v->ts->created);
+			    v->ts->created);
 		if (created <= v->o->now && v->o->now - created > v->o->expiry)
-			return reject(v, "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
-					 "seconds (freeze attack?)",
-				      v->ts->name, v->ts->created, (long long)(v->o->now - created),
-				      (long long)v->o->expiry);
+			return reject(v,
+			    "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
+			    "seconds (freeze attack?)",
+			    v->ts->name, v->ts->created, (long long)(v->o->now - created),
+			    (long long)v->o->expiry);
 	} else {
 		cx_log(v->log, CX_LOG_WARN, "no timestamp role in root: no freshness guarantee");
 	}
 	if (v->root->role_snapshot != NULL) {
 		if ((r = load_role(v, v->root->role_snapshot, CX_R_SNAPSHOT, &v->snap, &snap_size,
-				   snap_hex)) != 0)
+		         snap_hex)) != 0)
 			return r;
 		v->snap_id = v->root->role_snapshot->refs[0].id;
 		if (index_targets(&v->snapidx, v->snap) != 0)
@@ -546,14 +556,17 @@ verify_timestamp_snapshot(struct vctx *v)
 		if (v->ts != NULL) {
 			size_t i;
 			for (i = 0; i < v->ts->ntargets; i++)
-				if (target_matches(&v->ts->targets[i], v->snap_id, snap_size, snap_hex))
+				if (target_matches(
+				        &v->ts->targets[i], v->snap_id, snap_size, snap_hex))
 					break;
 			if (i == v->ts->ntargets)
-				return reject(v, "snapshot %s: couldn't validate snapshot: no match in "
-						 "timestamp target (size %llu, sha256=%s)",
-					      v->snap_id, (unsigned long long)snap_size, snap_hex);
+				return reject(v,
+				    "snapshot %s: couldn't validate snapshot: no match in "
+				    "timestamp target (size %llu, sha256=%s)",
+				    v->snap_id, (unsigned long long)snap_size, snap_hex);
 		} else {
-			cx_log(v->log, CX_LOG_WARN, "no timestamp: taking snapshot %s as is", v->snap_id);
+			cx_log(v->log, CX_LOG_WARN, "no timestamp: taking snapshot %s as is",
+			    v->snap_id);
 		}
 	}
 	return 0;
@@ -584,9 +597,10 @@ old_snapshot_matches(struct vctx *v, const struct cx_target *t)
 	const struct cx_target *o = smap_get(&v->inc->old_snapidx, t->path);
 
 	if (o == NULL || !digests_equal(o, t))
-		return reject(v, "%s does not match snapshot %s (the update does not change it, "
-				 "but the snapshot does)",
-			      t->path, v->snap_id);
+		return reject(v,
+		    "%s does not match snapshot %s (the update does not change it, "
+		    "but the snapshot does)",
+		    t->path, v->snap_id);
 	return 0;
 }
 
@@ -634,15 +648,15 @@ verify_keydir(struct vctx *v)
 		cx_hex_encode(h, CX_SHA256_LEN, hex);
 		if (!target_matches(t, path, v->buf.len, hex)) {
 			r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)", path,
-				   v->snap_id, v->buf.len, hex);
+			    v->snap_id, v->buf.len, hex);
 			goto out;
 		}
 	}
 	for (i = 0; i < v->snap->ntargets; i++) {
 		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
 		if (rel == NULL || strchr(rel, '/') != NULL) {
-			r = reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id, p,
-				   v->root->keydir);
+			r = reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id,
+			    p, v->root->keydir);
 			goto out;
 		}
 		if (smap_get(&ondisk, p) == NULL) {
@@ -731,28 +745,29 @@ load_targets(struct vctx *v, const char *id)
 	if (v->snap != NULL) {
 		const struct cx_target *t = snap_target(v, path);
 		if (t == NULL || !target_matches(t, path, v->buf.len, hex)) {
-			cx_log(v->log, CX_LOG_WARN, "targets %s: no match in snapshot targets, dropped", id);
+			cx_log(v->log, CX_LOG_WARN,
+			    "targets %s: no match in snapshot targets, dropped", id);
 			return f;
 		}
 	}
-	if ((r = cx_resource_parse(&v->a, path, v->buf.d, v->buf.len, CX_R_TARGETS, &f->t, v->log,
-				   &le)) != 0) {
+	if ((r = cx_resource_parse(
+	         &v->a, path, v->buf.d, v->buf.len, CX_R_TARGETS, &f->t, v->log, &le)) != 0) {
 		if (r == CX_ENOMEM)
 			return NULL;
 		cx_log(v->log, CX_LOG_WARN, "targets %s: malformed, dropped: %s", id, le.msg);
 		return f;
 	}
 	if (!cx_id_equal(f->t->name, id)) {
-		cx_log(v->log, CX_LOG_WARN, "targets %s: name '%s' does not match the file name, dropped",
-		       id, f->t->name);
+		cx_log(v->log, CX_LOG_WARN,
+		    "targets %s: name '%s' does not match the file name, dropped", id, f->t->name);
 		return f;
 	}
 	if (v->o->opam)
 		for (i = 0; i < f->t->ntargets; i++)
 			if (!opam_path_ok(v->root->datadir, f->t->targets[i].path, 0)) {
 				cx_log(v->log, CX_LOG_WARN,
-				       "targets %s: invalid path %s (not an opam package file), dropped",
-				       id, f->t->targets[i].path);
+				    "targets %s: invalid path %s (not an opam package file), dropped",
+				    id, f->t->targets[i].path);
 				return f;
 			}
 	if ((sigs.ok = calloc(f->t->nsigs + 1, sizeof(*sigs.ok))) == NULL)
@@ -764,15 +779,17 @@ load_targets(struct vctx *v, const char *id)
 	sigs.n = 0;
 	cx_buf_init(&canon, 0);
 	if ((r = cx_resource_canon(f->t, &canon)) == 0)
-		r = cx_resource_verify_sigs(f->t, canon.d, canon.len, tf_sig_ok, &sigs, v->log, &le);
+		r = cx_resource_verify_sigs(
+		    f->t, canon.d, canon.len, tf_sig_ok, &sigs, v->log, &le);
 	cx_buf_free(&canon);
 	env.arg = sigs.ok;
 	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
 		f->state = 1;
 	} else if (r == 0) {
-		cx_log(v->log, CX_LOG_WARN, "targets %s: couldn't validate its expression (%zu valid "
-					    "signatures), dropped",
-		       id, sigs.n);
+		cx_log(v->log, CX_LOG_WARN,
+		    "targets %s: couldn't validate its expression (%zu valid "
+		    "signatures), dropped",
+		    id, sigs.n);
 	}
 	free(sigs.ok);
 	free(sigs.keyids);
@@ -983,10 +1000,10 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			continue;
 		if (f->t->epoch != k0->epoch || !hex_equal(&k0->digest, f->vhex)) {
 			cx_log(v->log, CX_LOG_WARN,
-			       "targets %s: dropped since epoch (0x%llX, expected 0x%llX) or key hash "
-			       "(sha256=%s, expected sha256=%.*s) does not match",
-			       k0->id, (unsigned long long)f->t->epoch, (unsigned long long)k0->epoch,
-			       f->vhex, (int)k0->digest.len, k0->digest.value);
+			    "targets %s: dropped since epoch (0x%llX, expected 0x%llX) or key hash "
+			    "(sha256=%s, expected sha256=%.*s) does not match",
+			    k0->id, (unsigned long long)f->t->epoch, (unsigned long long)k0->epoch,
+			    f->vhex, (int)k0->digest.len, k0->digest.value);
 			continue;
 		}
 		c[nc++] = (struct counting){k0->id, &k0->digest, k0->epoch, f};
@@ -996,9 +1013,10 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 	for (i = 0; i < nc; i++)
 		idx[i] = i;
 	if (!eval_support(it->expr, c, idx, nc)) {
-		cx_log(v->log, CX_LOG_WARN, "delegation for '%s': the expression is not satisfied by "
-					    "the %zu valid targets files",
-		       *it->path ? it->path : "(top)", nc);
+		cx_log(v->log, CX_LOG_WARN,
+		    "delegation for '%s': the expression is not satisfied by "
+		    "the %zu valid targets files",
+		    *it->path ? it->path : "(top)", nc);
 		goto done;
 	}
 	res->ntargets += nc;
@@ -1015,21 +1033,23 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			if (v->inc != NULL && !inc_wants_path(v, tg->path))
 				continue;
 			if (!below(it->path, tg->path)) {
-				cx_log(v->log, CX_LOG_WARN, "targets %s: ignoring %s, not below '%s'",
-				       c[i].id, tg->path, it->path);
+				cx_log(v->log, CX_LOG_WARN,
+				    "targets %s: ignoring %s, not below '%s'", c[i].id, tg->path,
+				    it->path);
 				continue;
 			}
 			for (k = 0; k < tg->ndigests; k++)
-				tc[ntc++] = (struct tgt_claim){tg->path, &tg->digests[k], tg->size, i};
+				tc[ntc++] =
+				    (struct tgt_claim){tg->path, &tg->digests[k], tg->size, i};
 		}
 	}
 	if (ntc > 1)
 		qsort(tc, ntc, sizeof(*tc), claim_cmp);
 	for (i = 0; i < ntc; i = j) {
 		size_t ns = 0;
-		for (j = i; j < ntc && tc[j].size == tc[i].size && strcmp(tc[j].path, tc[i].path) == 0 &&
-			    tc[j].d->len == tc[i].d->len &&
-			    memcmp(tc[j].d->value, tc[i].d->value, tc[i].d->len) == 0;
+		for (j = i; j < ntc && tc[j].size == tc[i].size &&
+		     strcmp(tc[j].path, tc[i].path) == 0 && tc[j].d->len == tc[i].d->len &&
+		     memcmp(tc[j].d->value, tc[i].d->value, tc[i].d->len) == 0;
 		     j++)
 			if (ns == 0 || idx[ns - 1] != tc[j].who)
 				idx[ns++] = tc[j].who;
@@ -1037,9 +1057,9 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			if ((r = acc_insert(v, tc[i].path, tc[i].d, tc[i].size)) != 0)
 				goto done;
 		} else {
-			cx_log(v->log, CX_LOG_INFO, "%s (sha256=%.*s, %llu bytes): quorum not reached",
-			       tc[i].path, (int)tc[i].d->len, tc[i].d->value,
-			       (unsigned long long)tc[i].size);
+			cx_log(v->log, CX_LOG_INFO,
+			    "%s (sha256=%.*s, %llu bytes): quorum not reached", tc[i].path,
+			    (int)tc[i].d->len, tc[i].d->value, (unsigned long long)tc[i].size);
 		}
 	}
 	if (it->terminating)
@@ -1058,7 +1078,8 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			struct cx_wire *w;
 			char *ekey;
 			cx_buf_init(&kb, 0);
-			if ((w = cx_expr_to_wire(&v->a, d->valid)) == NULL || cx_wire_canon(w, &kb) != 0 ||
+			if ((w = cx_expr_to_wire(&v->a, d->valid)) == NULL ||
+			    cx_wire_canon(w, &kb) != 0 ||
 			    (ekey = cx_arena_memdup(&v->a, kb.d, kb.len)) == NULL) {
 				cx_buf_free(&kb);
 				goto oom;
@@ -1069,12 +1090,12 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 					continue;
 				if (!below(it->path, d->paths[k])) {
 					cx_log(v->log, CX_LOG_WARN,
-					       "targets %s: ignoring delegation of %s, not below '%s'",
-					       c[i].id, d->paths[k], it->path);
+					    "targets %s: ignoring delegation of %s, not below '%s'",
+					    c[i].id, d->paths[k], it->path);
 					continue;
 				}
-				dc[ndc++] = (struct del_claim){d->paths[k], ekey, d->valid,
-							       d->terminating, i};
+				dc[ndc++] = (struct del_claim){
+				    d->paths[k], ekey, d->valid, d->terminating, i};
 			}
 		}
 	}
@@ -1086,7 +1107,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		if ((nidx = calloc(nc + 1, sizeof(*nidx))) == NULL)
 			goto oom;
 		for (j = i; j < ndc && strcmp(dc[j].path, dc[i].path) == 0 &&
-			    strcmp(dc[j].ekey, dc[i].ekey) == 0;
+		     strcmp(dc[j].ekey, dc[i].ekey) == 0;
 		     j++) {
 			if (dc[j].terminating)
 				tidx[nt++] = dc[j].who;
@@ -1098,7 +1119,8 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		else if (eval_support(it->expr, c, nidx, nn))
 			r = enqueue(v, dc[i].path, dc[i].expr, 0);
 		else
-			cx_log(v->log, CX_LOG_WARN, "delegation of %s: quorum not reached", dc[i].path);
+			cx_log(v->log, CX_LOG_WARN, "delegation of %s: quorum not reached",
+			    dc[i].path);
 		free(nidx);
 		if (r != 0)
 			goto done;
@@ -1154,8 +1176,8 @@ unseen_is_missing(struct vctx *v, struct acc_slot *s, void *arg)
 	(void)arg;
 	if (s->ents == NULL || s->seen)
 		return 0;
-	return reject(v, "%s is listed in valid targets but missing on disk (only in targets)",
-		      s->path);
+	return reject(
+	    v, "%s is listed in valid targets but missing on disk (only in targets)", s->path);
 }
 
 static void *
@@ -1218,7 +1240,8 @@ compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 			size_t pl = pkg_prefix_len(v->root->datadir, f->path);
 			if (!v->o->strict && pl && !pkg_has_accepted(v, f->path, pl))
 				continue; /* --nostrict: a package nobody signs */
-			r = reject(v, "%s is not covered by any valid targets (only on disk)", f->path);
+			r = reject(
+			    v, "%s is not covered by any valid targets (only on disk)", f->path);
 			break;
 		}
 		s->seen = 1;
@@ -1227,9 +1250,10 @@ compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 			    memcmp(x->digest, hex, CX_SHA256_HEX) == 0)
 				break;
 		if (x == NULL)
-			r = reject(v, "%s (%llu bytes, sha256=%s) does not match its valid targets (no "
-				      "match)",
-				   f->path, (unsigned long long)f->size, hex);
+			r = reject(v,
+			    "%s (%llu bytes, sha256=%s) does not match its valid targets (no "
+			    "match)",
+			    f->path, (unsigned long long)f->size, hex);
 	}
 	cx_file_list_free(&fl);
 	if (r != 0)
@@ -1242,7 +1266,7 @@ compare_with_disk(struct vctx *v, struct cx_verify_result *res)
 
 int
 cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_verify_result *res,
-	       struct cx_err *e)
+    struct cx_err *e)
 {
 	struct vctx v;
 	size_t qi;
@@ -1297,16 +1321,16 @@ out:
 }
 
 static int
-version_check(const char *what, uint64_t e0, uint64_t c0, uint64_t e1, uint64_t c1,
-	      struct cx_err *e)
+version_check(
+    const char *what, uint64_t e0, uint64_t c0, uint64_t e1, uint64_t c1, struct cx_err *e)
 {
 	if (e1 < e0)
 		return cx_err_set(e, CX_EREJECT, "%s epoch is moving backwards (0x%llX -> 0x%llX)",
-				  what, (unsigned long long)e0, (unsigned long long)e1);
+		    what, (unsigned long long)e0, (unsigned long long)e1);
 	if (e1 == e0 && c1 < c0)
 		return cx_err_set(e, CX_EREJECT,
-				  "%s counter is moving backwards (0x%llX -> 0x%llX): rollback attack?",
-				  what, (unsigned long long)c0, (unsigned long long)c1);
+		    "%s counter is moving backwards (0x%llX -> 0x%llX): rollback attack?", what,
+		    (unsigned long long)c0, (unsigned long long)c1);
 	return 0;
 }
 
@@ -1315,16 +1339,16 @@ cx_counters_check(const struct cx_counters *b, const struct cx_counters *a, stru
 {
 	int r;
 
-	if ((r = version_check("root", b->root_epoch, b->root_counter, a->root_epoch,
-			       a->root_counter, e)) != 0)
+	if ((r = version_check(
+	         "root", b->root_epoch, b->root_counter, a->root_epoch, a->root_counter, e)) != 0)
 		return r;
 	if (b->has_snapshot && a->has_snapshot &&
 	    (r = version_check("snapshot", b->snap_epoch, b->snap_counter, a->snap_epoch,
-			       a->snap_counter, e)) != 0)
+	         a->snap_counter, e)) != 0)
 		return r;
 	if (b->has_timestamp && a->has_timestamp &&
-	    (r = version_check("timestamp", b->ts_epoch, b->ts_counter, a->ts_epoch, a->ts_counter,
-			       e)) != 0)
+	    (r = version_check(
+	         "timestamp", b->ts_epoch, b->ts_counter, a->ts_epoch, a->ts_counter, e)) != 0)
 		return r;
 	if (b->has_timestamp && !a->has_timestamp)
 		return cx_err_set(e, CX_EREJECT, "the timestamp role disappeared");
@@ -1338,8 +1362,7 @@ cx_counters_check(const struct cx_counters *b, const struct cx_counters *a, stru
 /* Reads a resource of the trusted old tree without verifying it again. */
 static int
 read_trusted(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, const char *path,
-	     enum cx_rtype t, struct cx_resource **out, const struct cx_verify_opts *o,
-	     struct cx_err *e)
+    enum cx_rtype t, struct cx_resource **out, const struct cx_verify_opts *o, struct cx_err *e)
 {
 	size_t cap = o->max_meta ? o->max_meta : CX_VERIFY_MAX_META;
 	int r;
@@ -1351,8 +1374,8 @@ read_trusted(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, const c
 
 static int
 role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
-	      const struct cx_expr *role, enum cx_rtype t, uint64_t *counter, uint64_t *epoch,
-	      int *has, struct cx_resource **out, const struct cx_verify_opts *o, struct cx_err *e)
+    const struct cx_expr *role, enum cx_rtype t, uint64_t *counter, uint64_t *epoch, int *has,
+    struct cx_resource **out, const struct cx_verify_opts *o, struct cx_err *e)
 {
 	struct cx_resource *r;
 	int rc;
@@ -1360,7 +1383,8 @@ role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
 	*has = 0;
 	if (out != NULL)
 		*out = NULL;
-	if (role == NULL || role->kind != CX_EXPR_QUORUM || role->nrefs != 1 || !role->refs[0].remote)
+	if (role == NULL || role->kind != CX_EXPR_QUORUM || role->nrefs != 1 ||
+	    !role->refs[0].remote)
 		return 0;
 	if ((rc = read_trusted(repo, a, b, role->refs[0].id, t, &r, o, e)) != 0)
 		return rc;
@@ -1374,8 +1398,8 @@ role_counters(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b,
 
 static int
 old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_resource **root,
-	  struct cx_resource **snap, struct cx_counters *c, const struct cx_verify_opts *o,
-	  struct cx_err *e)
+    struct cx_resource **snap, struct cx_counters *c, const struct cx_verify_opts *o,
+    struct cx_err *e)
 {
 	int r;
 
@@ -1385,9 +1409,9 @@ old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_
 	c->root_counter = (*root)->counter;
 	c->root_epoch = (*root)->epoch;
 	if ((r = role_counters(repo, a, b, (*root)->role_snapshot, CX_R_SNAPSHOT, &c->snap_counter,
-			       &c->snap_epoch, &c->has_snapshot, snap, o, e)) != 0 ||
+	         &c->snap_epoch, &c->has_snapshot, snap, o, e)) != 0 ||
 	    (r = role_counters(repo, a, b, (*root)->role_timestamp, CX_R_TIMESTAMP, &c->ts_counter,
-			       &c->ts_epoch, &c->has_timestamp, NULL, o, e)) != 0)
+	         &c->ts_epoch, &c->has_timestamp, NULL, o, e)) != 0)
 		return r;
 	return 0;
 }
@@ -1395,7 +1419,7 @@ old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_
 /* Counter and epoch rules for one changed identity (verify_diffs). */
 static int
 check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, const char *id,
-	       const struct cx_verify_opts *o, struct cx_err *e)
+    const struct cx_verify_opts *o, struct cx_err *e)
 {
 	struct cx_arena a;
 	struct cx_buf b;
@@ -1411,16 +1435,16 @@ check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, con
 	r0 = read_trusted(old, &a, &b, path, CX_R_TARGETS, &t0, o, &ignore);
 	r1 = read_trusted(new, &a, &b, path, CX_R_TARGETS, &t1, o, e);
 	if (r1 != 0 && r0 == 0)
-		r = cx_err_set(e, CX_EREJECT, "%s: identity %s was deleted or broken by the update (%s)",
-			       path, id, e->msg);
+		r = cx_err_set(e, CX_EREJECT,
+		    "%s: identity %s was deleted or broken by the update (%s)", path, id, e->msg);
 	else if (r1 != 0)
 		r = cx_err_set(e, CX_EREJECT, "%s: %s", path, e->msg);
 	else if (r0 == 0) {
 		if (t1->epoch < t0->epoch)
 			r = cx_err_set(e, CX_EREJECT, "epoch of %s is moving backwards", id);
 		else if (t1->epoch == t0->epoch && t1->counter == t0->counter)
-			r = cx_err_set(e, CX_EREJECT, "counter and epoch of %s same, expected to increase",
-				       id);
+			r = cx_err_set(e, CX_EREJECT,
+			    "counter and epoch of %s same, expected to increase", id);
 		else if (t1->epoch == t0->epoch && t1->counter < t0->counter)
 			r = cx_err_set(e, CX_EREJECT, "counter of %s is moving backwards", id);
 	}
@@ -1539,7 +1563,9 @@ affect_target_changes(struct vctx *v, const struct cx_resource *a, const struct 
 		return nomem(v);
 	}
 	while (r == 0 && (i < a->ntargets || j < b->ntargets)) {
-		int c = i == a->ntargets ? 1 : j == b->ntargets ? -1 : strcmp(x[i]->path, y[j]->path);
+		int c = i == a->ntargets ? 1
+		    : j == b->ntargets   ? -1
+		                         : strcmp(x[i]->path, y[j]->path);
 		if (c < 0) {
 			r = aff_add(v, x[i++]->path);
 			continue;
@@ -1586,7 +1612,8 @@ delegation_set(struct vctx *v, const struct cx_resource *t, struct smap *m)
 		for (j = 0; j < d->npaths && r == 0; j++) {
 			char *k;
 			cx_buf_reset(&b);
-			r = w == NULL ? CX_ENOMEM : cx_buf_putf(&b, "%s\n%d\n", d->paths[j], d->terminating);
+			r = w == NULL ? CX_ENOMEM
+			              : cx_buf_putf(&b, "%s\n%d\n", d->paths[j], d->terminating);
 			if (r == 0)
 				r = cx_wire_canon(w, &b);
 			if (r != 0 || (k = cx_arena_memdup(&v->a, b.d, b.len)) == NULL ||
@@ -1643,8 +1670,8 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 		/* read it again for the reason: it is gone (a delete) or does not parse */
 		if (read_trusted(v->repo, &v->a, b, path, CX_R_TARGETS, &t1, v->o, &why) == 0)
 			snprintf(why.msg, sizeof(why.msg), "not a valid targets file");
-		return reject(v, "%s: identity %s was deleted or broken by the update (%s)", path, id,
-			      why.msg);
+		return reject(v, "%s: identity %s was deleted or broken by the update (%s)", path,
+		    id, why.msg);
 	}
 	if (t0 != NULL) {
 		if (f->t->epoch < t0->epoch)
@@ -1655,7 +1682,7 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 			return reject(v, "counter of %s is moving backwards", id);
 	}
 	full = t0 == NULL || f->state != 1 || t0->epoch != f->t->epoch ||
-	       cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
+	    cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
 	if (!full) {
 		cx_hex_encode(h0, CX_SHA256_LEN, hex0);
 		full = strcmp(hex0, f->vhex) != 0;
@@ -1665,8 +1692,9 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 			return r;
 		return 0;
 	}
-	if ((r = affect_target_changes(v, t0, f->t)) == 0 && (r = delegation_set(v, t0, &s0)) == 0 &&
-	    (r = delegation_set(v, f->t, &s1)) == 0 && (r = affect_missing(v, &s0, &s1)) == 0)
+	if ((r = affect_target_changes(v, t0, f->t)) == 0 &&
+	    (r = delegation_set(v, t0, &s0)) == 0 && (r = delegation_set(v, f->t, &s1)) == 0 &&
+	    (r = affect_missing(v, &s0, &s1)) == 0)
 		r = affect_missing(v, &s1, &s0);
 	smap_free(&s0);
 	smap_free(&s1);
@@ -1682,9 +1710,10 @@ check_path(struct vctx *v, const char *path, const uint8_t *sha, uint64_t size)
 
 	if (sha == NULL) {
 		if (s != NULL && s->ents != NULL)
-			return reject(v, "%s is listed in valid targets but missing on disk (only in "
-					 "targets)",
-				      path);
+			return reject(v,
+			    "%s is listed in valid targets but missing on disk (only in "
+			    "targets)",
+			    path);
 		return 0;
 	}
 	if (s == NULL)
@@ -1695,8 +1724,8 @@ check_path(struct vctx *v, const char *path, const uint8_t *sha, uint64_t size)
 		if (x->size == size && x->dlen == CX_SHA256_HEX &&
 		    memcmp(x->digest, hex, CX_SHA256_HEX) == 0)
 			return 0;
-	return reject(v, "%s (%llu bytes, sha256=%s) does not match its valid targets (no match)", path,
-		      (unsigned long long)size, hex);
+	return reject(v, "%s (%llu bytes, sha256=%s) does not match its valid targets (no match)",
+	    path, (unsigned long long)size, hex);
 }
 
 static int
@@ -1752,8 +1781,8 @@ compare_incremental(struct vctx *v, struct cx_verify_result *res)
 
 static int
 verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patch *p,
-		  const struct cx_resource *root0, struct cx_resource *old_snap,
-		  const struct cx_verify_opts *o, struct cx_verify_result *res, struct cx_err *e)
+    const struct cx_resource *root0, struct cx_resource *old_snap, const struct cx_verify_opts *o,
+    struct cx_verify_result *res, struct cx_err *e)
 {
 	struct vctx v;
 	struct incr in;
@@ -1781,9 +1810,9 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 	}
 	for (i = 0; i < p->nfiles; i++) {
 		if ((p->files[i].old_path != NULL &&
-		     smap_put(&in.touched, p->files[i].old_path, (void *)1) < 0) ||
+		        smap_put(&in.touched, p->files[i].old_path, (void *)1) < 0) ||
 		    (p->files[i].new_path != NULL &&
-		     smap_put(&in.touched, p->files[i].new_path, (void *)1) < 0)) {
+		        smap_put(&in.touched, p->files[i].new_path, (void *)1) < 0)) {
 			r = nomem(&v);
 			goto out;
 		}
@@ -1841,9 +1870,8 @@ out:
 }
 
 int
-cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
-		      const struct cx_verify_opts *o, struct cx_verify_result *res,
-		      struct cx_err *e)
+cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p, const struct cx_verify_opts *o,
+    struct cx_verify_result *res, struct cx_err *e)
 {
 	struct cx_repo *new = NULL;
 	struct cx_arena a;
@@ -1862,8 +1890,10 @@ cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
 	if ((r = cx_repo_open_patched(&new, old, p, e)) != 0)
 		goto out;
 	for (i = 0; i < p->nfiles; i++)
-		if ((p->files[i].old_path != NULL && strcmp(p->files[i].old_path, o->root_name) == 0) ||
-		    (p->files[i].new_path != NULL && strcmp(p->files[i].new_path, o->root_name) == 0))
+		if ((p->files[i].old_path != NULL &&
+		        strcmp(p->files[i].old_path, o->root_name) == 0) ||
+		    (p->files[i].new_path != NULL &&
+		        strcmp(p->files[i].new_path, o->root_name) == 0))
 			root_changed = 1;
 	/*
 	 * A changed root can change every delegation, --nostrict needs the
@@ -1892,7 +1922,8 @@ cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
 				continue;
 			if (strcmp(paths[k], o->root_name) == 0)
 				root_changed = 1;
-			if ((id = strip(root1->keydir, paths[k])) == NULL || strchr(id, '/') != NULL)
+			if ((id = strip(root1->keydir, paths[k])) == NULL ||
+			    strchr(id, '/') != NULL)
 				continue;
 			if (k == 1 && paths[0] != NULL && strcmp(paths[0], paths[1]) == 0)
 				continue;

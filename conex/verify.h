@@ -20,13 +20,13 @@
 struct cx_verify_opts {
 	const char *const *anchors; /* key ids as 64 lowercase hex digits */
 	size_t nanchors;
-	int quorum;		/* anchored root signatures required, >= 1 */
-	const char *root_name;	/* "root" */
-	int opam;		/* opam layout rules for target paths (default on) */
-	int strict;		/* every data file must be covered (default on) */
-	int64_t now;		/* seconds since the epoch */
-	int64_t expiry;		/* seconds a timestamp stays fresh (default 900) */
-	size_t max_meta;	/* 0: CX_VERIFY_MAX_META */
+	int quorum;            /* anchored root signatures required, >= 1 */
+	const char *root_name; /* "root" */
+	int opam;              /* opam layout rules for target paths (default on) */
+	int strict;            /* every data file must be covered (default on) */
+	int64_t now;           /* seconds since the epoch */
+	int64_t expiry;        /* seconds a timestamp stays fresh (default 900) */
+	size_t max_meta;       /* 0: CX_VERIFY_MAX_META */
 	struct cx_log *log;
 };
 
@@ -40,14 +40,14 @@ struct cx_counters {
 
 struct cx_verify_result {
 	struct cx_counters c;
-	size_t ndata;	  /* data files compared */
+	size_t ndata;     /* data files compared */
 	size_t ntargets;  /* targets files that counted */
 	size_t naccepted; /* accepted (path, digest, size) entries */
 };
 
 /* Full verification of a repository view. CX_EREJECT with the reason when rejected. */
 int cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o,
-		   struct cx_verify_result *res, struct cx_err *e);
+    struct cx_verify_result *res, struct cx_err *e);
 
 /*
  * Incremental verification (§8): old is the trusted local copy, p the update.
@@ -56,14 +56,13 @@ int cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o,
  * timestamp never go backwards.
  */
 int cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p,
-			  const struct cx_verify_opts *o, struct cx_verify_result *res,
-			  struct cx_err *e);
+    const struct cx_verify_opts *o, struct cx_verify_result *res, struct cx_err *e);
 
 /*
  * (epoch, counter) of b compared to a: the snapshot/timestamp/root version
  * order.  A bigger epoch restarts the counter.  <0 when b went backwards.
  */
-int cx_counters_check(const struct cx_counters *before, const struct cx_counters *after,
-		      struct cx_err *e);
+int cx_counters_check(
+    const struct cx_counters *before, const struct cx_counters *after, struct cx_err *e);
 
 #endif

@@ -129,8 +129,8 @@ cx_wire_map(struct cx_arena *a, struct cx_wire_kv *kv, size_t n)
 	qsort(t, n, sizeof(*t), idxkv_cmp);
 	/* equal keys sit together in input order: the last one of each run wins */
 	for (i = 0, m = 0; i < n; i++) {
-		if (i + 1 < n && keycmp(t[i].kv.key, t[i].kv.keylen, t[i + 1].kv.key,
-					t[i + 1].kv.keylen) == 0)
+		if (i + 1 < n &&
+		    keycmp(t[i].kv.key, t[i].kv.keylen, t[i + 1].kv.key, t[i + 1].kv.keylen) == 0)
 			continue;
 		w->u.map.kv[m++] = t[i].kv;
 	}
@@ -189,7 +189,7 @@ cx_wire_equal(const struct cx_wire *a, const struct cx_wire *b)
 	case CX_WIRE_IDENT:
 	case CX_WIRE_DATA:
 		return a->u.str.len == b->u.str.len &&
-		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+		    memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
 	case CX_WIRE_BIGINT:
 		return a->u.big == b->u.big;
 	case CX_WIRE_SMALLINT:
@@ -198,7 +198,7 @@ cx_wire_equal(const struct cx_wire *a, const struct cx_wire *b)
 	case CX_WIRE_AND:
 	case CX_WIRE_OR:
 		return cx_wire_equal(a->u.pair.a, b->u.pair.a) &&
-		       cx_wire_equal(a->u.pair.b, b->u.pair.b);
+		    cx_wire_equal(a->u.pair.b, b->u.pair.b);
 	}
 	return 0;
 }
@@ -264,15 +264,24 @@ const char *
 cx_wire_type_name(enum cx_wire_type t)
 {
 	switch (t) {
-	case CX_WIRE_MAP: return "map";
-	case CX_WIRE_LIST: return "list";
-	case CX_WIRE_IDENT: return "identifier";
-	case CX_WIRE_DATA: return "string";
-	case CX_WIRE_BIGINT: return "unsigned integer";
-	case CX_WIRE_SMALLINT: return "integer";
-	case CX_WIRE_PAIR: return "pair";
-	case CX_WIRE_AND: return "'&' expression";
-	case CX_WIRE_OR: return "'|' expression";
+	case CX_WIRE_MAP:
+		return "map";
+	case CX_WIRE_LIST:
+		return "list";
+	case CX_WIRE_IDENT:
+		return "identifier";
+	case CX_WIRE_DATA:
+		return "string";
+	case CX_WIRE_BIGINT:
+		return "unsigned integer";
+	case CX_WIRE_SMALLINT:
+		return "integer";
+	case CX_WIRE_PAIR:
+		return "pair";
+	case CX_WIRE_AND:
+		return "'&' expression";
+	case CX_WIRE_OR:
+		return "'|' expression";
 	}
 	return "value";
 }

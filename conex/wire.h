@@ -65,7 +65,7 @@ struct cx_wire {
  * Everything is allocated in arena.  Never aborts on input.
  */
 int cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
-		  struct cx_wire **out, struct cx_err *e);
+    struct cx_wire **out, struct cx_err *e);
 
 /* Canonical serialisation (§3.1), appended to out. */
 int cx_wire_canon(const struct cx_wire *w, struct cx_buf *out);
@@ -89,8 +89,8 @@ struct cx_wire *cx_wire_new(struct cx_arena *a, enum cx_wire_type t);
 struct cx_wire *cx_wire_str(struct cx_arena *a, enum cx_wire_type t, const char *s, size_t n);
 struct cx_wire *cx_wire_big(struct cx_arena *a, uint64_t v);
 struct cx_wire *cx_wire_small(struct cx_arena *a, int64_t v);
-struct cx_wire *cx_wire_pair(struct cx_arena *a, enum cx_wire_type t, struct cx_wire *x,
-			     struct cx_wire *y);
+struct cx_wire *cx_wire_pair(
+    struct cx_arena *a, enum cx_wire_type t, struct cx_wire *x, struct cx_wire *y);
 /* A list of n elements (copied from v). */
 struct cx_wire *cx_wire_list(struct cx_arena *a, struct cx_wire **v, size_t n);
 /* A map from n pairs in any order; duplicate keys: the later one wins. */

@@ -34,8 +34,7 @@ struct parser {
 
 static int parse_value(struct parser *ps, struct pval *out);
 
-static int
-perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, ...)
+static int perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -53,8 +52,8 @@ perr(struct parser *ps, uint32_t line, uint32_t col, const char *fmt, ...)
 static int
 nomem(struct parser *ps)
 {
-	return cx_err_set(ps->e, CX_ENOMEM, "%s: out of memory (or over the size cap)",
-			  ps->lex.name);
+	return cx_err_set(
+	    ps->e, CX_ENOMEM, "%s: out of memory (or over the size cap)", ps->lex.name);
 }
 
 static int
@@ -63,7 +62,8 @@ unexpected(struct parser *ps)
 	const char *n = cx_tok_name(ps->lex.tok);
 
 	if (ps->lex.tok == CX_T_LBRACE)
-		return perr(ps, ps->lex.tline, ps->lex.tcol, "unexpected %s (options and sections are not conex data)", n);
+		return perr(ps, ps->lex.tline, ps->lex.tcol,
+		    "unexpected %s (options and sections are not conex data)", n);
 	return perr(ps, ps->lex.tline, ps->lex.tcol, "unexpected %s", n);
 }
 
@@ -151,7 +151,7 @@ parse_atom(struct parser *ps, struct pval *out)
 			uint64_t v;
 			if (parse_bigint(s, len, &v) != 0)
 				return perr(ps, line, col, "cannot parse unsigned integer '%.*s'",
-					    (int)(len > 40 ? 40 : len), s);
+				    (int)(len > 40 ? 40 : len), s);
 			out->w = node(ps, CX_WIRE_BIGINT, line, col);
 			if (out->w != NULL)
 				out->w->u.big = v;
@@ -199,8 +199,9 @@ parse_atom(struct parser *ps, struct pval *out)
 		return cx_lex_next(l, ps->e);
 	}
 	case CX_T_BOOL:
-		return perr(ps, line, col, "unexpected boolean %s (conex has no booleans; quote it)",
-			    l->tlen == 4 ? "true" : "false");
+		return perr(ps, line, col,
+		    "unexpected boolean %s (conex has no booleans; quote it)",
+		    l->tlen == 4 ? "true" : "false");
 	case CX_T_LBRACK:
 	case CX_T_LPAREN:
 		break;
@@ -218,7 +219,8 @@ parse_atom(struct parser *ps, struct pval *out)
 	while (l->tok != close) {
 		struct pval v;
 		if (l->tok == CX_T_EOF)
-			return perr(ps, line, col, "unclosed %s", close == CX_T_RBRACK ? "'['" : "'('");
+			return perr(
+			    ps, line, col, "unclosed %s", close == CX_T_RBRACK ? "'['" : "'('");
 		if ((r = parse_value(ps, &v)) != 0)
 			return r;
 		if ((r = push(ps, &v)) != 0)
@@ -233,13 +235,14 @@ parse_atom(struct parser *ps, struct pval *out)
 		if (n == 1 && c[0].raw == RAW_LOGOP) {
 			out->w = c[0].w; /* (a & b) */
 		} else if (n == 2) {
-			if ((out->w = cx_wire_pair(ps->arena, CX_WIRE_PAIR, c[0].w, c[1].w)) == NULL)
+			if ((out->w = cx_wire_pair(ps->arena, CX_WIRE_PAIR, c[0].w, c[1].w)) ==
+			    NULL)
 				return nomem(ps);
 			out->w->line = line;
 			out->w->col = col;
 		} else {
 			return perr(ps, line, col, "%s",
-				    "a group must hold two values or one '&'/'|' expression");
+			    "a group must hold two values or one '&'/'|' expression");
 		}
 	} else {
 		struct pval *c = n ? ps->stk + base : NULL;
@@ -353,7 +356,7 @@ parse_value(struct parser *ps, struct pval *out)
 
 int
 cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
-	      struct cx_wire **out, struct cx_err *e)
+    struct cx_wire **out, struct cx_err *e)
 {
 	struct parser ps;
 	struct cx_wire_kv *kv = NULL;
@@ -373,7 +376,7 @@ cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, siz
 
 		if (ps.lex.tok != CX_T_IDENT) {
 			r = perr(&ps, ps.lex.tline, ps.lex.tcol, "expected a field name, got %s",
-				 cx_tok_name(ps.lex.tok));
+			    cx_tok_name(ps.lex.tok));
 			goto out;
 		}
 		keylen = ps.lex.tlen;
@@ -385,9 +388,9 @@ cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, siz
 			goto out;
 		if (ps.lex.tok != CX_T_COLON) {
 			r = perr(&ps, ps.lex.tline, ps.lex.tcol, "%s",
-				 ps.lex.tok == CX_T_LBRACE || ps.lex.tok == CX_T_STRING
-				     ? "unexpected section"
-				     : "expected ':' after the field name");
+			    ps.lex.tok == CX_T_LBRACE || ps.lex.tok == CX_T_STRING
+			        ? "unexpected section"
+			        : "expected ':' after the field name");
 			goto out;
 		}
 		if ((r = cx_lex_next(&ps.lex, e)) != 0 || (r = parse_value(&ps, &v)) != 0)

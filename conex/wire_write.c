@@ -13,7 +13,7 @@ static int
 is_ichar(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-';
+	    c == '_' || c == '-';
 }
 
 /* A bare identifier that reads back as the same IDENT (and not a BOOL, Bigint or emptymap). */
@@ -116,7 +116,8 @@ list_looks_like_map(const struct cx_wire *w)
 		if (c->type != CX_WIRE_LIST || c->u.list.n != 2)
 			return 0;
 		/* an IDENT token: identifiers, and the Bigints and empty maps that print as one */
-		if (c->u.list.v[0]->type != CX_WIRE_IDENT && c->u.list.v[0]->type != CX_WIRE_BIGINT &&
+		if (c->u.list.v[0]->type != CX_WIRE_IDENT &&
+		    c->u.list.v[0]->type != CX_WIRE_BIGINT &&
 		    !(c->u.list.v[0]->type == CX_WIRE_MAP && c->u.list.v[0]->u.map.n == 0))
 			return 0;
 	}
@@ -168,7 +169,8 @@ write_value(const struct cx_wire *w, struct cx_buf *out, int level)
 			/* map keys come from the IDENT token: Bigint-like keys read back verbatim */
 			if (!key_ok(kv->key, kv->keylen))
 				return CX_EINVAL;
-			if ((r = indent(out, level + 1)) != 0 || (r = cx_buf_put_u8(out, '[')) != 0 ||
+			if ((r = indent(out, level + 1)) != 0 ||
+			    (r = cx_buf_put_u8(out, '[')) != 0 ||
 			    (r = cx_buf_put(out, kv->key, kv->keylen)) != 0 ||
 			    (r = cx_buf_put_u8(out, ' ')) != 0 ||
 			    (r = write_value(kv->val, out, level + 1)) != 0 ||
@@ -187,14 +189,16 @@ write_value(const struct cx_wire *w, struct cx_buf *out, int level)
 		 */
 		if (w->type == CX_WIRE_PAIR && w->u.pair.a->type == CX_WIRE_SMALLINT &&
 		    w->u.pair.b->type == CX_WIRE_LIST &&
-		    (w->u.pair.a->u.small < 0 || (uint64_t)w->u.pair.a->u.small > w->u.pair.b->u.list.n))
+		    (w->u.pair.a->u.small < 0 ||
+		        (uint64_t)w->u.pair.a->u.small > w->u.pair.b->u.list.n))
 			return CX_EINVAL;
 		if ((r = cx_buf_put_u8(out, '(')) != 0 ||
 		    (r = write_value(w->u.pair.a, out, level + 1)) != 0)
 			return r;
-		if ((r = cx_buf_put_str(out, w->type == CX_WIRE_PAIR  ? " "
-					     : w->type == CX_WIRE_AND ? " & "
-								      : " | ")) != 0)
+		if ((r = cx_buf_put_str(out,
+		         w->type == CX_WIRE_PAIR      ? " "
+		             : w->type == CX_WIRE_AND ? " & "
+		                                      : " | ")) != 0)
 			return r;
 		if ((r = write_value(w->u.pair.b, out, level + 1)) != 0)
 			return r;
@@ -218,8 +222,8 @@ cx_wire_write(const struct cx_wire *doc, struct cx_buf *out)
 		if (!ident_ok(kv->key, kv->keylen))
 			return CX_EINVAL;
 		if ((r = cx_buf_put(out, kv->key, kv->keylen)) != 0 ||
-		    (r = cx_buf_put_str(out, ": ")) != 0 || (r = write_value(kv->val, out, 0)) != 0 ||
-		    (r = cx_buf_put_u8(out, '\n')) != 0)
+		    (r = cx_buf_put_str(out, ": ")) != 0 ||
+		    (r = write_value(kv->val, out, 0)) != 0 || (r = cx_buf_put_u8(out, '\n')) != 0)
 			return r;
 	}
 	return 0;

@@ -17,7 +17,7 @@
 
 /* Token-specific failures, beyond proto/err.h's codes. */
 enum cx_p11_rc {
-	CX_P11_ABSENT = -100,	     /* no token, device removed, session lost: reopen later */
+	CX_P11_ABSENT = -100,        /* no token, device removed, session lost: reopen later */
 	CX_P11_PIN_REQUIRED = -101,  /* not logged in */
 	CX_P11_PIN_INCORRECT = -102, /* the PIN was wrong: never retried */
 	CX_P11_PIN_LOCKED = -103,
@@ -38,25 +38,25 @@ struct cx_p11_token_info {
 	char label[33];
 	char manufacturer[33];
 	char model[17];
-	int login_required;   /* CKF_LOGIN_REQUIRED */
-	int protected_path;   /* CKF_PROTECTED_AUTHENTICATION_PATH: PIN pad */
-	int pin_count_low;    /* CKF_USER_PIN_COUNT_LOW */
-	int pin_final_try;    /* CKF_USER_PIN_FINAL_TRY */
-	int pin_locked;	      /* CKF_USER_PIN_LOCKED */
+	int login_required; /* CKF_LOGIN_REQUIRED */
+	int protected_path; /* CKF_PROTECTED_AUTHENTICATION_PATH: PIN pad */
+	int pin_count_low;  /* CKF_USER_PIN_COUNT_LOW */
+	int pin_final_try;  /* CKF_USER_PIN_FINAL_TRY */
+	int pin_locked;     /* CKF_USER_PIN_LOCKED */
 };
 
 struct cx_p11_key {
-	char *label;	    /* CKA_LABEL: the conex identity */
-	uint8_t *ckaid;	    /* CKA_ID */
+	char *label;    /* CKA_LABEL: the conex identity */
+	uint8_t *ckaid; /* CKA_ID */
 	size_t ckaidlen;
 	enum cx_p11_alg alg;
-	int bits;	    /* RSA modulus bits; 256 for EC, 255 for Ed25519 */
-	char *keystr;	    /* conex public key string, as conex/crypto.h's cx_pubkey_string */
-	uint8_t keyid[32];  /* sha256(keystr): the conex key id */
-	int always_auth;    /* CKA_ALWAYS_AUTHENTICATE */
-	int sensitive;	    /* CKA_SENSITIVE */
-	int extractable;    /* CKA_EXTRACTABLE */
-	char *uri;	    /* RFC 7512: pkcs11:token=...;serial=...;id=%..;object=...;type=private */
+	int bits;          /* RSA modulus bits; 256 for EC, 255 for Ed25519 */
+	char *keystr;      /* conex public key string, as conex/crypto.h's cx_pubkey_string */
+	uint8_t keyid[32]; /* sha256(keystr): the conex key id */
+	int always_auth;   /* CKA_ALWAYS_AUTHENTICATE */
+	int sensitive;     /* CKA_SENSITIVE */
+	int extractable;   /* CKA_EXTRACTABLE */
+	char *uri; /* RFC 7512: pkcs11:token=...;serial=...;id=%..;object=...;type=private */
 };
 
 /*
@@ -67,18 +67,18 @@ struct cx_p11_key {
  * CX_EINVAL "already loaded": load once.  Never fork after this.
  */
 int cx_p11_module_load(const char *path, const char *const *allow, size_t nallow,
-		       struct cx_p11_module **out, struct cx_err *e);
+    struct cx_p11_module **out, struct cx_err *e);
 void cx_p11_module_unload(struct cx_p11_module *m); /* C_Finalize */
 const char *cx_p11_module_path(const struct cx_p11_module *m);
 
 /* Slots that hold a token right now. *slots is malloc'ed. */
 int cx_p11_slots(struct cx_p11_module *m, unsigned long **slots, size_t *n, struct cx_err *e);
-int cx_p11_token_info(struct cx_p11_module *m, unsigned long slot, struct cx_p11_token_info *out,
-		      struct cx_err *e);
+int cx_p11_token_info(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token_info *out, struct cx_err *e);
 
 /* Opens a R/W user session on the token in slot. */
-int cx_p11_token_open(struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out,
-		      struct cx_err *e);
+int cx_p11_token_open(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e);
 void cx_p11_token_close(struct cx_p11_token *t);
 /* Info as of open (serial, label...), refreshed by cx_p11_token_refresh. */
 const struct cx_p11_token_info *cx_p11_token_get_info(const struct cx_p11_token *t);
@@ -99,14 +99,14 @@ int cx_p11_token_reopen(struct cx_p11_token *t, struct cx_err *e);
  * Already logged in is success.  A token with a protected authentication path
  * logs in with a NULL PIN (pin == NULL).
  */
-int cx_p11_token_login(struct cx_p11_token *t, const char *pin, size_t pinlen,
-		       int allow_final_try, struct cx_err *e);
+int cx_p11_token_login(
+    struct cx_p11_token *t, const char *pin, size_t pinlen, int allow_final_try, struct cx_err *e);
 int cx_p11_token_logout(struct cx_p11_token *t);
 int cx_p11_token_logged_in(struct cx_p11_token *t);
 
 /* The private keys of the token with a public half we can read (or derive). Frees with cx_p11_keys_free. */
-int cx_p11_token_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n,
-		      struct cx_err *e);
+int cx_p11_token_keys(
+    struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, struct cx_err *e);
 void cx_p11_keys_free(struct cx_p11_key *keys, size_t n);
 
 /*
@@ -119,8 +119,8 @@ void cx_p11_keys_free(struct cx_p11_key *keys, size_t n);
  * the signature to sig.
  */
 int cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-		      const uint8_t *data, size_t n, const char *pin, size_t pinlen,
-		      struct cx_buf *sig, struct cx_err *e);
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
+    struct cx_err *e);
 
 /*
  * Generates a key pair on the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
@@ -128,12 +128,12 @@ int cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum c
  * bits 2048..4096 (e = 65537), Ed25519 (CKM_EC_EDWARDS_KEY_PAIR_GEN), or
  * ECDSA P-256.  Fills out like cx_p11_token_keys does.
  */
-int cx_p11_token_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg,
-			  int bits, struct cx_p11_key *out, struct cx_err *e);
+int cx_p11_token_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg, int bits,
+    struct cx_p11_key *out, struct cx_err *e);
 
 /* RFC 7512 matching: does the URI select this token (and, if it names an object, this key)? */
 int cx_p11_uri_match_token(const char *uri, const struct cx_p11_token_info *ti, struct cx_err *e);
 int cx_p11_uri_match_key(const char *uri, const struct cx_p11_token_info *ti,
-			 const struct cx_p11_key *k, struct cx_err *e);
+    const struct cx_p11_key *k, struct cx_err *e);
 
 #endif

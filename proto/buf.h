@@ -24,7 +24,7 @@ struct cx_buf {
 
 /* Return codes: 0, or CX_ENOMEM / CX_ETOOBIG (put) / CX_EPARSE (get: short). */
 void cx_buf_init(struct cx_buf *b, size_t max);
-void cx_buf_free(struct cx_buf *b);	 /* frees and wipes nothing: see cx_buf_free_wipe */
+void cx_buf_free(struct cx_buf *b);      /* frees and wipes nothing: see cx_buf_free_wipe */
 void cx_buf_free_wipe(struct cx_buf *b); /* zeroes the contents before freeing */
 void cx_buf_reset(struct cx_buf *b);
 int cx_buf_reserve(struct cx_buf *b, size_t n, uint8_t **p);
@@ -35,7 +35,7 @@ int cx_buf_put_u32(struct cx_buf *b, uint32_t v); /* big endian */
 int cx_buf_put_u64(struct cx_buf *b, uint64_t v); /* big endian */
 int cx_buf_putf(struct cx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-size_t cx_buf_avail(const struct cx_buf *b); /* unread bytes */
+size_t cx_buf_avail(const struct cx_buf *b);       /* unread bytes */
 const uint8_t *cx_buf_ptr(const struct cx_buf *b); /* first unread byte */
 int cx_buf_get(struct cx_buf *b, void *p, size_t n);
 int cx_buf_get_u8(struct cx_buf *b, uint8_t *v);

@@ -50,16 +50,26 @@ const char *
 cx_code_str(int code)
 {
 	switch (code) {
-	case CX_OK: return "ok";
-	case CX_ENOMEM: return "out of memory";
-	case CX_EINVAL: return "invalid argument";
-	case CX_EPARSE: return "parse error";
-	case CX_EIO: return "I/O error";
-	case CX_ENOENT: return "not found";
-	case CX_ETOOBIG: return "too large";
-	case CX_EREJECT: return "rejected";
-	case CX_ECRYPTO: return "cryptographic failure";
-	case CX_EUNSUPPORTED: return "unsupported";
+	case CX_OK:
+		return "ok";
+	case CX_ENOMEM:
+		return "out of memory";
+	case CX_EINVAL:
+		return "invalid argument";
+	case CX_EPARSE:
+		return "parse error";
+	case CX_EIO:
+		return "I/O error";
+	case CX_ENOENT:
+		return "not found";
+	case CX_ETOOBIG:
+		return "too large";
+	case CX_EREJECT:
+		return "rejected";
+	case CX_ECRYPTO:
+		return "cryptographic failure";
+	case CX_EUNSUPPORTED:
+		return "unsupported";
 	}
 	return "unknown error";
 }

@@ -7,11 +7,11 @@
 /* Functions return 0 or one of these (negative). */
 enum cx_code {
 	CX_OK = 0,
-	CX_ENOMEM = -1,	     /* allocation failed */
-	CX_EINVAL = -2,	     /* bad argument or bad input value */
-	CX_EPARSE = -3,	     /* malformed input (file:line:col in message) */
-	CX_EIO = -4,	     /* system call failed */
-	CX_ENOENT = -5,	     /* no such file / key / entry */
+	CX_ENOMEM = -1,      /* allocation failed */
+	CX_EINVAL = -2,      /* bad argument or bad input value */
+	CX_EPARSE = -3,      /* malformed input (file:line:col in message) */
+	CX_EIO = -4,         /* system call failed */
+	CX_ENOENT = -5,      /* no such file / key / entry */
 	CX_ETOOBIG = -6,     /* a size cap was hit */
 	CX_EREJECT = -7,     /* verification rejected the input */
 	CX_ECRYPTO = -8,     /* OpenSSL failure or bad signature format */

@@ -22,28 +22,40 @@
  * Smallest encoding of one key in KEYS / GENERATED: five empty strings,
  * keyid, keyalg, state, policy, sigs_made.  Bounds the key count by the body.
  */
-#define KEY_MIN (5 * 4 + 32 + 1 + 4 + POLICY_LEN + 8)
-#define POLICY_LEN (4 + 1 + 8 + 8)
-#define KEY_STRINGS 5
-#define MAX_STRINGS 3 /* in any message but KEYS / GENERATED */
+#define KEY_MIN       (5 * 4 + 32 + 1 + 4 + POLICY_LEN + 8)
+#define POLICY_LEN    (4 + 1 + 8 + 8)
+#define KEY_STRINGS   5
+#define MAX_STRINGS   3 /* in any message but KEYS / GENERATED */
 #define KEY_STATE_ALL (CX_KEY_PRESENT | CX_KEY_LOGGED_IN | CX_KEY_ALWAYS_AUTH | CX_KEY_HARDWARE)
 
 const char *
 cx_agent_err_name(uint32_t code)
 {
 	switch (code) {
-	case CX_AERR_TOKEN_ABSENT: return "token-absent";
-	case CX_AERR_PIN_REQUIRED: return "pin-required";
-	case CX_AERR_PIN_INCORRECT: return "pin-incorrect";
-	case CX_AERR_PIN_LOCKED: return "pin-locked";
-	case CX_AERR_REFUSED: return "refused";
-	case CX_AERR_DECLINED: return "declined";
-	case CX_AERR_AGENT_LOCKED: return "agent-locked";
-	case CX_AERR_NO_SUCH_KEY: return "no-such-key";
-	case CX_AERR_UNSUPPORTED: return "unsupported";
-	case CX_AERR_TOKEN_ERROR: return "token-error";
-	case CX_AERR_BAD_REQUEST: return "bad-request";
-	case CX_AERR_FINAL_TRY: return "final-try";
+	case CX_AERR_TOKEN_ABSENT:
+		return "token-absent";
+	case CX_AERR_PIN_REQUIRED:
+		return "pin-required";
+	case CX_AERR_PIN_INCORRECT:
+		return "pin-incorrect";
+	case CX_AERR_PIN_LOCKED:
+		return "pin-locked";
+	case CX_AERR_REFUSED:
+		return "refused";
+	case CX_AERR_DECLINED:
+		return "declined";
+	case CX_AERR_AGENT_LOCKED:
+		return "agent-locked";
+	case CX_AERR_NO_SUCH_KEY:
+		return "no-such-key";
+	case CX_AERR_UNSUPPORTED:
+		return "unsupported";
+	case CX_AERR_TOKEN_ERROR:
+		return "token-error";
+	case CX_AERR_BAD_REQUEST:
+		return "bad-request";
+	case CX_AERR_FINAL_TRY:
+		return "final-try";
 	}
 	return "unknown-error";
 }
@@ -52,24 +64,42 @@ static const char *
 type_name(uint8_t type)
 {
 	switch (type) {
-	case CX_MSG_QUERY: return "QUERY";
-	case CX_MSG_LIST: return "LIST";
-	case CX_MSG_SIGN: return "SIGN";
-	case CX_MSG_TOKEN_LOGIN: return "TOKEN_LOGIN";
-	case CX_MSG_LOCK: return "LOCK";
-	case CX_MSG_UNLOCK: return "UNLOCK";
-	case CX_MSG_ADD_TOKEN: return "ADD_TOKEN";
-	case CX_MSG_REMOVE_TOKEN: return "REMOVE_TOKEN";
-	case CX_MSG_ADD_KEY: return "ADD_KEY";
-	case CX_MSG_REMOVE_KEY: return "REMOVE_KEY";
-	case CX_MSG_SET_POLICY: return "SET_POLICY";
-	case CX_MSG_GENERATE: return "GENERATE";
-	case CX_MSG_OK: return "OK";
-	case CX_MSG_ERROR: return "ERROR";
-	case CX_MSG_VERSION: return "VERSION";
-	case CX_MSG_KEYS: return "KEYS";
-	case CX_MSG_SIGNATURE: return "SIGNATURE";
-	case CX_MSG_GENERATED: return "GENERATED";
+	case CX_MSG_QUERY:
+		return "QUERY";
+	case CX_MSG_LIST:
+		return "LIST";
+	case CX_MSG_SIGN:
+		return "SIGN";
+	case CX_MSG_TOKEN_LOGIN:
+		return "TOKEN_LOGIN";
+	case CX_MSG_LOCK:
+		return "LOCK";
+	case CX_MSG_UNLOCK:
+		return "UNLOCK";
+	case CX_MSG_ADD_TOKEN:
+		return "ADD_TOKEN";
+	case CX_MSG_REMOVE_TOKEN:
+		return "REMOVE_TOKEN";
+	case CX_MSG_ADD_KEY:
+		return "ADD_KEY";
+	case CX_MSG_REMOVE_KEY:
+		return "REMOVE_KEY";
+	case CX_MSG_SET_POLICY:
+		return "SET_POLICY";
+	case CX_MSG_GENERATE:
+		return "GENERATE";
+	case CX_MSG_OK:
+		return "OK";
+	case CX_MSG_ERROR:
+		return "ERROR";
+	case CX_MSG_VERSION:
+		return "VERSION";
+	case CX_MSG_KEYS:
+		return "KEYS";
+	case CX_MSG_SIGNATURE:
+		return "SIGNATURE";
+	case CX_MSG_GENERATED:
+		return "GENERATED";
 	}
 	return NULL;
 }
@@ -110,13 +140,13 @@ cx_frame_header(const uint8_t hdr[CX_PROTO_HDR], uint32_t *bodylen, uint8_t *typ
 /* ---- decoder ---- */
 
 struct rd {
-	const uint8_t *p;   /* body */
+	const uint8_t *p; /* body */
 	size_t len, off;
 	uint8_t *out, *end; /* free part of the scratch reserved up front */
 	uint8_t *secret;    /* caller's fixed buffer; one secret per message */
 	size_t secretcap;
-	size_t secretused;  /* bytes written there, NUL included: what to wipe on failure */
-	const char *msg;    /* message name, for errors */
+	size_t secretused; /* bytes written there, NUL included: what to wipe on failure */
+	const char *msg;   /* message name, for errors */
 	struct cx_err *e;
 };
 
@@ -129,8 +159,8 @@ rd_left(const struct rd *r)
 static int
 rd_short(struct rd *r, const char *field, size_t need)
 {
-	return cx_err_set(r->e, CX_EPARSE, "%s: %s: need %zu bytes, %zu left", r->msg, field,
-			  need, rd_left(r));
+	return cx_err_set(
+	    r->e, CX_EPARSE, "%s: %s: need %zu bytes, %zu left", r->msg, field, need, rd_left(r));
 }
 
 static int
@@ -197,7 +227,7 @@ rd_len(struct rd *r, const char *field, size_t *n)
 		return rc;
 	if (v > rd_left(r))
 		return cx_err_set(r->e, CX_EPARSE, "%s: %s: length %u exceeds the %zu bytes left",
-				  r->msg, field, v, rd_left(r));
+		    r->msg, field, v, rd_left(r));
 	*n = v;
 	return 0;
 }
@@ -230,8 +260,8 @@ rd_str(struct rd *r, const char *field, const char **out)
 	if ((rc = rd_len(r, field, &n)) != 0)
 		return rc;
 	if (n && memchr(r->p + r->off, 0, n) != NULL)
-		return cx_err_set(r->e, CX_EPARSE, "%s: %s: NUL byte inside the string", r->msg,
-				  field);
+		return cx_err_set(
+		    r->e, CX_EPARSE, "%s: %s: NUL byte inside the string", r->msg, field);
 	if ((s = rd_copy(r, n)) == NULL)
 		return cx_err_set(r->e, CX_ETOOBIG, "%s: %s: scratch exhausted", r->msg, field);
 	*out = (const char *)s;
@@ -265,11 +295,12 @@ rd_secret(struct rd *r, const char *field, const char **out, size_t *outlen)
 	if ((rc = rd_len(r, field, &n)) != 0)
 		return rc;
 	if (n && memchr(r->p + r->off, 0, n) != NULL)
-		return cx_err_set(r->e, CX_EPARSE, "%s: %s: NUL byte inside the string", r->msg,
-				  field);
+		return cx_err_set(
+		    r->e, CX_EPARSE, "%s: %s: NUL byte inside the string", r->msg, field);
 	if (r->secret == NULL || r->secretcap < 1 || n > r->secretcap - 1)
-		return cx_err_set(r->e, CX_ETOOBIG, "%s: %s: %zu bytes do not fit the %zu-byte secret buffer",
-				  r->msg, field, n, r->secretcap);
+		return cx_err_set(r->e, CX_ETOOBIG,
+		    "%s: %s: %zu bytes do not fit the %zu-byte secret buffer", r->msg, field, n,
+		    r->secretcap);
 	if (n)
 		memcpy(r->secret, r->p + r->off, n);
 	r->secret[n] = 0;
@@ -292,7 +323,7 @@ rd_policy(struct rd *r, struct cx_policy *p)
 		return rc;
 	if (p->types & ~CX_POLICY_ALL)
 		return cx_err_set(r->e, CX_EPARSE, "%s: policy.types: unknown bits 0x%x", r->msg,
-				  p->types & ~CX_POLICY_ALL);
+		    p->types & ~CX_POLICY_ALL);
 	return 0;
 }
 
@@ -311,11 +342,11 @@ rd_key(struct rd *r, struct cx_msg_key *k)
 	    (rc = rd_u64(r, "sigs_made", &k->sigs_made)) != 0)
 		return rc;
 	if (!keyalg_ok(k->keyalg))
-		return cx_err_set(r->e, CX_EPARSE, "%s: keyalg: unknown algorithm %u", r->msg,
-				  k->keyalg);
+		return cx_err_set(
+		    r->e, CX_EPARSE, "%s: keyalg: unknown algorithm %u", r->msg, k->keyalg);
 	if (k->state & ~KEY_STATE_ALL)
 		return cx_err_set(r->e, CX_EPARSE, "%s: state: unknown bits 0x%x", r->msg,
-				  k->state & ~KEY_STATE_ALL);
+		    k->state & ~KEY_STATE_ALL);
 	return 0;
 }
 
@@ -339,7 +370,7 @@ rd_body(struct rd *r, uint8_t type, struct cx_msg *m, size_t nkeys)
 			return rc;
 		if (!sigalg_ok(m->u.sign.sigalg))
 			return cx_err_set(r->e, CX_EPARSE, "SIGN: sigalg: unknown algorithm %u",
-					  m->u.sign.sigalg);
+			    m->u.sign.sigalg);
 		return rd_bytes(r, "data", &m->u.sign.data, &m->u.sign.datalen);
 	case CX_MSG_TOKEN_LOGIN:
 		if ((rc = rd_str(r, "serial", &m->u.login.serial)) != 0 ||
@@ -374,7 +405,7 @@ rd_body(struct rd *r, uint8_t type, struct cx_msg *m, size_t nkeys)
 			return rc;
 		if (!keyalg_ok(m->u.generate.keyalg))
 			return cx_err_set(r->e, CX_EPARSE, "GENERATE: keyalg: unknown algorithm %u",
-					  m->u.generate.keyalg);
+			    m->u.generate.keyalg);
 		return 0;
 	case CX_MSG_ERROR:
 		if ((rc = rd_u32(r, "code", &m->u.error.code)) != 0 ||
@@ -409,7 +440,7 @@ rd_body(struct rd *r, uint8_t type, struct cx_msg *m, size_t nkeys)
 
 int
 cx_msg_decode(uint8_t type, const uint8_t *body, size_t len, struct cx_msg *m,
-	      struct cx_buf *scratch, uint8_t *secret, size_t secretcap, struct cx_err *e)
+    struct cx_buf *scratch, uint8_t *secret, size_t secretcap, struct cx_err *e)
 {
 	struct rd r;
 	const char *name = type_name(type);
@@ -422,20 +453,20 @@ cx_msg_decode(uint8_t type, const uint8_t *body, size_t len, struct cx_msg *m,
 		return cx_err_set(e, CX_EUNSUPPORTED, "unknown message type %u", type);
 	/* also keeps every size computed below far from overflow */
 	if (len > CX_PROTO_MAX - 1)
-		return cx_err_set(e, CX_ETOOBIG, "%s: body of %zu bytes exceeds %u", name, len,
-				  CX_PROTO_MAX - 1);
+		return cx_err_set(
+		    e, CX_ETOOBIG, "%s: body of %zu bytes exceeds %u", name, len, CX_PROTO_MAX - 1);
 	if (body == NULL && len != 0)
 		return cx_err_set(e, CX_EINVAL, "%s: no body", name);
 	if (type == CX_MSG_KEYS || type == CX_MSG_GENERATED) {
 		if (type == CX_MSG_KEYS) {
 			if (len < 4)
-				return cx_err_set(e, CX_EPARSE, "KEYS: n: need 4 bytes, %zu left",
-						  len);
+				return cx_err_set(
+				    e, CX_EPARSE, "KEYS: n: need 4 bytes, %zu left", len);
 			/* a claimed count is trusted only as far as the body can hold it */
 			if (be32(body) > (len - 4) / KEY_MIN)
 				return cx_err_set(e, CX_EPARSE,
-						  "KEYS: n: %u keys cannot fit in %zu bytes",
-						  be32(body), len - 4);
+				    "KEYS: n: %u keys cannot fit in %zu bytes", be32(body),
+				    len - 4);
 			nkeys = be32(body);
 		} else
 			nkeys = 1;
@@ -562,8 +593,8 @@ put_body(struct cx_buf *b, const struct cx_msg *m)
 		if ((r = cx_buf_put(b, m->u.sign.keyid, 32)) != 0 ||
 		    (r = cx_buf_put_u8(b, m->u.sign.sigalg)) != 0)
 			return r;
-		return put_bytes(b, m->u.sign.datalen ? m->u.sign.data : (const uint8_t *)"",
-				 m->u.sign.datalen);
+		return put_bytes(
+		    b, m->u.sign.datalen ? m->u.sign.data : (const uint8_t *)"", m->u.sign.datalen);
 	case CX_MSG_TOKEN_LOGIN:
 		if ((r = put_str(b, m->u.login.serial)) != 0 ||
 		    (r = put_secret(b, m->u.login.pin, m->u.login.pinlen)) != 0)
@@ -622,8 +653,9 @@ put_body(struct cx_buf *b, const struct cx_msg *m)
 	case CX_MSG_SIGNATURE:
 		if (m->u.signature.siglen && m->u.signature.sig == NULL)
 			return CX_EINVAL;
-		return put_bytes(b, m->u.signature.siglen ? m->u.signature.sig : (const uint8_t *)"",
-				 m->u.signature.siglen);
+		return put_bytes(b,
+		    m->u.signature.siglen ? m->u.signature.sig : (const uint8_t *)"",
+		    m->u.signature.siglen);
 	}
 	return CX_EUNSUPPORTED;
 }

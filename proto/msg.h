@@ -18,30 +18,32 @@
 #include "proto/err.h"
 
 #define CX_PROTO_VERSION 1
-#define CX_PROTO_MAX (256u * 1024u) /* length field maximum: type + body */
-#define CX_PROTO_HDR 5
+#define CX_PROTO_MAX     (256u * 1024u) /* length field maximum: type + body */
+#define CX_PROTO_HDR     5
 
 enum cx_msg_type {
 	/* requests */
-	CX_MSG_QUERY = 1,	 /* u32 client protocol version */
-	CX_MSG_LIST = 2,	 /* (empty) */
-	CX_MSG_SIGN = 3,	 /* keyid[32] u8 sigalg string data */
-	CX_MSG_TOKEN_LOGIN = 4,	 /* string token serial, secret pin, u8 allow_final_try */
-	CX_MSG_LOCK = 5,	 /* secret password */
-	CX_MSG_UNLOCK = 6,	 /* secret password */
-	CX_MSG_ADD_TOKEN = 7,	 /* string module path, string token (serial or pkcs11: URI, "" = all) */
+	CX_MSG_QUERY = 1,       /* u32 client protocol version */
+	CX_MSG_LIST = 2,        /* (empty) */
+	CX_MSG_SIGN = 3,        /* keyid[32] u8 sigalg string data */
+	CX_MSG_TOKEN_LOGIN = 4, /* string token serial, secret pin, u8 allow_final_try */
+	CX_MSG_LOCK = 5,        /* secret password */
+	CX_MSG_UNLOCK = 6,      /* secret password */
+	CX_MSG_ADD_TOKEN =
+	    7, /* string module path, string token (serial or pkcs11: URI, "" = all) */
 	CX_MSG_REMOVE_TOKEN = 8, /* string token serial */
-	CX_MSG_ADD_KEY = 9,	 /* string id, secret PEM private key, policy */
-	CX_MSG_REMOVE_KEY = 10,	 /* keyid[32] */
-	CX_MSG_SET_POLICY = 11,	 /* keyid[32], policy */
-	CX_MSG_GENERATE = 12,	 /* string token serial, string id (CKA_LABEL), u8 keyalg, u32 bits */
+	CX_MSG_ADD_KEY = 9,      /* string id, secret PEM private key, policy */
+	CX_MSG_REMOVE_KEY = 10,  /* keyid[32] */
+	CX_MSG_SET_POLICY = 11,  /* keyid[32], policy */
+	CX_MSG_GENERATE = 12, /* string token serial, string id (CKA_LABEL), u8 keyalg, u32 bits */
 	/* responses */
-	CX_MSG_OK = 128,	/* (empty) */
-	CX_MSG_ERROR = 129,	/* u32 code, u32 detail, string message */
-	CX_MSG_VERSION = 130,	/* u32 protocol version, string agent version */
-	CX_MSG_KEYS = 131,	/* u32 n, n x key */
-	CX_MSG_SIGNATURE = 132, /* string signature (raw: RSA modulus bytes, Ed25519 64, ECDSA DER) */
-	CX_MSG_GENERATED = 133	/* key */
+	CX_MSG_OK = 128,      /* (empty) */
+	CX_MSG_ERROR = 129,   /* u32 code, u32 detail, string message */
+	CX_MSG_VERSION = 130, /* u32 protocol version, string agent version */
+	CX_MSG_KEYS = 131,    /* u32 n, n x key */
+	CX_MSG_SIGNATURE =
+	    132, /* string signature (raw: RSA modulus bytes, Ed25519 64, ECDSA DER) */
+	CX_MSG_GENERATED = 133 /* key */
 };
 
 /* Typed errors: what went wrong, for a program to act on. */
@@ -50,50 +52,55 @@ enum cx_agent_err {
 	CX_AERR_PIN_REQUIRED = 2,
 	CX_AERR_PIN_INCORRECT = 3, /* detail: retries left if known, else 0xFFFFFFFF */
 	CX_AERR_PIN_LOCKED = 4,
-	CX_AERR_REFUSED = 5,	   /* by policy */
-	CX_AERR_DECLINED = 6,	   /* by the user (confirm) */
-	CX_AERR_AGENT_LOCKED = 7,  /* detail: seconds to wait before the next unlock try */
+	CX_AERR_REFUSED = 5,      /* by policy */
+	CX_AERR_DECLINED = 6,     /* by the user (confirm) */
+	CX_AERR_AGENT_LOCKED = 7, /* detail: seconds to wait before the next unlock try */
 	CX_AERR_NO_SUCH_KEY = 8,
 	CX_AERR_UNSUPPORTED = 9,
 	CX_AERR_TOKEN_ERROR = 10,
 	CX_AERR_BAD_REQUEST = 11,
-	CX_AERR_FINAL_TRY = 12 /* the next wrong PIN would lock the token: resend with allow_final_try */
+	CX_AERR_FINAL_TRY =
+	    12 /* the next wrong PIN would lock the token: resend with allow_final_try */
 };
 const char *cx_agent_err_name(uint32_t code);
 
 /* Signature algorithms on the wire. */
-enum cx_msg_sigalg { CX_MSIG_RSAPSS_SHA256 = 1, CX_MSIG_ED25519 = 2, CX_MSIG_ECDSA_P256_SHA256 = 3 };
+enum cx_msg_sigalg {
+	CX_MSIG_RSAPSS_SHA256 = 1,
+	CX_MSIG_ED25519 = 2,
+	CX_MSIG_ECDSA_P256_SHA256 = 3
+};
 enum cx_msg_keyalg { CX_MKEY_RSA = 1, CX_MKEY_ED25519 = 2, CX_MKEY_ECDSA_P256 = 3 };
 
 /* What a key may sign: bits over conex resource types. */
-#define CX_POLICY_ROOT 0x1u
-#define CX_POLICY_TARGETS 0x2u
-#define CX_POLICY_SNAPSHOT 0x4u
+#define CX_POLICY_ROOT      0x1u
+#define CX_POLICY_TARGETS   0x2u
+#define CX_POLICY_SNAPSHOT  0x4u
 #define CX_POLICY_TIMESTAMP 0x8u
-#define CX_POLICY_ALL 0xFu
+#define CX_POLICY_ALL       0xFu
 
 struct cx_policy {
-	uint32_t types;	   /* CX_POLICY_* bits */
+	uint32_t types;    /* CX_POLICY_* bits */
 	uint8_t confirm;   /* ask the user (askpass) before each signature */
 	uint64_t lifetime; /* seconds the key stays usable from when it was added; 0: no limit */
 	uint64_t max_sigs; /* signatures it may make; 0: no limit */
 };
 
 /* key->state bits */
-#define CX_KEY_PRESENT 0x1u	/* the token is there (software keys: always) */
-#define CX_KEY_LOGGED_IN 0x2u	/* no PIN needed now */
+#define CX_KEY_PRESENT     0x1u /* the token is there (software keys: always) */
+#define CX_KEY_LOGGED_IN   0x2u /* no PIN needed now */
 #define CX_KEY_ALWAYS_AUTH 0x4u /* CKA_ALWAYS_AUTHENTICATE */
-#define CX_KEY_HARDWARE 0x8u	/* held by a token, never leaves it */
+#define CX_KEY_HARDWARE    0x8u /* held by a token, never leaves it */
 
 struct cx_msg_key {
-	const char *id;	    /* conex identity (CKA_LABEL on tokens) */
-	const char *keystr; /* conex public key string: "rsa=..." / "ed25519=..." */
-	uint8_t keyid[32];  /* sha256 of keystr */
-	uint8_t keyalg;	    /* cx_msg_keyalg */
-	uint32_t state;	    /* CX_KEY_* */
+	const char *id;           /* conex identity (CKA_LABEL on tokens) */
+	const char *keystr;       /* conex public key string: "rsa=..." / "ed25519=..." */
+	uint8_t keyid[32];        /* sha256 of keystr */
+	uint8_t keyalg;           /* cx_msg_keyalg */
+	uint32_t state;           /* CX_KEY_* */
 	const char *token_serial; /* "" for software keys */
 	const char *token_label;
-	const char *uri;	  /* RFC 7512 pkcs11: URI, "" for software keys */
+	const char *uri; /* RFC 7512 pkcs11: URI, "" for software keys */
 	struct cx_policy policy;
 	uint64_t sigs_made;
 };
@@ -191,6 +198,6 @@ int cx_msg_encode(const struct cx_msg *m, struct cx_buf *out);
  * fit.  A string holding a NUL byte is refused.  The caller wipes body.
  */
 int cx_msg_decode(uint8_t type, const uint8_t *body, size_t len, struct cx_msg *m,
-		  struct cx_buf *scratch, uint8_t *secret, size_t secretcap, struct cx_err *e);
+    struct cx_buf *scratch, uint8_t *secret, size_t secretcap, struct cx_err *e);
 
 #endif

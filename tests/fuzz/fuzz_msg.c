@@ -29,8 +29,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	cx_buf_init(&out, 0);
 	/* one scratch for every type: the decoder must cope with a used one */
 	for (t = 0; t < 256; t++) {
-		if (cx_msg_decode((uint8_t)t, data, len, &m, &scratch, secret, sizeof(secret), &e) !=
-		    0)
+		if (cx_msg_decode(
+		        (uint8_t)t, data, len, &m, &scratch, secret, sizeof(secret), &e) != 0)
 			continue;
 		if (m.type != t)
 			abort();

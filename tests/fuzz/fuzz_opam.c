@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	static const enum cx_rtype types[] = {CX_R_ROOT, CX_R_TARGETS, CX_R_SNAPSHOT,
-					      CX_R_TIMESTAMP};
+	static const enum cx_rtype types[] = {
+	    CX_R_ROOT, CX_R_TARGETS, CX_R_SNAPSHOT, CX_R_TIMESTAMP};
 	struct cx_arena a;
 	struct cx_wire *doc;
 	struct cx_err e;
@@ -41,7 +41,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		cx_buf_reset(&c2);
 		/* a record that can be written must read back to the same signed bytes */
 		if (cx_resource_write(r, &out, &e) == 0) {
-			if (cx_resource_parse(&a, "fuzz2", out.d, out.len, types[i], &r2, NULL, &e) != 0)
+			if (cx_resource_parse(
+			        &a, "fuzz2", out.d, out.len, types[i], &r2, NULL, &e) != 0)
 				abort();
 			if (cx_resource_canon(r, &c1) != 0 || cx_resource_canon(r2, &c2) != 0)
 				abort();

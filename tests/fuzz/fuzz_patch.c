@@ -12,10 +12,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const olds[] = {
-	"line 1\nline 2\nline 3\nline 4\nline 5\n",
-	"line 1\nline 2\nline 3\nline 4\nline 5",
-	"a\r\nb\r\n\nc\n",
-	"",
+    "line 1\nline 2\nline 3\nline 4\nline 5\n",
+    "line 1\nline 2\nline 3\nline 4\nline 5",
+    "a\r\nb\r\n\nc\n",
+    "",
 };
 
 static void

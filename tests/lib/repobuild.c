@@ -230,8 +230,8 @@ rb_or(struct cx_arena *a, struct cx_expr *x, struct cx_expr *y)
 }
 
 static void
-push_target(struct cx_arena *a, struct cx_resource *r, const char *path, const uint8_t h[32],
-	    uint64_t size)
+push_target(
+    struct cx_arena *a, struct cx_resource *r, const char *path, const uint8_t h[32], uint64_t size)
 {
 	struct cx_target *v = must(cx_arena_alloc(a, (r->ntargets + 1) * sizeof(*v)));
 	struct cx_target *t;
@@ -252,8 +252,8 @@ push_target(struct cx_arena *a, struct cx_resource *r, const char *path, const u
 }
 
 void
-rb_add_target(struct cx_arena *a, struct cx_resource *r, const char *path, const void *data,
-	      size_t len)
+rb_add_target(
+    struct cx_arena *a, struct cx_resource *r, const char *path, const void *data, size_t len)
 {
 	uint8_t h[CX_SHA256_LEN];
 
@@ -262,8 +262,8 @@ rb_add_target(struct cx_arena *a, struct cx_resource *r, const char *path, const
 }
 
 void
-rb_add_targets_below(struct cx_arena *a, struct cx_resource *r, const char *repodir,
-		     const char *sub)
+rb_add_targets_below(
+    struct cx_arena *a, struct cx_resource *r, const char *repodir, const char *sub)
 {
 	struct cx_repo *repo;
 	struct cx_file_list fl;
@@ -303,7 +303,7 @@ rb_clear_targets(struct cx_resource *r)
 
 void
 rb_add_delegation(struct cx_arena *a, struct cx_resource *r, const char *path,
-		  struct cx_expr *valid, int terminating)
+    struct cx_expr *valid, int terminating)
 {
 	struct cx_delegation *v = must(cx_arena_alloc(a, (r->ndels + 1) * sizeof(*v)));
 	struct cx_delegation *d;
@@ -325,8 +325,8 @@ rb_sign(struct cx_arena *a, struct cx_resource *r, const struct rb_key *k, const
 {
 	struct cx_err e;
 
-	if (cx_resource_sign(a, r, k->id, created, cx_sigalg_for_key(k->alg), cx_sign_evp, k->pk,
-			     &e) != 0)
+	if (cx_resource_sign(
+	        a, r, k->id, created, cx_sigalg_for_key(k->alg), cx_sign_evp, k->pk, &e) != 0)
 		rb_die("sign %s as %s: %s", r->name, k->id, e.msg);
 }
 
@@ -349,11 +349,13 @@ rb_write_file(const char *dir, const char *rel, const void *data, size_t len)
 	char *path, *tmp;
 	int fd;
 
-	if (asprintf(&path, "%s/%s", dir, rel) < 0 || asprintf(&tmp, "%s.tmp%d", path, getpid()) < 0)
+	if (asprintf(&path, "%s/%s", dir, rel) < 0 ||
+	    asprintf(&tmp, "%s.tmp%d", path, getpid()) < 0)
 		rb_die("asprintf");
 	mkparents(path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
-	    (len && write(fd, data, len) != (ssize_t)len) || close(fd) != 0 || rename(tmp, path) != 0)
+	    (len && write(fd, data, len) != (ssize_t)len) || close(fd) != 0 ||
+	    rename(tmp, path) != 0)
 		rb_die("%s: %s", path, strerror(errno));
 	free(path);
 	free(tmp);
@@ -442,8 +444,8 @@ role_ref(struct cx_arena *a, const struct rb_key *k)
 }
 
 void
-rb_world_init(struct rb_world *w, const char *dir, int nm, int quorum, enum cx_keyalg alg,
-	      int64_t now)
+rb_world_init(
+    struct rb_world *w, const char *dir, int nm, int quorum, enum cx_keyalg alg, int64_t now)
 {
 	struct cx_keyref refs[8], lr;
 	int i;
@@ -641,7 +643,7 @@ rb_set_next_counter(struct cx_resource *r, uint64_t c)
 
 void
 rb_world_sign_targets(struct rb_world *w, struct cx_resource *t, const struct rb_key *k,
-		      const char *const *subs, size_t nsubs)
+    const char *const *subs, size_t nsubs)
 {
 	char rel[256];
 	size_t i;
@@ -685,8 +687,7 @@ rb_world_sign_snapshot_keydir(struct rb_world *w)
 	rb_write(s, w->dir, "snap");
 }
 
-static int
-rb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int rb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 rb_sh(const char *fmt, ...)
@@ -733,14 +734,14 @@ rb_git_diff(const char *parent, const char *a, const char *b, size_t *len)
 
 	snprintf(g, sizeof(g), "%s.git-%s", a, b);
 	if (rb_sh("cd '%s' && rm -rf '%s' && mkdir '%s' && cp -a '%s'/. '%s'/ && cd '%s' && "
-		  "export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 && "
-		  "git -c init.defaultBranch=main init -q && git add -A && "
-		  "git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false "
-		  "commit -q -m old && "
-		  "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
-		  "cp -a '../%s'/. . && git add -A && "
-		  "git -c core.autocrlf=false diff --cached > '../%s.diff'",
-		  parent, g, g, a, g, g, b, g) != 0)
+	          "export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 && "
+	          "git -c init.defaultBranch=main init -q && git add -A && "
+	          "git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false "
+	          "commit -q -m old && "
+	          "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
+	          "cp -a '../%s'/. . && git add -A && "
+	          "git -c core.autocrlf=false diff --cached > '../%s.diff'",
+	        parent, g, g, a, g, g, b, g) != 0)
 		rb_die("git diff %s %s failed", a, b);
 	snprintf(g + strlen(g), sizeof(g) - strlen(g), ".diff");
 	return slurp(parent, g, len);

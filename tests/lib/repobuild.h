@@ -29,23 +29,25 @@ void rb_key_free(struct rb_key *k);
 /* Writes dir/<id>.sha256=<hex>.private (PKCS#8 PEM, mode 0400), as upstream names it. */
 void rb_key_save(const struct rb_key *k, const char *dir);
 
-struct cx_resource *rb_new(struct cx_arena *a, enum cx_rtype t, const char *name,
-			   const char *created);
+struct cx_resource *rb_new(
+    struct cx_arena *a, enum cx_rtype t, const char *name, const char *created);
 void rb_add_key(struct cx_arena *a, struct cx_resource *r, const struct rb_key *k);
 struct cx_keyref rb_local(const char *id);
 struct cx_keyref rb_remote(const char *id, const char *hex, uint64_t epoch);
-struct cx_expr *rb_quorum(struct cx_arena *a, int64_t n, const struct cx_keyref *refs, size_t nrefs);
+struct cx_expr *rb_quorum(
+    struct cx_arena *a, int64_t n, const struct cx_keyref *refs, size_t nrefs);
 struct cx_expr *rb_and(struct cx_arena *a, struct cx_expr *x, struct cx_expr *y);
 struct cx_expr *rb_or(struct cx_arena *a, struct cx_expr *x, struct cx_expr *y);
-void rb_add_target(struct cx_arena *a, struct cx_resource *r, const char *path, const void *data,
-		   size_t len);
+void rb_add_target(
+    struct cx_arena *a, struct cx_resource *r, const char *path, const void *data, size_t len);
 /* Targets for every file below repodir/sub (recursive), replacing none. */
-void rb_add_targets_below(struct cx_arena *a, struct cx_resource *r, const char *repodir,
-			  const char *sub);
+void rb_add_targets_below(
+    struct cx_arena *a, struct cx_resource *r, const char *repodir, const char *sub);
 void rb_clear_targets(struct cx_resource *r);
 void rb_add_delegation(struct cx_arena *a, struct cx_resource *r, const char *path,
-		       struct cx_expr *valid, int terminating);
-void rb_sign(struct cx_arena *a, struct cx_resource *r, const struct rb_key *k, const char *created);
+    struct cx_expr *valid, int terminating);
+void rb_sign(
+    struct cx_arena *a, struct cx_resource *r, const struct rb_key *k, const char *created);
 void rb_write(const struct cx_resource *r, const char *dir, const char *rel);
 void rb_write_file(const char *dir, const char *rel, const void *data, size_t len);
 /* Expression.hash of a targets file's valid: what a delegation pins. */
@@ -70,8 +72,8 @@ struct rb_world {
 	struct cx_resource *rroot, *rm[8], *rsnap, *rts;
 };
 
-void rb_world_init(struct rb_world *w, const char *dir, int nm, int quorum, enum cx_keyalg alg,
-		   int64_t now);
+void rb_world_init(
+    struct rb_world *w, const char *dir, int nm, int quorum, enum cx_keyalg alg, int64_t now);
 void rb_world_file(struct rb_world *w, const char *rel, const char *content);
 /* Root: counter + 1, signed by the root key. */
 void rb_world_sign_root(struct rb_world *w);
@@ -98,7 +100,7 @@ void rb_set_next_counter(struct cx_resource *r, uint64_t c);
  * signed, signed by k alone; delegations are kept.
  */
 void rb_world_sign_targets(struct rb_world *w, struct cx_resource *t, const struct rb_key *k,
-			   const char *const *subs, size_t nsubs);
+    const char *const *subs, size_t nsubs);
 /* A targets resource for identity id with the single key k and valid = Local id. */
 struct cx_resource *rb_world_identity(struct rb_world *w, const struct rb_key *k);
 /* Snapshot over every file in keys/ (not only m1..mN), counter + 1, signed. */

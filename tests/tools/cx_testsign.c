@@ -44,38 +44,37 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: cx-testsign init REPO KEYS [--maintainers N] [--quorum Q] [--alg ed25519|rsa]\n"
-		"                        [--now RFC3339]\n"
-		"       cx-testsign sign REPO KEYS [--only ID,ID...] [--root] [--now RFC3339]\n"
-		"       cx-testsign anchor KEYS\n"
-		"       cx-testsign init --agent [--agent-sock PATH] REPO [--maintainers N] [--quorum Q]\n"
-		"                        [--now RFC3339]\n"
-		"       cx-testsign sign --agent [--agent-sock PATH] REPO [--only ID,ID...] [--root]\n"
-		"                        [--now RFC3339]\n"
-		"       cx-testsign anchor --agent [--agent-sock PATH]\n\n"
-		"A TEST AND DEMO TOOL: not installed, software keys stored unencrypted in KEYS.\n"
-		"Real repositories are signed through conex-agent and the conex tools.\n\n"
-		"  init    generate keys root, m1..mN, snap, timestamp into KEYS (files\n"
-		"          <id>.sha256=<hex>.private, PKCS#8 PEM); write REPO/root (signed),\n"
-		"          REPO/repo and REPO/packages/; print the trust anchor sha256=<hex>.\n"
-		"          Defaults: --maintainers 1, --quorum 1, --alg ed25519.\n"
-		"  sign    every maintainer (or those of --only) signs every file under\n"
-		"          packages/ (counter + 1 when signed before); then the snapshot over\n"
-		"          keys/ and the timestamp over the snapshot are re-signed (counters + 1,\n"
-		"          created = now).  --root also re-signs the root (counter + 1) first.\n"
-		"  anchor  print the root key id as sha256=<hex> (the trust anchor).\n\n"
-		"  --agent          take every key from conex-agent instead of KEYS: the agent's\n"
-		"                   key with conex id (CKA_LABEL) root, m1..mN, snap, timestamp\n"
-		"                   (Ed25519 or RSA; made before, e.g. `conex agent generate`);\n"
-		"                   the agent makes every signature.  init writes the agent's\n"
-		"                   public keys into the root; --alg does not apply.\n"
-		"  --agent-sock P   the agent's socket (implies --agent; default $CONEX_AGENT_SOCK)\n"
-		"  --now T          sign as of T (YYYY-MM-DDThh:mm:ssZ) instead of the current time.\n"
-		"Exit status: 0 success, 1 failure, 2 usage error.\n");
+	    "usage: cx-testsign init REPO KEYS [--maintainers N] [--quorum Q] [--alg ed25519|rsa]\n"
+	    "                        [--now RFC3339]\n"
+	    "       cx-testsign sign REPO KEYS [--only ID,ID...] [--root] [--now RFC3339]\n"
+	    "       cx-testsign anchor KEYS\n"
+	    "       cx-testsign init --agent [--agent-sock PATH] REPO [--maintainers N] [--quorum Q]\n"
+	    "                        [--now RFC3339]\n"
+	    "       cx-testsign sign --agent [--agent-sock PATH] REPO [--only ID,ID...] [--root]\n"
+	    "                        [--now RFC3339]\n"
+	    "       cx-testsign anchor --agent [--agent-sock PATH]\n\n"
+	    "A TEST AND DEMO TOOL: not installed, software keys stored unencrypted in KEYS.\n"
+	    "Real repositories are signed through conex-agent and the conex tools.\n\n"
+	    "  init    generate keys root, m1..mN, snap, timestamp into KEYS (files\n"
+	    "          <id>.sha256=<hex>.private, PKCS#8 PEM); write REPO/root (signed),\n"
+	    "          REPO/repo and REPO/packages/; print the trust anchor sha256=<hex>.\n"
+	    "          Defaults: --maintainers 1, --quorum 1, --alg ed25519.\n"
+	    "  sign    every maintainer (or those of --only) signs every file under\n"
+	    "          packages/ (counter + 1 when signed before); then the snapshot over\n"
+	    "          keys/ and the timestamp over the snapshot are re-signed (counters + 1,\n"
+	    "          created = now).  --root also re-signs the root (counter + 1) first.\n"
+	    "  anchor  print the root key id as sha256=<hex> (the trust anchor).\n\n"
+	    "  --agent          take every key from conex-agent instead of KEYS: the agent's\n"
+	    "                   key with conex id (CKA_LABEL) root, m1..mN, snap, timestamp\n"
+	    "                   (Ed25519 or RSA; made before, e.g. `conex agent generate`);\n"
+	    "                   the agent makes every signature.  init writes the agent's\n"
+	    "                   public keys into the root; --alg does not apply.\n"
+	    "  --agent-sock P   the agent's socket (implies --agent; default $CONEX_AGENT_SOCK)\n"
+	    "  --now T          sign as of T (YYYY-MM-DDThh:mm:ssZ) instead of the current time.\n"
+	    "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-static void __attribute__((format(printf, 1, 2), noreturn))
-die(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -87,8 +86,7 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static void __attribute__((noreturn))
-usage_die(const char *msg)
+static void __attribute__((noreturn)) usage_die(const char *msg)
 {
 	if (msg != NULL)
 		fprintf(stderr, "cx-testsign: %s\n", msg);
@@ -265,8 +263,11 @@ static struct {
 
 /* Parses --agent / --agent-sock for every command: 1 when ch was one of them. */
 enum { OPT_AGENT = 0x100, OPT_AGENT_SOCK };
-#define AGENT_OPTS {"agent", no_argument, NULL, OPT_AGENT}, \
-	{"agent-sock", required_argument, NULL, OPT_AGENT_SOCK}
+#define AGENT_OPTS                                                    \
+	{"agent", no_argument, NULL, OPT_AGENT},                      \
+	{                                                             \
+		"agent-sock", required_argument, NULL, OPT_AGENT_SOCK \
+	}
 
 static int
 agent_opt(int ch)
@@ -292,7 +293,8 @@ agent_open(void)
 	if (ag.c != NULL)
 		return;
 	if (s == NULL || *s == 0)
-		die("--agent: no agent socket: set %s or give --agent-sock PATH", CX_AGENT_SOCK_ENV);
+		die("--agent: no agent socket: set %s or give --agent-sock PATH",
+		    CX_AGENT_SOCK_ENV);
 	if (cx_agent_connect(s, &ag.c, &e) != 0)
 		die("conex-agent at %s: %s", s, e.msg);
 	if (cx_agent_list(ag.c, &ag.keys, &ag.n, &e) != 0)
@@ -348,7 +350,8 @@ agent_key(const char *id, const char *hex, size_t hexlen)
 	}
 	if (n == 0)
 		die("conex-agent holds no Ed25519 or RSA key with id %s (make it with `conex agent "
-		    "generate SERIAL %s`)", id, id);
+		    "generate SERIAL %s`)",
+		    id, id);
 	if (n > 1)
 		die("conex-agent holds more than one key with id %s", id);
 	cx_keyid(found->keystr, strlen(found->keystr), h);
@@ -391,8 +394,8 @@ agent_sign_fn(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struc
 	if ((rc = cx_agent_sign(ag.c, as->keyid, as->msig, tbs, n, sig, e)) != 0)
 		return rc;
 	if ((rc = cx_sig_verify(as->pub, as->alg, tbs, n, sig->d + off, sig->len - off, e)) != 0)
-		return cx_err_prefix(e, "the agent's signature does not verify with key %s",
-				     as->k->keyid);
+		return cx_err_prefix(
+		    e, "the agent's signature does not verify with key %s", as->k->keyid);
 	return 0;
 }
 
@@ -491,12 +494,9 @@ static int
 cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {{"maintainers", required_argument, NULL, 'n'},
-					     {"quorum", required_argument, NULL, 'q'},
-					     {"alg", required_argument, NULL, 'a'},
-					     {"now", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     AGENT_OPTS,
-					     {NULL, 0, NULL, 0}};
+	    {"quorum", required_argument, NULL, 'q'}, {"alg", required_argument, NULL, 'a'},
+	    {"now", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, AGENT_OPTS,
+	    {NULL, 0, NULL, 0}};
 	const char *nows = NULL, *repo, *keys;
 	int nm = 1, quorum = 1, ch, i, algset = 0;
 	enum cx_keyalg alg = CX_KEY_ED25519;
@@ -528,8 +528,12 @@ cmd_init(int argc, char **argv)
 			else
 				usage_die("--alg: want ed25519 or rsa");
 			break;
-		case 't': nows = optarg; break;
-		case 'h': usage(stdout); return 0;
+		case 't':
+			nows = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
 			if (!agent_opt(ch))
 				usage_die(NULL);
@@ -542,7 +546,8 @@ cmd_init(int argc, char **argv)
 		if (argc - optind != 1)
 			usage_die("init --agent: want REPO (the keys are the agent's)");
 		if (algset)
-			usage_die("init --agent: --alg does not apply (the agent's keys have theirs)");
+			usage_die(
+			    "init --agent: --alg does not apply (the agent's keys have theirs)");
 		repo = argv[optind];
 		mkdir_p(repo, 0755);
 		if (file_exists(repo, "root"))
@@ -550,7 +555,7 @@ cmd_init(int argc, char **argv)
 		anchor = init_agent_root(repo, nm, quorum, parse_now(nows));
 		if (!file_exists(repo, "repo"))
 			rb_write_file(repo, "repo", "opam-version: \"2.0\"\n",
-				      strlen("opam-version: \"2.0\"\n"));
+			    strlen("opam-version: \"2.0\"\n"));
 		{
 			char *p;
 			if (asprintf(&p, "%s/packages", repo) < 0)
@@ -650,7 +655,7 @@ in_only(const char *only, const char *id)
 /* Re-signs root: counter + 1, created = now, by every root key found in keys. */
 static void
 sign_root(struct cx_arena *a, struct cx_resource *root, const char *repo, const char *keys,
-	  const char *created)
+    const char *created)
 {
 	size_t i;
 	int nsigned = 0;
@@ -675,7 +680,7 @@ sign_root(struct cx_arena *a, struct cx_resource *root, const char *repo, const 
 
 static void
 sign_maintainer(struct cx_arena *a, const char *repo, const char *keys, const char *keydir,
-		const char *datadir, const struct cx_keyref *ref, const char *created)
+    const char *datadir, const struct cx_keyref *ref, const char *created)
 {
 	struct rb_key *k = get_key(keys, ref->id, ref->digest.value, ref->digest.len);
 	struct cx_resource *t;
@@ -713,7 +718,7 @@ sign_maintainer(struct cx_arena *a, const char *repo, const char *keys, const ch
 /* Reads resource rel of type t, or starts it with key k; counter + 1 if signed before. */
 static struct cx_resource *
 next_role_resource(struct cx_arena *a, const char *repo, const char *rel, enum cx_rtype ty,
-		   const struct rb_key *k, const char *created)
+    const struct rb_key *k, const char *created)
 {
 	struct cx_resource *r;
 
@@ -735,7 +740,7 @@ next_role_resource(struct cx_arena *a, const char *repo, const char *rel, enum c
 
 static void
 sign_snapshot(struct cx_arena *a, const char *repo, const char *keys, const char *keydir,
-	      const struct cx_keyref *ref, const char *created)
+    const struct cx_keyref *ref, const char *created)
 {
 	struct rb_key *k = get_key(keys, ref->id, ref->digest.value, ref->digest.len);
 	struct cx_resource *s = next_role_resource(a, repo, ref->id, CX_R_SNAPSHOT, k, created);
@@ -748,7 +753,7 @@ sign_snapshot(struct cx_arena *a, const char *repo, const char *keys, const char
 
 static void
 sign_timestamp(struct cx_arena *a, const char *repo, const char *keys, const struct cx_keyref *ref,
-	       const char *snapid, const char *created)
+    const char *snapid, const char *created)
 {
 	struct rb_key *k = get_key(keys, ref->id, ref->digest.value, ref->digest.len);
 	struct cx_resource *t = next_role_resource(a, repo, ref->id, CX_R_TIMESTAMP, k, created);
@@ -771,11 +776,8 @@ static int
 cmd_sign(int argc, char **argv)
 {
 	static const struct option opts[] = {{"only", required_argument, NULL, 'o'},
-					     {"root", no_argument, NULL, 'r'},
-					     {"now", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     AGENT_OPTS,
-					     {NULL, 0, NULL, 0}};
+	    {"root", no_argument, NULL, 'r'}, {"now", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'}, AGENT_OPTS, {NULL, 0, NULL, 0}};
 	const char *nows = NULL, *only = NULL, *repo, *keys = NULL;
 	const struct cx_keyref *snap, *ts;
 	struct cx_resource *root;
@@ -788,10 +790,18 @@ cmd_sign(int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'o': only = optarg; break;
-		case 'r': doroot = 1; break;
-		case 't': nows = optarg; break;
-		case 'h': usage(stdout); return 0;
+		case 'o':
+			only = optarg;
+			break;
+		case 'r':
+			doroot = 1;
+			break;
+		case 't':
+			nows = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
 			if (!agent_opt(ch))
 				usage_die(NULL);
@@ -833,7 +843,8 @@ cmd_sign(int argc, char **argv)
 				if (strlen(ml.id[j]) == n && strncmp(ml.id[j], p, n) == 0)
 					break;
 			if (j == ml.n)
-				die("--only: '%.*s' is not in the root's maintainer role", (int)n, p);
+				die("--only: '%.*s' is not in the root's maintainer role", (int)n,
+				    p);
 			if (e == NULL)
 				break;
 			p = e + 1;
@@ -866,15 +877,17 @@ cmd_sign(int argc, char **argv)
 static int
 cmd_anchor(int argc, char **argv)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, AGENT_OPTS,
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'}, AGENT_OPTS, {NULL, 0, NULL, 0}};
 	struct rb_key *k;
 	int ch;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'h': usage(stdout); return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
 			if (!agent_opt(ch))
 				usage_die(NULL);

@@ -43,8 +43,8 @@
 #include "tests/lib/softhsm.h"
 #include "tests/unit/testutil.h"
 
-#define PIN "1234"
-#define NOBODY 65534
+#define PIN     "1234"
+#define NOBODY  65534
 #define CREATED "2026-01-02T03:04:05Z"
 
 struct ag {
@@ -230,7 +230,8 @@ start_as(struct ag *g, int uid, ...)
 		setenv("LSAN_OPTIONS", lsan, 1);
 		setenv("ASAN_OPTIONS", asan, 1);
 		if (uid >= 0) {
-			if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0)
+			if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 ||
+			    setuid((uid_t)uid) != 0)
 				_exit(126);
 			setenv("HOME", "/nonexistent", 1);
 		}
@@ -342,7 +343,7 @@ tbs(enum cx_rtype t, const char *name, const char *id, enum cx_sigalg alg, int n
 /* Checks sig twice: with conex/'s verifier and with plain OpenSSL EVP calls. */
 static void
 verify(const char *keystr, enum cx_sigalg alg, const struct cx_buf *msg, const uint8_t *sig,
-       size_t siglen)
+    size_t siglen)
 {
 	struct cx_err e = {0};
 	enum cx_keyalg ka;
@@ -377,8 +378,8 @@ generate(struct cx_agent_conn *c, const char *serial, const char *id, uint8_t al
 	struct cx_msg_key *k = NULL;
 	struct cx_err e = {0};
 
-	ck_assert_msg(cx_agent_generate(c, serial, id, alg, bits, &k, &e) == 0, "generate %s: %s",
-	    id, e.msg);
+	ck_assert_msg(
+	    cx_agent_generate(c, serial, id, alg, bits, &k, &e) == 0, "generate %s: %s", id, e.msg);
 	ck_assert_str_eq(k->id, id);
 	ck_assert_str_eq(k->token_serial, serial);
 	ck_assert(k->state & CX_KEY_HARDWARE);
@@ -390,14 +391,14 @@ login(struct cx_agent_conn *c, const char *serial)
 {
 	struct cx_err e = {0};
 
-	ck_assert_msg(cx_agent_token_login(c, serial, PIN, strlen(PIN), 0, &e) == 0, "login: %s",
-	    e.msg);
+	ck_assert_msg(
+	    cx_agent_token_login(c, serial, PIN, strlen(PIN), 0, &e) == 0, "login: %s", e.msg);
 }
 
 /* Signs; returns 0 or the agent's error code. */
 static uint32_t
 sign(struct cx_agent_conn *c, const uint8_t keyid[32], uint8_t sigalg, const struct cx_buf *m,
-     struct cx_buf *sig, char *msg, size_t msglen)
+    struct cx_buf *sig, char *msg, size_t msglen)
 {
 	struct cx_err e = {0};
 	int r;
@@ -522,7 +523,7 @@ raw_answer(int fd, struct cx_msg *m, struct cx_buf *scratch, struct cx_buf *capt
 
 static void
 raw_req(int fd, const struct cx_msg *rq, struct cx_msg *m, struct cx_buf *scratch,
-	struct cx_buf *capture)
+    struct cx_buf *capture)
 {
 	struct cx_buf out;
 
@@ -591,8 +592,8 @@ START_TEST(test_sign_and_policy)
 	ck_assert_int_eq(sig.len, 256);
 	verify(rsa->keystr, CX_SIG_RSAPSS_SHA256, &m, sig.d, sig.len);
 	/* the wrong algorithm for the key */
-	ck_assert_int_eq(sign(c, rsa->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)),
-	    CX_AERR_REFUSED);
+	ck_assert_int_eq(
+	    sign(c, rsa->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), CX_AERR_REFUSED);
 	cx_buf_free(&m);
 
 	/* ECDSA: conex has no ECDSA signature type, so no conex data can be signed with e1 */
@@ -606,20 +607,20 @@ START_TEST(test_sign_and_policy)
 	p.types = CX_POLICY_TARGETS;
 	ck_assert_int_eq(cx_agent_set_policy(c, ed->keyid, &p, &e), 0);
 	tbs(CX_R_SNAPSHOT, "snap", "m1", CX_SIG_ED25519, 2, &m);
-	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)),
-	    CX_AERR_REFUSED);
+	ck_assert_int_eq(
+	    sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), CX_AERR_REFUSED);
 	ck_assert_msg(strstr(msg, "may not sign snapshot") != NULL, "%s", msg);
 	cx_buf_free(&m);
 	/* signed as someone else */
 	tbs(CX_R_TARGETS, "m2", "m2", CX_SIG_ED25519, 1, &m);
-	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)),
-	    CX_AERR_REFUSED);
+	ck_assert_int_eq(
+	    sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), CX_AERR_REFUSED);
 	cx_buf_free(&m);
 	/* not conex data at all */
 	cx_buf_init(&m, 0);
 	cx_buf_put_str(&m, "please sign this");
-	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)),
-	    CX_AERR_REFUSED);
+	ck_assert_int_eq(
+	    sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), CX_AERR_REFUSED);
 	ck_assert_msg(strstr(msg, "not conex data") != NULL, "%s", msg);
 	cx_buf_free(&m);
 	/* unknown key */
@@ -636,8 +637,8 @@ START_TEST(test_sign_and_policy)
 	ck_assert_int_eq(cx_agent_set_policy(c, ed->keyid, &p, &e), 0);
 	tbs(CX_R_TARGETS, "m1", "m1", CX_SIG_ED25519, 1, &m);
 	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), 0);
-	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)),
-	    CX_AERR_REFUSED);
+	ck_assert_int_eq(
+	    sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), CX_AERR_REFUSED);
 	cx_buf_free(&m);
 
 	cx_agent_keys_free(ed);
@@ -707,8 +708,8 @@ START_TEST(test_wrong_pin)
 	    "detail %u", cx_agent_last_detail(c));
 	/* a login the agent needs itself asks askpass once; a wrong answer ends it */
 	wfile(g.dir, "pin", "0000\n");
-	ck_assert_int_eq(cx_agent_generate(c, g.serial[0], "m1", CX_MKEY_ED25519, 0, &k, &e),
-	    CX_EAGENT);
+	ck_assert_int_eq(
+	    cx_agent_generate(c, g.serial[0], "m1", CX_MKEY_ED25519, 0, &k, &e), CX_EAGENT);
 	ck_assert_uint_eq(cx_agent_last_error(c), CX_AERR_PIN_INCORRECT);
 	ck_assert_int_eq(read_int(g.dir, "asked"), 1);
 	/* the right PIN from askpass; then from the client */
@@ -721,7 +722,8 @@ START_TEST(test_wrong_pin)
 		size_t n;
 		snprintf(p, sizeof(p), "%s/prompts", g.dir);
 		ck_assert((b = cx_test_read(p, &n)) != NULL);
-		ck_assert_msg(strstr((char *)b, g.serial[0]) != NULL, "prompt names the token: %s", b);
+		ck_assert_msg(
+		    strstr((char *)b, g.serial[0]) != NULL, "prompt names the token: %s", b);
 		free(b);
 	}
 	cx_agent_keys_free(k);
@@ -734,12 +736,12 @@ START_TEST(test_wrong_pin)
 	{
 		char pol[600];
 		snprintf(pol, sizeof(pol), "%s/policy", g.dir);
-		start_as(&g, -1, "-P", cx_softhsm_module(), "-m", cx_softhsm_module(), "-c", pol,
-		    NULL);
+		start_as(
+		    &g, -1, "-P", cx_softhsm_module(), "-m", cx_softhsm_module(), "-c", pol, NULL);
 	}
 	c = conn(&g);
-	ck_assert_int_eq(cx_agent_generate(c, g.serial[0], "m2", CX_MKEY_ED25519, 0, &k, &e),
-	    CX_EAGENT);
+	ck_assert_int_eq(
+	    cx_agent_generate(c, g.serial[0], "m2", CX_MKEY_ED25519, 0, &k, &e), CX_EAGENT);
 	ck_assert_uint_eq(cx_agent_last_error(c), CX_AERR_PIN_REQUIRED);
 	login(c, g.serial[0]);
 	k = generate(c, g.serial[0], "m2", CX_MKEY_ED25519, 0);
@@ -822,15 +824,16 @@ START_TEST(test_two_tokens_confirm)
 	ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0);
 	ck_assert_int_eq(n, 2);
 	cx_agent_keys_free(keys);
-	ck_assert_msg(now_ms() - t0 < 2000, "other token waited %lld ms", (long long)(now_ms() - t0));
+	ck_assert_msg(
+	    now_ms() - t0 < 2000, "other token waited %lld ms", (long long)(now_ms() - t0));
 	wfile(g.dir, "go", "yes\n");
 	pthread_join(th, NULL);
 	ck_assert_int_eq(pd.rc, 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, pd.sig.d, pd.sig.len);
 	cx_buf_free(&pd.sig);
 	snprintf(prompts, sizeof(prompts), "%s/prompts", g.dir);
-	ck_assert_msg(grep_file(prompts, "Allow m1 to sign targets m1, counter 0x0, 3 files"),
-	    "prompt");
+	ck_assert_msg(
+	    grep_file(prompts, "Allow m1 to sign targets m1, counter 0x0, 3 files"), "prompt");
 
 	/* declined */
 	wfile(g.dir, "go", "no\n");
@@ -856,7 +859,8 @@ START_TEST(test_two_tokens_confirm)
 	t0 = now_ms();
 	while (!grep_file(g.audit, "\"result\":\"cancelled\"") && now_ms() - t0 < 10000)
 		usleep(20000);
-	ck_assert_msg(grep_file(g.audit, "\"result\":\"cancelled\""), "no cancelled sign in the audit");
+	ck_assert_msg(
+	    grep_file(g.audit, "\"result\":\"cancelled\""), "no cancelled sign in the audit");
 	/* and token A works again */
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
@@ -1096,8 +1100,8 @@ START_TEST(test_no_private_bytes)
 	struct cx_msg rq, a;
 	EVP_PKEY *ed, *rsa;
 	BIGNUM *bn[3] = {NULL, NULL, NULL};
-	const char *names[3] = {OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
-				OSSL_PKEY_PARAM_RSA_FACTOR2};
+	const char *names[3] = {
+	    OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1, OSSL_PKEY_PARAM_RSA_FACTOR2};
 	uint8_t seed[32], kid_ed[32], kid_rsa[32], buf[512];
 	size_t seedlen = sizeof(seed);
 	char ks_ed[4096], ks_rsa[4096];
@@ -1190,7 +1194,8 @@ START_TEST(test_no_private_bytes)
 		int len;
 		ck_assert_int_eq(EVP_PKEY_get_bn_param(rsa, names[i], &bn[i]), 1);
 		ck_assert((len = BN_bn2bin(bn[i], buf)) > 100);
-		ck_assert_msg(!leaks(&cap, buf, (size_t)len, 16), "RSA %s is in an answer", names[i]);
+		ck_assert_msg(
+		    !leaks(&cap, buf, (size_t)len, 16), "RSA %s is in an answer", names[i]);
 		BN_clear_free(bn[i]);
 	}
 	/* nor any line of the PEM files */
@@ -1198,7 +1203,8 @@ START_TEST(test_no_private_bytes)
 		const struct cx_buf *pems[2] = {&pem_ed, &pem_rsa};
 		for (i = 0; i < 2; i++) {
 			char *s = strndup((const char *)pems[i]->d, pems[i]->len), *l, *save = NULL;
-			for (l = strtok_r(s, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
+			for (l = strtok_r(s, "\n", &save); l != NULL;
+			     l = strtok_r(NULL, "\n", &save))
 				if (strncmp(l, "-----", 5) != 0)
 					ck_assert_msg(memmem(cap.d, cap.len, l, strlen(l)) == NULL,
 					    "a PEM line is in an answer");
@@ -1324,8 +1330,8 @@ START_TEST(test_many_clients)
 		uint8_t body[64];
 		uint32_t len;
 		uint8_t type;
-		ck_assert_msg((idle[i] = raw_connect(g.sock)) >= 0, "connect %d: %s", i,
-		    strerror(errno));
+		ck_assert_msg(
+		    (idle[i] = raw_connect(g.sock)) >= 0, "connect %d: %s", i, strerror(errno));
 		raw_send(idle[i], q, sizeof(q));
 		ck_assert_int_eq(raw_read(idle[i], hdr, 5, 10000), 5);
 		ck_assert_int_eq(cx_frame_header(hdr, &len, &type), 0);
@@ -1368,8 +1374,8 @@ as_uid_query(int uid, const char *path)
 	if ((p = fork()) == 0) {
 		uint8_t q[9] = {0, 0, 0, 5, CX_MSG_QUERY, 0, 0, 0, CX_PROTO_VERSION}, b[64];
 		int fd;
-		if (uid >= 0 && (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 ||
-		    setuid((uid_t)uid) != 0))
+		if (uid >= 0 &&
+		    (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0))
 			_exit(10);
 		if ((fd = raw_connect(path)) < 0)
 			_exit(errno == EACCES ? 2 : 3);
@@ -1544,11 +1550,16 @@ main(void)
 		const char *name;
 		const TTest *t;
 	} tests[] = {
-	    {"sign_and_policy", test_sign_and_policy}, {"wrong_pin", test_wrong_pin},
-	    {"two_tokens_confirm", test_two_tokens_confirm}, {"lock", test_lock},
-	    {"bad_frames", test_bad_frames}, {"no_private_bytes", test_no_private_bytes},
-	    {"many_clients", test_many_clients}, {"other_uid", test_other_uid},
-	    {"ptrace", test_ptrace}, {"lifetime", test_lifetime},
+	    {"sign_and_policy", test_sign_and_policy},
+	    {"wrong_pin", test_wrong_pin},
+	    {"two_tokens_confirm", test_two_tokens_confirm},
+	    {"lock", test_lock},
+	    {"bad_frames", test_bad_frames},
+	    {"no_private_bytes", test_no_private_bytes},
+	    {"many_clients", test_many_clients},
+	    {"other_uid", test_other_uid},
+	    {"ptrace", test_ptrace},
+	    {"lifetime", test_lifetime},
 	};
 	/* CX_AGENT_TEST=name runs that test alone */
 	const char *only = getenv("CX_AGENT_TEST");

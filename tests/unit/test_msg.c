@@ -79,19 +79,19 @@ msg_eq(const struct cx_msg *a, const struct cx_msg *b)
 	case CX_MSG_SIGN:
 		ck_assert(memcmp(a->u.sign.keyid, b->u.sign.keyid, 32) == 0);
 		ck_assert_uint_eq(a->u.sign.sigalg, b->u.sign.sigalg);
-		bytes_eq("data", a->u.sign.data, a->u.sign.datalen, b->u.sign.data,
-			 b->u.sign.datalen);
+		bytes_eq(
+		    "data", a->u.sign.data, a->u.sign.datalen, b->u.sign.data, b->u.sign.datalen);
 		break;
 	case CX_MSG_TOKEN_LOGIN:
 		str_eq("serial", a->u.login.serial, b->u.login.serial);
 		bytes_eq("pin", (const uint8_t *)a->u.login.pin, a->u.login.pinlen,
-			 (const uint8_t *)b->u.login.pin, b->u.login.pinlen);
+		    (const uint8_t *)b->u.login.pin, b->u.login.pinlen);
 		ck_assert_uint_eq(a->u.login.allow_final_try, b->u.login.allow_final_try);
 		break;
 	case CX_MSG_LOCK:
 	case CX_MSG_UNLOCK:
 		bytes_eq("password", (const uint8_t *)a->u.lock.password, a->u.lock.passwordlen,
-			 (const uint8_t *)b->u.lock.password, b->u.lock.passwordlen);
+		    (const uint8_t *)b->u.lock.password, b->u.lock.passwordlen);
 		break;
 	case CX_MSG_ADD_TOKEN:
 		str_eq("module", a->u.add_token.module, b->u.add_token.module);
@@ -103,7 +103,7 @@ msg_eq(const struct cx_msg *a, const struct cx_msg *b)
 	case CX_MSG_ADD_KEY:
 		str_eq("id", a->u.add_key.id, b->u.add_key.id);
 		bytes_eq("pem", (const uint8_t *)a->u.add_key.pem, a->u.add_key.pemlen,
-			 (const uint8_t *)b->u.add_key.pem, b->u.add_key.pemlen);
+		    (const uint8_t *)b->u.add_key.pem, b->u.add_key.pemlen);
 		policy_eq(&a->u.add_key.policy, &b->u.add_key.policy);
 		break;
 	case CX_MSG_REMOVE_KEY:
@@ -135,8 +135,8 @@ msg_eq(const struct cx_msg *a, const struct cx_msg *b)
 			key_eq(&a->u.keys.v[i], &b->u.keys.v[i]);
 		break;
 	case CX_MSG_SIGNATURE:
-		bytes_eq("signature", a->u.signature.sig, a->u.signature.siglen,
-			 b->u.signature.sig, b->u.signature.siglen);
+		bytes_eq("signature", a->u.signature.sig, a->u.signature.siglen, b->u.signature.sig,
+		    b->u.signature.siglen);
 		break;
 	}
 }
@@ -144,7 +144,7 @@ msg_eq(const struct cx_msg *a, const struct cx_msg *b)
 /* Decodes a body from an allocation of exactly len bytes, so ASan sees any overread. */
 static int
 decode_exact(uint8_t type, const uint8_t *body, size_t len, struct cx_msg *m,
-	     struct cx_buf *scratch, uint8_t *secret, size_t cap, struct cx_err *e)
+    struct cx_buf *scratch, uint8_t *secret, size_t cap, struct cx_err *e)
 {
 	uint8_t *p = malloc(len);
 	int r;
@@ -194,7 +194,7 @@ round_trip(const struct cx_msg *m)
 	for (k = 0; k < bodylen; k += (k < 256 || k + 256 > bodylen) ? 1 : step) {
 		r = decode_exact(type, body, k, &t, &scratch, secret, SECRET_CAP, &e);
 		ck_assert_msg(r == CX_EPARSE, "type %u: truncation to %zu of %u bytes: %d (%s)",
-			      type, k, bodylen, r, e.msg);
+		    type, k, bodylen, r, e.msg);
 		ck_assert_uint_eq(t.type, 0); /* nothing of a refused message is left */
 	}
 
@@ -316,7 +316,8 @@ START_TEST(test_round_trip_requests)
 	memset(&m, 0, sizeof(m));
 	m.type = CX_MSG_ADD_KEY;
 	m.u.add_key.id = "m1";
-	m.u.add_key.pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n";
+	m.u.add_key.pem =
+	    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n";
 	m.u.add_key.pemlen = strlen(m.u.add_key.pem);
 	m.u.add_key.policy.types = CX_POLICY_TARGETS | CX_POLICY_SNAPSHOT;
 	m.u.add_key.policy.confirm = 1;
@@ -555,23 +556,22 @@ START_TEST(test_refused)
 	/* a huge key count in a small body: refused before any allocation for it */
 	cx_buf_init(&scratch, 0);
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_KEYS, (const uint8_t *)"\xff\xff\xff\xff", 4, &m,
-				       &scratch, NULL, 0, &e),
-			 CX_EPARSE);
+	                     &scratch, NULL, 0, &e),
+	    CX_EPARSE);
 	ck_assert_msg(strstr(e.msg, "cannot fit") != NULL, "%s", e.msg);
 	ck_assert_uint_eq(scratch.alloc, 0);
 	memset(big, 0, sizeof(big));
 	big[3] = 1; /* one key claimed, 60 bytes: less than the smallest key */
-	ck_assert_int_eq(cx_msg_decode(CX_MSG_KEYS, big, 64, &m, &scratch, NULL, 0, &e),
-			 CX_EPARSE);
+	ck_assert_int_eq(cx_msg_decode(CX_MSG_KEYS, big, 64, &m, &scratch, NULL, 0, &e), CX_EPARSE);
 	/* a body over the limit is refused whatever it holds */
-	ck_assert_int_eq(cx_msg_decode(CX_MSG_SIGN, big, CX_PROTO_MAX, &m, &scratch, NULL, 0, &e),
-			 CX_ETOOBIG);
+	ck_assert_int_eq(
+	    cx_msg_decode(CX_MSG_SIGN, big, CX_PROTO_MAX, &m, &scratch, NULL, 0, &e), CX_ETOOBIG);
 	/* a scratch buffer capped too low */
 	cx_buf_free(&scratch);
 	cx_buf_init(&scratch, 8);
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_REMOVE_TOKEN, (const uint8_t *)"\0\0\0\11abcdefghi",
-				       13, &m, &scratch, NULL, 0, &e),
-			 CX_ETOOBIG);
+	                     13, &m, &scratch, NULL, 0, &e),
+	    CX_ETOOBIG);
 	cx_buf_free(&scratch);
 }
 END_TEST
@@ -597,14 +597,14 @@ START_TEST(test_refused_key_fields)
 	ck_assert_uint_eq(out.d[off], k.keyalg);
 	out.d[off] = 9;
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_GENERATED, out.d + CX_PROTO_HDR,
-				       out.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
-			 CX_EPARSE);
+	                     out.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
+	    CX_EPARSE);
 	ck_assert_msg(strstr(e.msg, "keyalg") != NULL, "%s", e.msg);
 	out.d[off] = k.keyalg;
 	out.d[off + 1] = 0x80;
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_GENERATED, out.d + CX_PROTO_HDR,
-				       out.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
-			 CX_EPARSE);
+	                     out.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
+	    CX_EPARSE);
 	ck_assert_msg(strstr(e.msg, "state") != NULL, "%s", e.msg);
 
 	/* and the encoder will not write them either */
@@ -634,7 +634,8 @@ START_TEST(test_encoder_refuses)
 	m.u.login.pinlen = 4;
 	ck_assert_int_eq(cx_msg_encode(&m, &out), 0);
 	cx_buf_reset(&out);
-	m.u.login.pin = "12\0""34";
+	m.u.login.pin = "12\0"
+	                "34";
 	ck_assert_int_eq(cx_msg_encode(&m, &out), CX_EINVAL); /* NUL in a secret */
 	m.u.login.pin = "1234";
 	m.u.login.pinlen = 4;
@@ -673,35 +674,31 @@ START_TEST(test_secrets)
 	m.u.add_key.policy.types = CX_POLICY_ALL;
 	ck_assert_int_eq(cx_msg_encode(&m, &frame), 0);
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_ADD_KEY, frame.d + CX_PROTO_HDR,
-				       frame.len - CX_PROTO_HDR, &d, &scratch, secret,
-				       sizeof(secret), &e),
-			 0);
+	                     frame.len - CX_PROTO_HDR, &d, &scratch, secret, sizeof(secret), &e),
+	    0);
 	ck_assert_ptr_eq(d.u.add_key.pem, (const char *)secret);
 	ck_assert_str_eq(d.u.add_key.pem, pem);
 	ck_assert(memmem(scratch.d, scratch.alloc, "SECRET", 6) == NULL);
 	ck_assert((const uint8_t *)d.u.add_key.id >= scratch.d &&
-		  (const uint8_t *)d.u.add_key.id < scratch.d + scratch.len);
+	    (const uint8_t *)d.u.add_key.id < scratch.d + scratch.len);
 
 	/* too small a secret buffer, or none: CX_ETOOBIG */
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_ADD_KEY, frame.d + CX_PROTO_HDR,
-				       frame.len - CX_PROTO_HDR, &d, &scratch, small, sizeof(small),
-				       &e),
-			 CX_ETOOBIG);
+	                     frame.len - CX_PROTO_HDR, &d, &scratch, small, sizeof(small), &e),
+	    CX_ETOOBIG);
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_ADD_KEY, frame.d + CX_PROTO_HDR,
-				       frame.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
-			 CX_ETOOBIG);
+	                     frame.len - CX_PROTO_HDR, &d, &scratch, NULL, 0, &e),
+	    CX_ETOOBIG);
 	/* exactly fitting (with its NUL) is fine */
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_ADD_KEY, frame.d + CX_PROTO_HDR,
-				       frame.len - CX_PROTO_HDR, &d, &scratch, secret,
-				       strlen(pem) + 1, &e),
-			 0);
+	                     frame.len - CX_PROTO_HDR, &d, &scratch, secret, strlen(pem) + 1, &e),
+	    0);
 	/* the secret was copied, then the policy was bad: the secret is wiped */
 	frame.d[frame.len - 17] = 7; /* confirm */
 	memset(secret, 0x55, sizeof(secret));
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_ADD_KEY, frame.d + CX_PROTO_HDR,
-				       frame.len - CX_PROTO_HDR, &d, &scratch, secret,
-				       sizeof(secret), &e),
-			 CX_EPARSE);
+	                     frame.len - CX_PROTO_HDR, &d, &scratch, secret, sizeof(secret), &e),
+	    CX_EPARSE);
 	for (size_t i = 0; i <= strlen(pem); i++)
 		ck_assert_uint_eq(secret[i], 0);
 	cx_buf_free(&frame);
@@ -724,10 +721,10 @@ END_TEST
 /* ---- the client against a fake agent ---- */
 
 enum act {
-	ACT_REPLY,	/* send reply */
-	ACT_RAW,	/* send raw bytes, then close */
-	ACT_CLOSE,	/* close without answering */
-	ACT_SILENT	/* answer nothing, wait for the client to go */
+	ACT_REPLY, /* send reply */
+	ACT_RAW,   /* send raw bytes, then close */
+	ACT_CLOSE, /* close without answering */
+	ACT_SILENT /* answer nothing, wait for the client to go */
 };
 
 struct step {
@@ -739,8 +736,8 @@ struct step {
 };
 
 struct fake {
-	int lfd;	/* listening socket, or -1 */
-	int fd;		/* connected socket */
+	int lfd; /* listening socket, or -1 */
+	int fd;  /* connected socket */
 	const struct step *steps;
 	size_t nsteps;
 	/* what the server saw, checked by the test thread */
@@ -825,7 +822,7 @@ note(struct fake *f, const struct cx_msg *m, const uint8_t *secret)
 		break;
 	case CX_MSG_GENERATE:
 		snprintf(f->serial, sizeof(f->serial), "%s/%s/%u/%u", m->u.generate.serial,
-			 m->u.generate.id, m->u.generate.keyalg, m->u.generate.bits);
+		    m->u.generate.id, m->u.generate.keyalg, m->u.generate.bits);
 		break;
 	case CX_MSG_SET_POLICY:
 		memcpy(f->keyid, m->u.set_policy.keyid, 32);
@@ -879,7 +876,7 @@ fake_run(void *arg)
 		}
 		if (type != st->expect) {
 			snprintf(f->failed, sizeof(f->failed), "step %zu: got type %u, want %u", i,
-				 type, st->expect);
+			    type, st->expect);
 			break;
 		}
 		note(f, &m, secret);
@@ -895,7 +892,8 @@ fake_run(void *arg)
 			break;
 		}
 		cx_buf_reset(&out);
-		if (cx_msg_encode(&st->reply, &out) != 0 || write_full(f->fd, out.d, out.len) != 0) {
+		if (cx_msg_encode(&st->reply, &out) != 0 ||
+		    write_full(f->fd, out.d, out.len) != 0) {
 			snprintf(f->failed, sizeof(f->failed), "step %zu: cannot answer", i);
 			break;
 		}
@@ -912,8 +910,8 @@ done:
 
 /* A fake agent listening on dir/sock, following steps for one connection. */
 static void
-fake_start(struct fake *f, const char *dir, const struct step *steps, size_t n, char *path,
-	   size_t pathcap)
+fake_start(
+    struct fake *f, const char *dir, const struct step *steps, size_t n, char *path, size_t pathcap)
 {
 	struct sockaddr_un sa;
 
@@ -1092,9 +1090,9 @@ START_TEST(test_client_sign_list_generate)
 	cx_buf_init(&sig, 0);
 	fill(keyid, 32, 1);
 	fill(data, sizeof(data), 2);
-	ck_assert_msg(cx_agent_sign(c, keyid, CX_MSIG_RSAPSS_SHA256, data, sizeof(data), &sig,
-				    &e) == 0,
-		      "%s", e.msg);
+	ck_assert_msg(
+	    cx_agent_sign(c, keyid, CX_MSIG_RSAPSS_SHA256, data, sizeof(data), &sig, &e) == 0, "%s",
+	    e.msg);
 	bytes_eq("signature", sig.d, sig.len, rawsig, sizeof(rawsig));
 
 	ck_assert_msg(cx_agent_list(c, &got, &n, &e) == 0, "%s", e.msg);
@@ -1254,9 +1252,8 @@ START_TEST(test_client_no_sigpipe)
 	ck_assert_msg(cx_agent_connect_fd(sv[0], &c, &e) == 0, "%s", e.msg);
 	fake_join(&f);
 	cx_buf_init(&sig, 0);
-	ck_assert_int_eq(cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_MAX - 64, &sig,
-				       &e),
-			 CX_EIO);
+	ck_assert_int_eq(
+	    cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_MAX - 64, &sig, &e), CX_EIO);
 	/* an oversize request is refused before anything is sent, not a broken connection */
 	cx_agent_close(c);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -1265,8 +1262,8 @@ START_TEST(test_client_no_sigpipe)
 	ck_assert_int_eq(pthread_create(&f.th, NULL, fake_run, &f), 0);
 	ck_assert_msg(cx_agent_connect_fd(sv[0], &c, &e) == 0, "%s", e.msg);
 	fake_join(&f);
-	ck_assert_int_eq(cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_MAX, &sig, &e),
-			 CX_ETOOBIG);
+	ck_assert_int_eq(
+	    cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_MAX, &sig, &e), CX_ETOOBIG);
 	ck_assert_msg(strstr(e.msg, "frame limit") != NULL, "%s", e.msg);
 	cx_agent_close(c);
 	cx_buf_free(&sig);

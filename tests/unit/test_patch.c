@@ -15,7 +15,7 @@
 #include "tests/unit/testutil.h"
 
 /* isolated from the user's git configuration */
-#define GIT                                                                                      \
+#define GIT                                                                                       \
 	"GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 git -c user.name=t -c user.email=t@t " \
 	"-c core.autocrlf=false -c core.quotepath=true -c init.defaultBranch=main "
 
@@ -24,12 +24,15 @@ struct tf {
 	const char *data;
 	size_t len;
 };
-#define TF(p, s) { (p), (s), sizeof(s) - 1 }
+#define TF(p, s)                        \
+	{                               \
+		(p), (s), sizeof(s) - 1 \
+	}
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Scenario flags. */
-#define NO_DIFF 1 /* diff -ruaN cannot express it (empty files) */
-#define NO_GNU 2  /* GNU patch cannot (or does differently) */
+#define NO_DIFF    1 /* diff -ruaN cannot express it (empty files) */
+#define NO_GNU     2 /* GNU patch cannot (or does differently) */
 #define NO_RENAMES 4 /* git diff --no-renames, so ops are predictable */
 
 struct loaded {
@@ -148,7 +151,8 @@ apply_tree(const struct cx_patch *p, const char *dir)
 		cx_buf_init(&out, 0);
 		memset(&e, 0, sizeof(e));
 		r = cx_patch_apply(f, old, old != NULL ? oldlen : 0, &out, &e);
-		ck_assert_msg(r == 0, "apply %s: %s", f->old_path ? f->old_path : f->new_path, e.msg);
+		ck_assert_msg(
+		    r == 0, "apply %s: %s", f->old_path ? f->old_path : f->new_path, e.msg);
 		if (f->op == CX_PATCH_DELETE || f->op == CX_PATCH_RENAME)
 			ck_assert_int_eq(unlink(op), 0);
 		if (f->op != CX_PATCH_DELETE)
@@ -176,14 +180,15 @@ check_patch(const char *tmp, const char *patch, int flags, struct loaded *L)
 	}
 	/* git does not keep empty directories */
 	r = cx_test_sh("cd '%s' && find applied -mindepth 1 -type d -empty -delete && "
-		       "diff -r applied new >&2",
-		       tmp);
+	               "diff -r applied new >&2",
+	    tmp);
 	ck_assert_msg(r == 0, "%s: applied tree differs from new", patch);
 	if (!(flags & NO_GNU)) {
-		r = cx_test_sh("cd '%s' && rm -rf gnu && cp -a old gnu && cd gnu && "
-			       "patch -p1 -s -f --no-backup-if-mismatch < ../%s >&2 && cd .. && "
-			       "find gnu -mindepth 1 -type d -empty -delete && diff -r gnu applied >&2",
-			       tmp, patch);
+		r = cx_test_sh(
+		    "cd '%s' && rm -rf gnu && cp -a old gnu && cd gnu && "
+		    "patch -p1 -s -f --no-backup-if-mismatch < ../%s >&2 && cd .. && "
+		    "find gnu -mindepth 1 -type d -empty -delete && diff -r gnu applied >&2",
+		    tmp, patch);
 		ck_assert_msg(r == 0, "%s: GNU patch result differs", patch);
 	}
 	free(pp);
@@ -199,7 +204,7 @@ scenario(const struct tf *o, size_t no, const struct tf *n, size_t nn, int flags
 	write_tree(tmp, "old", o, no);
 	write_tree(tmp, "new", n, nn);
 	git_patch(tmp, "add -A", (flags & NO_RENAMES) ? "--cached --no-renames" : "--cached -M",
-		  "git.patch");
+	    "git.patch");
 	check_patch(tmp, "git.patch", flags, &L);
 	unload(&L);
 	if (!(flags & NO_DIFF)) {
@@ -237,10 +242,10 @@ START_TEST(test_edit_positions)
 	*strstr(n30, "x line 30\n") = 'W';
 	*strstr(n10, "y line 5\n") = 'M';
 	{
-		struct tf o[] = { { "f", o30, strlen(o30) }, { "g", o10, strlen(o10) },
-				  TF("same", "unchanged\n") };
-		struct tf n[] = { { "f", n30, strlen(n30) }, { "g", n10, strlen(n10) },
-				  TF("same", "unchanged\n") };
+		struct tf o[] = {
+		    {"f", o30, strlen(o30)}, {"g", o10, strlen(o10)}, TF("same", "unchanged\n")};
+		struct tf n[] = {
+		    {"f", n30, strlen(n30)}, {"g", n10, strlen(n10)}, TF("same", "unchanged\n")};
 		tmp = scenario(o, NELEM(o), n, NELEM(n), 0);
 	}
 	pp = join(tmp, "git.patch");
@@ -263,13 +268,14 @@ END_TEST
 
 START_TEST(test_create_delete)
 {
-	struct tf o[] = { TF("keep", "k\n"), TF("gone", "one\ntwo\n"),
-			  TF("packages/old/old.1/opam", "opam-version: \"1.2\"\nold\n") };
-	struct tf n[] = { TF("keep", "k\n"), TF("packages/foo/foo.1.0/opam", "opam-version: \"2.0\"\nname: \"foo\"\n"),
-			  TF("top", "new top\n") };
+	struct tf o[] = {TF("keep", "k\n"), TF("gone", "one\ntwo\n"),
+	    TF("packages/old/old.1/opam", "opam-version: \"1.2\"\nold\n")};
+	struct tf n[] = {TF("keep", "k\n"),
+	    TF("packages/foo/foo.1.0/opam", "opam-version: \"2.0\"\nname: \"foo\"\n"),
+	    TF("top", "new top\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0), *pp;
 	struct loaded L;
-	const char *which[] = { "git.patch", "diff.patch" };
+	const char *which[] = {"git.patch", "diff.patch"};
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
@@ -294,9 +300,9 @@ END_TEST
 /* diff -N writes the epoch in the local zone */
 START_TEST(test_diff_epoch_zones)
 {
-	struct tf o[] = { TF("gone", "x\n") };
-	struct tf n[] = { TF("made", "y\n") };
-	const char *zones[] = { "TZ=UTC", "TZ=America/New_York", "TZ=Asia/Kolkata" };
+	struct tf o[] = {TF("gone", "x\n")};
+	struct tf n[] = {TF("made", "y\n")};
+	const char *zones[] = {"TZ=UTC", "TZ=America/New_York", "TZ=Asia/Kolkata"};
 	char *tmp = cx_test_tmpdir();
 	struct loaded L;
 	size_t i;
@@ -311,14 +317,16 @@ START_TEST(test_diff_epoch_zones)
 		unload(&L);
 	}
 	/* an epoch stamp alone, with an ordinary hunk, is an edit */
-	load_mem(&L, "--- a/f\t1970-01-01 00:00:00.000000000 +0000\n+++ b/f\t2024-01-01 00:00:00 +0000\n"
-		     "@@ -1 +1 @@\n-a\n+b\n");
+	load_mem(&L,
+	    "--- a/f\t1970-01-01 00:00:00.000000000 +0000\n+++ b/f\t2024-01-01 00:00:00 +0000\n"
+	    "@@ -1 +1 @@\n-a\n+b\n");
 	ck_assert_int_eq(L.rc, 0);
 	ck_assert_int_eq(L.p->files[0].op, CX_PATCH_EDIT);
 	unload(&L);
 	/* without the epoch, -0,0 is an edit of an empty file */
-	load_mem(&L, "--- a/f\t2024-01-01 00:00:00.000000000 +0000\n+++ b/f\t2024-01-01 00:00:00 +0000\n"
-		     "@@ -0,0 +1 @@\n+b\n");
+	load_mem(&L,
+	    "--- a/f\t2024-01-01 00:00:00.000000000 +0000\n+++ b/f\t2024-01-01 00:00:00 +0000\n"
+	    "@@ -0,0 +1 @@\n+b\n");
 	ck_assert_int_eq(L.rc, 0);
 	ck_assert_int_eq(L.p->files[0].op, CX_PATCH_EDIT);
 	unload(&L);
@@ -330,10 +338,10 @@ END_TEST
 START_TEST(test_empty_files)
 {
 	/* git only: diff -N treats absent and empty alike and prints nothing */
-	struct tf o[] = { TF("e_gone", ""), TF("to_empty", "a\nb\n"), TF("from_empty", ""),
-			  TF("stay", "s\n") };
-	struct tf n[] = { TF("e_new", ""), TF("sub/dir/e_new2", ""), TF("to_empty", ""),
-			  TF("from_empty", "c\nd"), TF("stay", "s\n") };
+	struct tf o[] = {
+	    TF("e_gone", ""), TF("to_empty", "a\nb\n"), TF("from_empty", ""), TF("stay", "s\n")};
+	struct tf n[] = {TF("e_new", ""), TF("sub/dir/e_new2", ""), TF("to_empty", ""),
+	    TF("from_empty", "c\nd"), TF("stay", "s\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), NO_DIFF | NO_RENAMES), *pp;
 	struct loaded L;
 
@@ -354,8 +362,8 @@ START_TEST(test_empty_files)
 
 	/* the non-empty part with diff -ruaN too */
 	{
-		struct tf o2[] = { TF("to_empty", "a\nb\n"), TF("from_empty", "") };
-		struct tf n2[] = { TF("to_empty", ""), TF("from_empty", "c\nd") };
+		struct tf o2[] = {TF("to_empty", "a\nb\n"), TF("from_empty", "")};
+		struct tf n2[] = {TF("to_empty", ""), TF("from_empty", "c\nd")};
 		tmp = scenario(o2, NELEM(o2), n2, NELEM(n2), 0);
 		cx_test_rm_rf(tmp);
 		free(tmp);
@@ -365,17 +373,17 @@ END_TEST
 
 START_TEST(test_rename)
 {
-	char *body = numbered(20, "r"), *body2 = numbered(20, "r"), *other = numbered(20, "o"), *tmp,
-	     *pp;
+	char *body = numbered(20, "r"), *body2 = numbered(20, "r"), *other = numbered(20, "o"),
+	     *tmp, *pp;
 	struct loaded L;
 	const struct cx_patch_file *f;
 
 	*strstr(body2, "r line 10\n") = 'R';
 	{
-		struct tf o[] = { { "packages/a/opam", other, strlen(other) },
-				  { "moved_changed", body, strlen(body) }, TF("x", "x\n") };
-		struct tf n[] = { { "packages/b/opam", other, strlen(other) },
-				  { "dir/moved_changed2", body2, strlen(body2) }, TF("x", "x\n") };
+		struct tf o[] = {{"packages/a/opam", other, strlen(other)},
+		    {"moved_changed", body, strlen(body)}, TF("x", "x\n")};
+		struct tf n[] = {{"packages/b/opam", other, strlen(other)},
+		    {"dir/moved_changed2", body2, strlen(body2)}, TF("x", "x\n")};
 		tmp = scenario(o, NELEM(o), n, NELEM(n), 0);
 	}
 	pp = join(tmp, "git.patch");
@@ -403,16 +411,22 @@ END_TEST
 START_TEST(test_no_newline)
 {
 	struct tf o[] = {
-		TF("old_lacks", "a\nb\nc"),    TF("new_lacks", "a\nb\nc\n"),
-		TF("both_lack", "a\nb\nc"),    TF("both_lack_mid", "1\n2\n3\n4\n5\n6\n7\n8\n9\nlast"),
-		TF("single", "only"),	       TF("lose_last", "a\nb\nc"),
-		TF("crlf_nonl", "a\r\nb\r\nc"),
+	    TF("old_lacks", "a\nb\nc"),
+	    TF("new_lacks", "a\nb\nc\n"),
+	    TF("both_lack", "a\nb\nc"),
+	    TF("both_lack_mid", "1\n2\n3\n4\n5\n6\n7\n8\n9\nlast"),
+	    TF("single", "only"),
+	    TF("lose_last", "a\nb\nc"),
+	    TF("crlf_nonl", "a\r\nb\r\nc"),
 	};
 	struct tf n[] = {
-		TF("old_lacks", "a\nb\nC\n"),  TF("new_lacks", "a\nb\nC"),
-		TF("both_lack", "a\nb\nC"),    TF("both_lack_mid", "1\nTWO\n3\n4\n5\n6\n7\n8\n9\nlast"),
-		TF("single", "ONLY"),	       TF("lose_last", "a\nb\n"),
-		TF("crlf_nonl", "a\r\nB\r\nc"),
+	    TF("old_lacks", "a\nb\nC\n"),
+	    TF("new_lacks", "a\nb\nC"),
+	    TF("both_lack", "a\nb\nC"),
+	    TF("both_lack_mid", "1\nTWO\n3\n4\n5\n6\n7\n8\n9\nlast"),
+	    TF("single", "ONLY"),
+	    TF("lose_last", "a\nb\n"),
+	    TF("crlf_nonl", "a\r\nB\r\nc"),
 	};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0);
 
@@ -423,9 +437,10 @@ END_TEST
 
 START_TEST(test_crlf)
 {
-	struct tf o[] = { TF("dos", "one\r\ntwo\r\nthree\r\nfour\r\n"), TF("mixed", "a\r\nb\nc\r\n") };
-	struct tf n[] = { TF("dos", "one\r\nTWO\r\nthree\r\nfour\r\nfive\r\n"),
-			  TF("mixed", "a\nb\r\nc\r\n") };
+	struct tf o[] = {
+	    TF("dos", "one\r\ntwo\r\nthree\r\nfour\r\n"), TF("mixed", "a\r\nb\nc\r\n")};
+	struct tf n[] = {
+	    TF("dos", "one\r\nTWO\r\nthree\r\nfour\r\nfive\r\n"), TF("mixed", "a\nb\r\nc\r\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0);
 
 	cx_test_rm_rf(tmp);
@@ -435,12 +450,12 @@ END_TEST
 
 START_TEST(test_quoted_names)
 {
-	struct tf o[] = { TF("sp ace", "a\n"), TF("quo\"te", "q\n"), TF("caf\xc3\xa9", "c\n") };
-	struct tf n[] = { TF("sp ace", "a\nb\n"), TF("quo\"te", "Q\n"), TF("caf\xc3\xa9", "C\n"),
-			  TF("n\xc3\xa9w/x", "c\n"), TF("sp ace 2", "new\n") };
+	struct tf o[] = {TF("sp ace", "a\n"), TF("quo\"te", "q\n"), TF("caf\xc3\xa9", "c\n")};
+	struct tf n[] = {TF("sp ace", "a\nb\n"), TF("quo\"te", "Q\n"), TF("caf\xc3\xa9", "C\n"),
+	    TF("n\xc3\xa9w/x", "c\n"), TF("sp ace 2", "new\n")};
 	/* GNU patch 2.7.6 cannot read a rename whose diff --git line mixes quoting */
-	struct tf o2[] = { TF("re name", "r\nr\nr\n") };
-	struct tf n2[] = { TF("d\xc3\xa9j\xc3\xa0 vu", "r\nr\nr\n") };
+	struct tf o2[] = {TF("re name", "r\nr\nr\n")};
+	struct tf n2[] = {TF("d\xc3\xa9j\xc3\xa0 vu", "r\nr\nr\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0), *pp;
 	struct loaded L;
 
@@ -473,8 +488,8 @@ END_TEST
 /* git add -N and git diff HEAD, as an alternative to --cached */
 START_TEST(test_intent_to_add)
 {
-	struct tf o[] = { TF("a", "1\n2\n") };
-	struct tf n[] = { TF("a", "1\n3\n"), TF("b/new", "new\n") };
+	struct tf o[] = {TF("a", "1\n2\n")};
+	struct tf n[] = {TF("a", "1\n3\n"), TF("b/new", "new\n")};
 	char *tmp = cx_test_tmpdir();
 	struct loaded L;
 
@@ -493,8 +508,8 @@ END_TEST
 /* The commit message before the first header and the "-- " signature are skipped. */
 START_TEST(test_format_patch)
 {
-	struct tf o[] = { TF("a", "1\n2\n3\n") };
-	struct tf n[] = { TF("a", "1\nII\n3\n"), TF("n/b", "b\n") };
+	struct tf o[] = {TF("a", "1\n2\n3\n")};
+	struct tf n[] = {TF("a", "1\nII\n3\n"), TF("n/b", "b\n")};
 	char *tmp = cx_test_tmpdir();
 	struct loaded L;
 	int r;
@@ -503,9 +518,9 @@ START_TEST(test_format_patch)
 	write_tree(tmp, "new", n, 2);
 	git_patch(tmp, "add -A", "--cached", "unused.patch");
 	r = cx_test_sh("cd '%s/repo' && " GIT "commit -q -m 'subject line' "
-		       "-m 'body with diff words' -m '--- not a header' && " GIT
-		       "format-patch -1 --stdout > ../fp.patch",
-		       tmp);
+	               "-m 'body with diff words' -m '--- not a header' && " GIT
+	               "format-patch -1 --stdout > ../fp.patch",
+	    tmp);
 	ck_assert_int_eq(r, 0);
 	check_patch(tmp, "fp.patch", 0, &L);
 	ck_assert_uint_eq(L.p->nfiles, 2);
@@ -518,14 +533,15 @@ END_TEST
 /* Some tools strip the space of an empty context line. */
 START_TEST(test_bare_empty_context)
 {
-	struct tf o[] = { TF("f", "a\n\nb\n\nc\n") };
-	struct tf n[] = { TF("f", "a\n\nB\n\nc\n") };
+	struct tf o[] = {TF("f", "a\n\nb\n\nc\n")};
+	struct tf n[] = {TF("f", "a\n\nB\n\nc\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0);
 	struct loaded L;
 	int r;
 
-	r = cx_test_sh("cd '%s' && sed 's/^ $//' git.patch > bare.patch && ! cmp -s git.patch bare.patch",
-		       tmp);
+	r = cx_test_sh(
+	    "cd '%s' && sed 's/^ $//' git.patch > bare.patch && ! cmp -s git.patch bare.patch",
+	    tmp);
 	ck_assert_int_eq(r, 0);
 	check_patch(tmp, "bare.patch", NO_GNU, &L);
 	unload(&L);
@@ -540,12 +556,14 @@ START_TEST(test_leading_garbage_and_trailing_blank)
 	struct cx_buf out;
 	struct cx_err e;
 
-	load_mem(&L, "From: someone\nSubject: x\n\n@@ not a hunk\n+++ nor this\n"
-		     "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@ sect\n a\n-b\n+c\n\n\n");
+	load_mem(&L,
+	    "From: someone\nSubject: x\n\n@@ not a hunk\n+++ nor this\n"
+	    "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@ sect\n a\n-b\n+c\n\n\n");
 	ck_assert_msg(L.rc == 0, "%s", L.e.msg);
 	ck_assert_uint_eq(L.p->nfiles, 1);
 	cx_buf_init(&out, 0);
-	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nz\n", 6, &out, &e), 0);
+	ck_assert_int_eq(
+	    cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nz\n", 6, &out, &e), 0);
 	ck_assert_uint_eq(out.len, 6);
 	ck_assert_int_eq(memcmp(out.d, "a\nc\nz\n", 6), 0);
 	cx_buf_free(&out);
@@ -570,15 +588,14 @@ START_TEST(test_apply_appends_and_rolls_back)
 	ck_assert_msg(L.rc == 0, "%s", L.e.msg);
 	cx_buf_init(&out, 0);
 	cx_buf_put_str(&out, "prefix");
-	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nc\nd\nX\n", 10,
-					&out, &e),
-			 CX_EREJECT);
+	ck_assert_int_eq(
+	    cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nc\nd\nX\n", 10, &out, &e),
+	    CX_EREJECT);
 	ck_assert_uint_eq(out.len, 6);
 	ck_assert_msg(strstr(e.msg, "f: hunk 2 (@@ -5,1 +5,1 @@) does not apply at line 5") != NULL,
-		      "%s", e.msg);
-	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nc\nd\ne\nf", 11,
-					&out, &e),
-			 0);
+	    "%s", e.msg);
+	ck_assert_int_eq(
+	    cx_patch_apply(&L.p->files[0], (const uint8_t *)"a\nb\nc\nd\ne\nf", 11, &out, &e), 0);
 	ck_assert_uint_eq(out.len, 6 + 11);
 	ck_assert_int_eq(memcmp(out.d, "prefixa\nc\nc\nd\nE\nf", 17), 0);
 	cx_buf_free(&out);
@@ -603,8 +620,8 @@ expect_parse_error(const char *text, int code, const char *needle)
 
 START_TEST(test_reject_context_mismatch)
 {
-	struct tf o[] = { TF("packages/foo/opam", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n") };
-	struct tf n[] = { TF("packages/foo/opam", "1\n2\n3\n4\n5\n6\n7\n8\n9\nX\n11\n12\n") };
+	struct tf o[] = {TF("packages/foo/opam", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n")};
+	struct tf n[] = {TF("packages/foo/opam", "1\n2\n3\n4\n5\n6\n7\n8\n9\nX\n11\n12\n")};
 	char *tmp = scenario(o, NELEM(o), n, NELEM(n), 0), *pp;
 	struct loaded L;
 	struct cx_buf out;
@@ -612,7 +629,7 @@ START_TEST(test_reject_context_mismatch)
 	const char *changed = "1\n2\n3\n4\n5\n6\n7\nEIGHT\n9\n10\n11\n12\n";
 	const char *nonl = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12";
 	const char *shortf = "1\n2\n3\n4\n5\n6\n7\n8\n";
-	const char *which[] = { "git.patch", "diff.patch" };
+	const char *which[] = {"git.patch", "diff.patch"};
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
@@ -621,10 +638,13 @@ START_TEST(test_reject_context_mismatch)
 		ck_assert_int_eq(L.rc, 0);
 		cx_buf_init(&out, 0);
 		ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)changed,
-						strlen(changed), &out, &e),
-				 CX_EREJECT);
-		ck_assert_msg(strstr(e.msg, "packages/foo/opam: hunk 1 (@@ -7,6 +7,6 @@) does not apply at line 7: line 8 differs") != NULL,
-			      "%s", e.msg);
+		                     strlen(changed), &out, &e),
+		    CX_EREJECT);
+		ck_assert_msg(
+		    strstr(e.msg,
+		        "packages/foo/opam: hunk 1 (@@ -7,6 +7,6 @@) does not apply at line 7: line 8 differs") !=
+		        NULL,
+		    "%s", e.msg);
 		ck_assert_uint_eq(out.len, 0);
 		/* no fuzz: the same text one line further down does not apply either */
 		{
@@ -634,18 +654,18 @@ START_TEST(test_reject_context_mismatch)
 			ck_assert_ptr_nonnull(shifted);
 			snprintf(shifted, sl, "0\n%s\n", nonl);
 			ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)shifted,
-							strlen(shifted), &out, &e),
-					 CX_EREJECT);
+			                     strlen(shifted), &out, &e),
+			    CX_EREJECT);
 			free(shifted);
 		}
 		/* the last line lacking its newline is a difference too */
-		ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)nonl, strlen(nonl),
-						&out, &e),
-				 CX_EREJECT);
+		ck_assert_int_eq(
+		    cx_patch_apply(&L.p->files[0], (const uint8_t *)nonl, strlen(nonl), &out, &e),
+		    CX_EREJECT);
 		ck_assert_msg(strstr(e.msg, "lacks a newline") != NULL, "%s", e.msg);
 		ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)shortf,
-						strlen(shortf), &out, &e),
-				 CX_EREJECT);
+		                     strlen(shortf), &out, &e),
+		    CX_EREJECT);
 		/* an edit of a missing file */
 		ck_assert_int_eq(cx_patch_apply(&L.p->files[0], NULL, 0, &out, &e), CX_EREJECT);
 		cx_buf_free(&out);
@@ -663,18 +683,20 @@ START_TEST(test_reject_create_delete_apply)
 	struct cx_buf out;
 	struct cx_err e;
 
-	load_mem(&L, "diff --git a/n b/n\nnew file mode 100644\n--- /dev/null\n+++ b/n\n@@ -0,0 +1 @@\n+x\n"
-		     "diff --git a/d b/d\ndeleted file mode 100644\n--- a/d\n+++ /dev/null\n@@ -1 +0,0 @@\n-y\n");
+	load_mem(&L,
+	    "diff --git a/n b/n\nnew file mode 100644\n--- /dev/null\n+++ b/n\n@@ -0,0 +1 @@\n+x\n"
+	    "diff --git a/d b/d\ndeleted file mode 100644\n--- a/d\n+++ /dev/null\n@@ -1 +0,0 @@\n-y\n");
 	ck_assert_msg(L.rc == 0, "%s", L.e.msg);
 	cx_buf_init(&out, 0);
 	/* creating over an existing file */
-	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)"", 0, &out, &e), CX_EREJECT);
+	ck_assert_int_eq(
+	    cx_patch_apply(&L.p->files[0], (const uint8_t *)"", 0, &out, &e), CX_EREJECT);
 	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], NULL, 0, &out, &e), 0);
 	ck_assert_uint_eq(out.len, 2);
 	cx_buf_reset(&out);
 	/* a deletion must remove everything */
-	ck_assert_int_eq(cx_patch_apply(&L.p->files[1], (const uint8_t *)"y\nmore\n", 7, &out, &e),
-			 CX_EREJECT);
+	ck_assert_int_eq(
+	    cx_patch_apply(&L.p->files[1], (const uint8_t *)"y\nmore\n", 7, &out, &e), CX_EREJECT);
 	ck_assert_msg(strstr(e.msg, "do not remove all") != NULL, "%s", e.msg);
 	ck_assert_uint_eq(out.len, 0);
 	ck_assert_int_eq(cx_patch_apply(&L.p->files[1], NULL, 0, &out, &e), CX_EREJECT);
@@ -689,38 +711,44 @@ START_TEST(test_reject_counts)
 {
 	/* too few lines for the header: runs into EOF */
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n-b\n+c\n", CX_EPARSE,
-			   "mem.patch:6: truncated patch");
+	    "mem.patch:6: truncated patch");
 	/* too many '+' lines: line 6 is the extra one */
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n+c\n", CX_EPARSE, "mem.patch:6:");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n+c\n", CX_EPARSE, "mem.patch:6:");
 	/* too many context lines */
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,1 +1,2 @@\n-a\n+b\n x\n", CX_EPARSE,
-			   "mem.patch:6: hunk 1 has more ' ' lines");
+	    "mem.patch:6: hunk 1 has more ' ' lines");
 	/* fewer lines, then the next section */
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-a\n+b\ndiff --git a/g b/g\n",
-			   CX_EPARSE, "mem.patch:6: unexpected line in hunk 1 (1 old and 1 new");
+	    CX_EPARSE, "mem.patch:6: unexpected line in hunk 1 (1 old and 1 new");
 	/* the counts rule: "--- a/g" is a '-' line here, and the next hunk overlaps */
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-a\n+b\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-a\n+b\n",
-			   CX_EPARSE, "mem.patch:8: hunk 2 overlaps");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-a\n+b\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-a\n+b\n",
+	    CX_EPARSE, "mem.patch:8: hunk 2 overlaps");
 	/* garbage between hunks */
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\nhello\n@@ -5 +5 @@\n-a\n+b\n",
-			   CX_EPARSE, "mem.patch:6: unexpected line");
+	    CX_EPARSE, "mem.patch:6: unexpected line");
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\nhello\n+b\n", CX_EPARSE,
-			   "mem.patch:5: unexpected line in hunk 1");
+	    "mem.patch:5: unexpected line in hunk 1");
 	/* malformed headers, empty and overlapping hunks, a wrong new start */
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1\n-a\n+b\n", CX_EPARSE, "malformed hunk header");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -1 +1\n-a\n+b\n", CX_EPARSE, "malformed hunk header");
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -x +1 @@\n-a\n+b\n", CX_EPARSE, "malformed");
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -99999999999 +1 @@\n-a\n+b\n", CX_EPARSE, "malformed");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -99999999999 +1 @@\n-a\n+b\n", CX_EPARSE, "malformed");
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,0 +1,0 @@\n", CX_EPARSE, "empty hunk");
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -0 +0 @@\n-a\n+b\n", CX_EPARSE, "line 0");
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -5 +5 @@\n-a\n+b\n@@ -3 +3 @@\n-a\n+b\n", CX_EPARSE,
-			   "overlaps");
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -5 +6 @@\n-a\n+b\n", CX_EPARSE, "new start 6 should be 5");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -5 +5 @@\n-a\n+b\n@@ -3 +3 @@\n-a\n+b\n", CX_EPARSE, "overlaps");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -5 +6 @@\n-a\n+b\n", CX_EPARSE, "new start 6 should be 5");
 	expect_parse_error("--- a/f\n+++ b/f\n\n", CX_EPARSE, "expected a hunk");
 	/* "\ No newline" in the wrong place */
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n\\ No newline at end of file\n-b\n+c\n",
-			   CX_EPARSE, "after '\\ No newline");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n\\ No newline at end of file\n-b\n+c\n",
+	    CX_EPARSE, "after '\\ No newline");
 	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1 @@\n\\ No newline at end of file\n-a\n+b\n",
-			   CX_EPARSE, "without a line before");
+	    CX_EPARSE, "without a line before");
 }
 END_TEST
 
@@ -733,8 +761,8 @@ START_TEST(test_reject_truncated)
 	*strstr(n, "t line 5\n") = 'T';
 	*strstr(n, "t line 30\n") = 'T';
 	{
-		struct tf of[] = { { "f", o, strlen(o) }, TF("g", "g\n") };
-		struct tf nf[] = { { "f", n, strlen(n) }, TF("g", "G\n") };
+		struct tf of[] = {{"f", o, strlen(o)}, TF("g", "g\n")};
+		struct tf nf[] = {{"f", n, strlen(n)}, TF("g", "G\n")};
 		tmp = scenario(of, NELEM(of), nf, NELEM(nf), 0);
 	}
 	pp = join(tmp, "git.patch");
@@ -750,7 +778,7 @@ START_TEST(test_reject_truncated)
 			ck_assert_msg(p->nfiles < L.p->nfiles, "cut at %zu accepted whole", cut);
 			/* a cut first line is prose before the first header */
 			ck_assert_msg(p->nfiles == 0 || L.data[cut - 1] == '\n',
-				      "cut at %zu mid-line accepted", cut);
+			    "cut at %zu mid-line accepted", cut);
 			files++;
 			cx_patch_free(p);
 		} else
@@ -768,44 +796,50 @@ END_TEST
 
 START_TEST(test_reject_paths)
 {
-	expect_parse_error("--- a/../etc/passwd\n+++ b/../etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "'..'");
-	expect_parse_error("--- a/x/../../y\n+++ b/x/../../y\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "'..'");
+	expect_parse_error(
+	    "--- a/../etc/passwd\n+++ b/../etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "'..'");
+	expect_parse_error(
+	    "--- a/x/../../y\n+++ b/x/../../y\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "'..'");
 	expect_parse_error("--- a/./x\n+++ b/./x\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "'.'");
-	expect_parse_error("--- ../x\n+++ ../x\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "starts with '..'");
-	expect_parse_error("--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "absolute");
-	expect_parse_error("--- a//etc/passwd\n+++ b//etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "absolute");
+	expect_parse_error(
+	    "--- ../x\n+++ ../x\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "starts with '..'");
+	expect_parse_error(
+	    "--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "absolute");
+	expect_parse_error(
+	    "--- a//etc/passwd\n+++ b//etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "absolute");
 	expect_parse_error("--- a/x/\n+++ b/x/\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "empty");
 	expect_parse_error("--- nodir\n+++ nodir\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "-p1");
 	expect_parse_error("--- a/\n+++ b/\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "empty path");
 	expect_parse_error("--- \"a/x\\ty\"\n+++ \"b/x\\ty\"\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "control character");
+	    "control character");
 	expect_parse_error("--- \"a/x\\000y\"\n+++ \"b/x\\000y\"\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "control character");
-	expect_parse_error("--- \"a/x\\qy\"\n+++ \"b/x\\qy\"\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "bad escape");
+	    "control character");
+	expect_parse_error(
+	    "--- \"a/x\\qy\"\n+++ \"b/x\\qy\"\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "bad escape");
 	expect_parse_error("--- \"a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "unterminated");
-	expect_parse_error("diff --git a/x b/x\nsimilarity index 90%\nrename from ../x\nrename to x\n",
-			   CX_EPARSE, "'..'");
+	expect_parse_error(
+	    "diff --git a/x b/x\nsimilarity index 90%\nrename from ../x\nrename to x\n", CX_EPARSE,
+	    "'..'");
 	/* plain diffs cannot rename */
 	expect_parse_error("--- a/x\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "different files");
 	/* names that disagree inside one git section */
-	expect_parse_error("diff --git a/x b/x\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE,
-			   "disagree");
-	expect_parse_error("diff --git a/x b/y\nrename from x\nrename to z\n", CX_EPARSE, "disagree");
-	expect_parse_error("diff --git a/x b/x\nnew file mode 100644\n--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n+b\n",
-			   CX_EPARSE, "/dev/null");
-	expect_parse_error("diff --git a/x b/x\n--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+b\n", CX_EPARSE,
-			   "new file mode");
+	expect_parse_error(
+	    "diff --git a/x b/x\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n", CX_EPARSE, "disagree");
+	expect_parse_error(
+	    "diff --git a/x b/y\nrename from x\nrename to z\n", CX_EPARSE, "disagree");
+	expect_parse_error(
+	    "diff --git a/x b/x\nnew file mode 100644\n--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n+b\n",
+	    CX_EPARSE, "/dev/null");
+	expect_parse_error("diff --git a/x b/x\n--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+b\n",
+	    CX_EPARSE, "new file mode");
 	/* good quoting works */
 	{
 		struct loaded L;
 
-		load_mem(&L, "diff --git \"a/x\\303\\251 \\\"q\\\"\" \"b/x\\303\\251 \\\"q\\\"\"\n"
-			     "--- \"a/x\\303\\251 \\\"q\\\"\"\n+++ \"b/x\\303\\251 \\\"q\\\"\"\n"
-			     "@@ -1 +1 @@\n-a\n+b\n");
+		load_mem(&L,
+		    "diff --git \"a/x\\303\\251 \\\"q\\\"\" \"b/x\\303\\251 \\\"q\\\"\"\n"
+		    "--- \"a/x\\303\\251 \\\"q\\\"\"\n+++ \"b/x\\303\\251 \\\"q\\\"\"\n"
+		    "@@ -1 +1 @@\n-a\n+b\n");
 		ck_assert_msg(L.rc == 0, "%s", L.e.msg);
 		ck_assert_str_eq(L.p->files[0].new_path, "x\xc3\xa9 \"q\"");
 		unload(&L);
@@ -815,8 +849,8 @@ END_TEST
 
 START_TEST(test_reject_git_tab_name)
 {
-	struct tf o[] = { TF("t\tab", "a\n") };
-	struct tf n[] = { TF("t\tab", "b\n") };
+	struct tf o[] = {TF("t\tab", "a\n")};
+	struct tf n[] = {TF("t\tab", "b\n")};
 	char *tmp = cx_test_tmpdir(), *pp;
 	struct loaded L;
 
@@ -826,7 +860,8 @@ START_TEST(test_reject_git_tab_name)
 	pp = join(tmp, "git.patch");
 	load(&L, pp);
 	ck_assert_int_eq(L.rc, CX_EPARSE);
-	ck_assert_msg(strstr(L.e.msg, "control character in path 'a/t\\011ab'") != NULL, "%s", L.e.msg);
+	ck_assert_msg(
+	    strstr(L.e.msg, "control character in path 'a/t\\011ab'") != NULL, "%s", L.e.msg);
 	unload(&L);
 	free(pp);
 	cx_test_rm_rf(tmp);
@@ -836,22 +871,23 @@ END_TEST
 
 START_TEST(test_reject_duplicate)
 {
-	expect_parse_error("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-a\n+b\n"
-			   "diff -ruaN a/f b/f\n--- a/f\n+++ b/f\n@@ -3 +3 @@\n-a\n+b\n",
-			   CX_EPARSE, "mem.patch:12: 'f' is touched by two file sections (the other at line 1)");
+	expect_parse_error(
+	    "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-a\n+b\n"
+	    "diff -ruaN a/f b/f\n--- a/f\n+++ b/f\n@@ -3 +3 @@\n-a\n+b\n",
+	    CX_EPARSE, "mem.patch:12: 'f' is touched by two file sections (the other at line 1)");
 	/* a rename's source counts as touched */
 	expect_parse_error("diff --git a/x b/y\nsimilarity index 100%\nrename from x\nrename to y\n"
-			   "diff --git a/x b/x\ndeleted file mode 100644\n",
-			   CX_EPARSE, "'x' is touched by two");
+	                   "diff --git a/x b/x\ndeleted file mode 100644\n",
+	    CX_EPARSE, "'x' is touched by two");
 	expect_parse_error("diff --git a/x b/y\nsimilarity index 100%\nrename from x\nrename to y\n"
-			   "diff --git a/y b/y\nnew file mode 100644\n",
-			   CX_EPARSE, "'y' is touched by two");
+	                   "diff --git a/y b/y\nnew file mode 100644\n",
+	    CX_EPARSE, "'y' is touched by two");
 }
 END_TEST
 
 static void
 expect_git_reject(const struct tf *o, size_t no, const struct tf *n, size_t nn, const char *prep,
-		  const char *diffargs, int code, const char *needle)
+    const char *diffargs, int code, const char *needle)
 {
 	char *tmp = cx_test_tmpdir(), *pp;
 	struct loaded L;
@@ -873,8 +909,8 @@ expect_git_reject(const struct tf *o, size_t no, const struct tf *n, size_t nn, 
 
 START_TEST(test_reject_binary)
 {
-	struct tf o[] = { TF("bin", "\x00\x01\x02zz"), TF("t", "t\n") };
-	struct tf n[] = { TF("bin", "\x00\x01\x03zz"), TF("t", "T\n") };
+	struct tf o[] = {TF("bin", "\x00\x01\x02zz"), TF("t", "t\n")};
+	struct tf n[] = {TF("bin", "\x00\x01\x03zz"), TF("t", "T\n")};
 	char *tmp;
 
 	expect_git_reject(o, 2, n, 2, NULL, "--cached --binary", CX_EUNSUPPORTED, "binary");
@@ -883,14 +919,16 @@ START_TEST(test_reject_binary)
 	tmp = cx_test_tmpdir();
 	write_tree(tmp, "old", o, 2);
 	write_tree(tmp, "new", n, 2);
-	ck_assert_int_eq(cx_test_sh("cd '%s' && diff -ruN old new > d.patch; test $? -le 1", tmp), 0);
+	ck_assert_int_eq(
+	    cx_test_sh("cd '%s' && diff -ruN old new > d.patch; test $? -le 1", tmp), 0);
 	{
 		char *pp = join(tmp, "d.patch");
 		struct loaded L;
 
 		load(&L, pp);
 		ck_assert_int_eq(L.rc, CX_EUNSUPPORTED);
-		ck_assert_msg(strstr(L.e.msg, "binary patches are not allowed") != NULL, "%s", L.e.msg);
+		ck_assert_msg(
+		    strstr(L.e.msg, "binary patches are not allowed") != NULL, "%s", L.e.msg);
 		unload(&L);
 		free(pp);
 	}
@@ -902,19 +940,19 @@ END_TEST
 START_TEST(test_reject_git_features)
 {
 	char *body = numbered(30, "c");
-	struct tf o[] = { { "orig", body, strlen(body) }, TF("x", "x\n") };
-	struct tf n[] = { { "orig", body, strlen(body) }, { "copy", body, strlen(body) },
-			  TF("x", "x\n") };
+	struct tf o[] = {{"orig", body, strlen(body)}, TF("x", "x\n")};
+	struct tf n[] = {
+	    {"orig", body, strlen(body)}, {"copy", body, strlen(body)}, TF("x", "x\n")};
 
 	expect_git_reject(o, 2, n, 3, NULL, "--cached -C -C", CX_EUNSUPPORTED, "copies");
 	/* symbolic link */
-	expect_git_reject(o, 2, o, 2, "ln -s x new/link", "--cached", CX_EUNSUPPORTED,
-			  "symbolic links");
+	expect_git_reject(
+	    o, 2, o, 2, "ln -s x new/link", "--cached", CX_EUNSUPPORTED, "symbolic links");
 	free(body);
 	/* a mode change with content is fine (the mode is not part of the view) */
 	{
-		struct tf o2[] = { TF("x", "x\n") };
-		struct tf n2[] = { TF("x", "y\n") };
+		struct tf o2[] = {TF("x", "x\n")};
+		struct tf n2[] = {TF("x", "y\n")};
 		char *tmp = cx_test_tmpdir();
 		struct loaded L;
 
@@ -929,7 +967,7 @@ START_TEST(test_reject_git_features)
 	}
 	/* a mode-only change keeps the bytes: opam's git backend sends them */
 	{
-		struct tf o3[] = { TF("x", "x\n") };
+		struct tf o3[] = {TF("x", "x\n")};
 		char *tmp = cx_test_tmpdir();
 		struct loaded L;
 
@@ -942,12 +980,15 @@ START_TEST(test_reject_git_features)
 		cx_test_rm_rf(tmp);
 		free(tmp);
 	}
-	expect_parse_error("diff --git a/x b/x\nold mode 100644\nnew mode 120000\n", CX_EUNSUPPORTED,
-			   "");
-	expect_parse_error("diff --git a/x b/x\nnew file mode 160000\n", CX_EUNSUPPORTED, "submodules");
-	expect_parse_error("diff --git a/x b/x\nindex 1..2 120000\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
-			   CX_EUNSUPPORTED, "symbolic links");
-	expect_parse_error("diff --git a/x b/x\nGIT binary patch\nliteral 0\n", CX_EUNSUPPORTED, "binary");
+	expect_parse_error(
+	    "diff --git a/x b/x\nold mode 100644\nnew mode 120000\n", CX_EUNSUPPORTED, "");
+	expect_parse_error(
+	    "diff --git a/x b/x\nnew file mode 160000\n", CX_EUNSUPPORTED, "submodules");
+	expect_parse_error(
+	    "diff --git a/x b/x\nindex 1..2 120000\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
+	    CX_EUNSUPPORTED, "symbolic links");
+	expect_parse_error(
+	    "diff --git a/x b/x\nGIT binary patch\nliteral 0\n", CX_EUNSUPPORTED, "binary");
 	expect_parse_error("diff --git a/x b/x\n", CX_EPARSE, "without any change");
 }
 END_TEST

@@ -26,9 +26,9 @@ START_TEST(test_inspect_testrepo)
 		enum cx_rtype t;
 		const char *summary;
 	} f[] = {{"root", CX_R_ROOT, "root root, counter 0x8, epoch 0x0, 1 keys"},
-		 {"keys/m1", CX_R_TARGETS, "targets m1, counter 0x4, 2 files, 0 delegations"},
-		 {"snap", CX_R_SNAPSHOT, "snapshot snap, counter 0x4, 3 files"},
-		 {"timestamp", CX_R_TIMESTAMP, "timestamp timestamp, counter 0x2, 1 files"}};
+	    {"keys/m1", CX_R_TARGETS, "targets m1, counter 0x4, 2 files, 0 delegations"},
+	    {"snap", CX_R_SNAPSHOT, "snapshot snap, counter 0x4, 3 files"},
+	    {"timestamp", CX_R_TIMESTAMP, "timestamp timestamp, counter 0x2, 1 files"}};
 	const char *sh = cx_test_shared();
 	char dir[4096], sum[256];
 
@@ -48,7 +48,8 @@ START_TEST(test_inspect_testrepo)
 		cx_buf_init(&tbs, 0);
 		r = rb_read(&a, dir, f[i].rel, f[i].t);
 		tbs_of(r, "signer", &tbs);
-		ck_assert_msg(cx_tbs_inspect(tbs.d, tbs.len, &info, &e) == 0, "%s: %s", f[i].rel, e.msg);
+		ck_assert_msg(
+		    cx_tbs_inspect(tbs.d, tbs.len, &info, &e) == 0, "%s: %s", f[i].rel, e.msg);
 		ck_assert_int_eq(info.type, f[i].t);
 		ck_assert_str_eq(info.identifier, "signer");
 		ck_assert_str_eq(info.created, "2025-10-02T08:27:17Z");
@@ -89,8 +90,8 @@ START_TEST(test_refuse)
 		struct cx_tbs_info info;
 		struct cx_err e = {0};
 		ck_assert_msg(cx_tbs_inspect((const uint8_t *)bad[i], strlen(bad[i]), &info, &e) ==
-				  CX_EREJECT,
-			      "case %zu accepted", i);
+		        CX_EREJECT,
+		    "case %zu accepted", i);
 		ck_assert(e.msg[0] != 0);
 	}
 }
@@ -100,7 +101,8 @@ END_TEST
 START_TEST(test_non_canonical_order)
 {
 	struct cx_arena a;
-	struct rb_key *k1 = rb_key_gen("m1", CX_KEY_ED25519), *k2 = rb_key_gen("m2", CX_KEY_ED25519);
+	struct rb_key *k1 = rb_key_gen("m1", CX_KEY_ED25519),
+	              *k2 = rb_key_gen("m2", CX_KEY_ED25519);
 	struct cx_resource *r;
 	struct cx_keyref lr = rb_local("m1");
 	struct cx_buf tbs, c;

@@ -58,7 +58,8 @@ END_TEST
 /* The real repository signed by upstream's tools: accepted at its time, stale today. */
 START_TEST(test_testrepo)
 {
-	const char *anchors[] = {"3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701"};
+	const char *anchors[] = {
+	    "3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701"};
 	const char *sh = cx_test_shared();
 	struct cx_verify_opts o = {0};
 	struct cx_verify_result res;

@@ -166,7 +166,8 @@ check_tbs_sha(const char *rel, enum cx_rtype t, const char *want_hex, size_t wan
 	cx_buf_init(&tbs, 0);
 	ck_assert_int_eq(cx_resource_canon(r, &c), 0);
 	ck_assert_int_ge(r->nsigs, 1);
-	ck_assert_int_eq(cx_tbs(c.d, c.len, r->sigs[0].created, r->sigs[0].id, r->sigs[0].alg, &tbs), 0);
+	ck_assert_int_eq(
+	    cx_tbs(c.d, c.len, r->sigs[0].created, r->sigs[0].id, r->sigs[0].alg, &tbs), 0);
 	cx_sha256(tbs.d, tbs.len, h);
 	cx_hex_encode(h, 32, hex);
 	ck_assert_uint_eq(tbs.len, want_len);
@@ -184,9 +185,9 @@ START_TEST(test_testrepo_tbs)
 		return;
 	}
 	check_tbs_sha("root", CX_R_ROOT,
-		      "8cce6bb8c84332e4221d31536d8d8463fedf8dd4811d01a4c950e30b58db8542", 1533);
+	    "8cce6bb8c84332e4221d31536d8d8463fedf8dd4811d01a4c950e30b58db8542", 1533);
 	check_tbs_sha("keys/m1", CX_R_TARGETS,
-		      "05a09a3e0ec037ebf98c7f897367cdbc2dc33157cc7367275cc1539569ac82a6", 1309);
+	    "05a09a3e0ec037ebf98c7f897367cdbc2dc33157cc7367275cc1539569ac82a6", 1309);
 }
 END_TEST
 
@@ -207,7 +208,7 @@ roundtrip(const char *name, const uint8_t *data, size_t len, enum cx_rtype t)
 	ck_assert_msg(cx_resource_parse(&a, name, data, len, t, &r1, NULL, &e) == 0, "%s", e.msg);
 	ck_assert_msg(cx_resource_write(r1, &out, &e) == 0, "%s", e.msg);
 	ck_assert_msg(cx_resource_parse(&a, name, out.d, out.len, t, &r2, NULL, &e) == 0, "%s: %s",
-		      e.msg, out.d);
+	    e.msg, out.d);
 	w1 = cx_resource_wire(&a, r1);
 	w2 = cx_resource_wire(&a, r2);
 	ck_assert(cx_wire_equal(w1, w2));
@@ -231,8 +232,8 @@ START_TEST(test_testrepo_roundtrip)
 	static const struct {
 		const char *rel;
 		enum cx_rtype t;
-	} f[] = {{"root", CX_R_ROOT},	       {"keys/m1", CX_R_TARGETS}, {"keys/m2", CX_R_TARGETS},
-		 {"keys/m3", CX_R_TARGETS},    {"snap", CX_R_SNAPSHOT},	  {"timestamp", CX_R_TIMESTAMP}};
+	} f[] = {{"root", CX_R_ROOT}, {"keys/m1", CX_R_TARGETS}, {"keys/m2", CX_R_TARGETS},
+	    {"keys/m3", CX_R_TARGETS}, {"snap", CX_R_SNAPSHOT}, {"timestamp", CX_R_TIMESTAMP}};
 	const char *sh = cx_test_shared();
 	char path[4096];
 
@@ -290,9 +291,10 @@ START_TEST(test_resource_errors)
 		struct cx_err e = {0};
 		cx_arena_init(&a, 0);
 		ck_assert_msg(cx_resource_parse(&a, "x", (const uint8_t *)bad[i], strlen(bad[i]),
-						CX_R_TARGETS, &r, NULL, &e) != 0,
-			      "case %zu accepted", i);
-		ck_assert_msg(strncmp(e.msg, "x", 1) == 0, "case %zu: message does not name the file: %s", i, e.msg);
+		                  CX_R_TARGETS, &r, NULL, &e) != 0,
+		    "case %zu accepted", i);
+		ck_assert_msg(strncmp(e.msg, "x", 1) == 0,
+		    "case %zu: message does not name the file: %s", i, e.msg);
 		cx_arena_free(&a);
 	}
 }

@@ -660,7 +660,7 @@ par_procs(const char *self, const char *module, size_t nk, int alg, size_t n)
 {
 	static const char *const labels[2] = {"bencha", "benchb"};
 	double start = 1e300, end = 0, s0, s1;
-	char nbuf[32], abuf[8];
+	char nbuf[32], abuf[16];
 	FILE *f[2];
 	pid_t pid[2];
 	int fd[2][2], st;

@@ -1416,6 +1416,21 @@ old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_
 	return 0;
 }
 
+/* upstream's verify_diffs rule for a changed identity: a bigger epoch, or a bigger counter */
+static int
+identity_moves_on(
+    const struct cx_resource *t0, const struct cx_resource *t1, const char *id, struct cx_err *e)
+{
+	if (t1->epoch < t0->epoch)
+		return cx_err_set(e, CX_EREJECT, "epoch of %s is moving backwards", id);
+	if (t1->epoch == t0->epoch && t1->counter == t0->counter)
+		return cx_err_set(
+		    e, CX_EREJECT, "counter and epoch of %s same, expected to increase", id);
+	if (t1->epoch == t0->epoch && t1->counter < t0->counter)
+		return cx_err_set(e, CX_EREJECT, "counter of %s is moving backwards", id);
+	return 0;
+}
+
 /* Counter and epoch rules for one changed identity (verify_diffs). */
 static int
 check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, const char *id,
@@ -1439,15 +1454,8 @@ check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, con
 		    "%s: identity %s was deleted or broken by the update (%s)", path, id, e->msg);
 	else if (r1 != 0)
 		r = cx_err_set(e, CX_EREJECT, "%s: %s", path, e->msg);
-	else if (r0 == 0) {
-		if (t1->epoch < t0->epoch)
-			r = cx_err_set(e, CX_EREJECT, "epoch of %s is moving backwards", id);
-		else if (t1->epoch == t0->epoch && t1->counter == t0->counter)
-			r = cx_err_set(e, CX_EREJECT,
-			    "counter and epoch of %s same, expected to increase", id);
-		else if (t1->epoch == t0->epoch && t1->counter < t0->counter)
-			r = cx_err_set(e, CX_EREJECT, "counter of %s is moving backwards", id);
-	}
+	else if (r0 == 0)
+		r = identity_moves_on(t0, t1, id, e);
 	cx_buf_free(&b);
 	cx_arena_free(&a);
 	free(path);
@@ -1673,14 +1681,8 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 		return reject(v, "%s: identity %s was deleted or broken by the update (%s)", path,
 		    id, why.msg);
 	}
-	if (t0 != NULL) {
-		if (f->t->epoch < t0->epoch)
-			return reject(v, "epoch of %s is moving backwards", id);
-		if (f->t->epoch == t0->epoch && f->t->counter == t0->counter)
-			return reject(v, "counter and epoch of %s same, expected to increase", id);
-		if (f->t->epoch == t0->epoch && f->t->counter < t0->counter)
-			return reject(v, "counter of %s is moving backwards", id);
-	}
+	if (t0 != NULL && (r = identity_moves_on(t0, f->t, id, v->e)) != 0)
+		return r;
 	full = t0 == NULL || f->state != 1 || t0->epoch != f->t->epoch ||
 	    cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
 	if (!full) {

@@ -10,7 +10,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: conex <command> [options]\n\n"
 	    "commands:\n"
-	    "  verify    verify a conex-signed repository (opam's repository-validation-command)\n\n"
+	    "  verify    verify a conex-signed repository (opam's repository-validation-command)\n"
+	    "  agent     talk to conex-agent: list, login, generate, add-key, lock, audit, ...\n\n"
 	    "Run `conex <command> --help` for the options of a command.\n");
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conex/resource.h"
+#include "conex/targets_fast.h"
 
 void
 cx_log(struct cx_log *l, int level, const char *fmt, ...)
@@ -42,6 +43,7 @@ struct dec {
 	const char *name;
 	struct cx_log *log;
 	struct cx_err *e;
+	const struct cx_fast_targets *fast; /* lists the parser scanned itself */
 };
 
 static int derr(struct dec *d, const struct cx_wire *w, const char *fmt, ...)
@@ -290,9 +292,16 @@ target_of(struct dec *d, const struct cx_wire *m, struct cx_target *t)
 static int
 targets_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 {
+	const struct cx_fast_targets *f;
 	size_t i;
 	int rc;
 
+	for (f = d->fast; f != NULL; f = f->next)
+		if (l == &f->w) { /* already decoded, by the same rules (targets_fast.c) */
+			r->targets = f->t;
+			r->ntargets = f->n;
+			return 0;
+		}
 	if (l->u.list.n &&
 	    (r->targets = cx_arena_alloc(d->a, l->u.list.n * sizeof(*r->targets))) == NULL)
 		return nomem(d);
@@ -410,9 +419,10 @@ roles_of(struct dec *d, const struct cx_wire *m, struct cx_resource *r)
 	return 0;
 }
 
-int
-cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc,
-    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
+static int
+from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc, enum cx_rtype expect,
+    struct cx_resource **out, struct cx_log *log, struct cx_err *e,
+    const struct cx_fast_targets *fast)
 {
 	static const char *const top[] = {"signed", "signatures", NULL};
 	static const char *const k_root[] = {"created", "counter", "version", "epoch", "name",
@@ -421,7 +431,7 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 	    "typ", "keys", "valid", "delegations", "targets", NULL};
 	static const char *const k_st[] = {
 	    "created", "counter", "version", "epoch", "name", "typ", "keys", "targets", NULL};
-	struct dec d = {a, name, log, e};
+	struct dec d = {a, name, log, e, fast};
 	const struct cx_wire *s = NULL, *sigs, *w = NULL;
 	struct cx_resource *r;
 	size_t i;
@@ -492,15 +502,31 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 }
 
 int
-cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc,
     enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
 {
+	return from_wire(a, name, doc, expect, out, log, e, NULL);
+}
+
+int
+cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e,
+    int use_fast)
+{
+	struct cx_fast_targets *fast = NULL;
 	struct cx_wire *doc;
 	int r;
 
-	if ((r = cx_wire_parse(a, name, data, len, &doc, e)) != 0)
+	if ((r = cx_wire_parse_fast(a, name, data, len, &doc, use_fast ? &fast : NULL, e)) != 0)
 		return r;
-	return cx_resource_from_wire(a, name, doc, expect, out, log, e);
+	return from_wire(a, name, doc, expect, out, log, e, fast);
+}
+
+int
+cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
+{
+	return cx_resource_parse_ex(a, name, data, len, expect, out, log, e, 1);
 }
 
 const struct cx_key *

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conex/opam_lex.h"
+#include "conex/targets_fast.h"
 #include "conex/wire.h"
 
 enum raw_kind { RAW_IDENT = 1, RAW_INT, RAW_STRING, RAW_LIST, RAW_GROUP, RAW_LOGOP };
@@ -23,6 +24,12 @@ struct pval {
 	int keypair; /* RAW_LIST of exactly two elements, the first an IDENT */
 };
 
+/* What is open at each depth: the fast path must know it is at `signed: [ [targets HERE`. */
+struct open {
+	size_t base; /* first child on stk */
+	int list;    /* a '[' list, not a '(' group nor an '&'/'|' operand */
+};
+
 struct parser {
 	struct cx_lex lex;
 	struct cx_arena *arena;
@@ -30,6 +37,9 @@ struct parser {
 	struct pval *stk; /* children of the lists and groups being parsed */
 	size_t nstk, capstk;
 	int depth;
+	struct open open[CX_WIRE_MAX_DEPTH + 2];
+	int in_signed;                 /* parsing the value of the top-level item `signed` */
+	struct cx_fast_targets **fast; /* NULL: no fast path */
 };
 
 static int parse_value(struct parser *ps, struct pval *out);
@@ -132,6 +142,22 @@ parse_bigint(const char *s, size_t n, uint64_t *out)
 	return 0;
 }
 
+/*
+ * Is the '[' at hand the value of a `[targets ...]` pair directly in the
+ * `signed: [...]` list?  Only there does the decoder read a list as targets.
+ */
+static int
+fast_targets_here(const struct parser *ps)
+{
+	const struct pval *k;
+
+	if (ps->fast == NULL || !ps->in_signed || ps->lex.tok != CX_T_LBRACK || ps->depth != 2 ||
+	    !ps->open[1].list || !ps->open[2].list || ps->nstk != ps->open[2].base + 1)
+		return 0;
+	k = &ps->stk[ps->open[2].base];
+	return k->raw == RAW_IDENT && k->keylen == 7 && memcmp(k->key, "targets", 7) == 0;
+}
+
 static int
 parse_atom(struct parser *ps, struct pval *out)
 {
@@ -209,6 +235,23 @@ parse_atom(struct parser *ps, struct pval *out)
 		return unexpected(ps);
 	}
 
+	if (fast_targets_here(ps)) {
+		struct cx_fast_targets *ft = cx_arena_alloc(ps->arena, sizeof(*ft));
+		if (ft == NULL)
+			return nomem(ps);
+		if (cx_targets_scan(l, ps->arena, &ft->t, &ft->n) == 0) {
+			/* an empty List stands in the tree for what the scan read */
+			ft->w.type = CX_WIRE_LIST;
+			ft->w.line = line;
+			ft->w.col = col;
+			ft->next = *ps->fast;
+			*ps->fast = ft;
+			out->raw = RAW_LIST;
+			out->w = &ft->w;
+			return cx_lex_next(l, ps->e);
+		}
+	}
+
 	/* a list or a group */
 	close = l->tok == CX_T_LBRACK ? CX_T_RBRACK : CX_T_RPAREN;
 	if (++ps->depth > CX_WIRE_MAX_DEPTH)
@@ -216,6 +259,8 @@ parse_atom(struct parser *ps, struct pval *out)
 	if ((r = cx_lex_next(l, ps->e)) != 0)
 		return r;
 	base = ps->nstk;
+	ps->open[ps->depth].base = base;
+	ps->open[ps->depth].list = close == CX_T_RBRACK;
 	while (l->tok != close) {
 		struct pval v;
 		if (l->tok == CX_T_EOF)
@@ -313,6 +358,7 @@ parse_and(struct parser *ps, struct pval *out)
 		col = ps->lex.tcol;
 		if (++ps->depth > CX_WIRE_MAX_DEPTH)
 			return perr(ps, line, col, "%s", "expression too deep");
+		ps->open[ps->depth].list = 0;
 		if ((r = cx_lex_next(&ps->lex, ps->e)) != 0 || (r = parse_atom(ps, &rhs)) != 0 ||
 		    (r = check_no_option(ps)) != 0)
 			return r;
@@ -341,6 +387,7 @@ parse_value(struct parser *ps, struct pval *out)
 		col = ps->lex.tcol;
 		if (++ps->depth > CX_WIRE_MAX_DEPTH)
 			return perr(ps, line, col, "%s", "expression too deep");
+		ps->open[ps->depth].list = 0;
 		if ((r = cx_lex_next(&ps->lex, ps->e)) != 0 || (r = parse_and(ps, &rhs)) != 0)
 			return r;
 		if ((out->w = cx_wire_pair(ps->arena, CX_WIRE_OR, out->w, rhs.w)) == NULL)
@@ -358,6 +405,13 @@ int
 cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
     struct cx_wire **out, struct cx_err *e)
 {
+	return cx_wire_parse_fast(arena, name, data, len, out, NULL, e);
+}
+
+int
+cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
+    struct cx_wire **out, struct cx_fast_targets **fast, struct cx_err *e)
+{
 	struct parser ps;
 	struct cx_wire_kv *kv = NULL;
 	size_t nkv = 0, capkv = 0;
@@ -366,6 +420,9 @@ cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, siz
 	memset(&ps, 0, sizeof(ps));
 	ps.arena = arena;
 	ps.e = e;
+	ps.fast = fast;
+	if (fast != NULL)
+		*fast = NULL;
 	cx_lex_init(&ps.lex, name, data, len);
 	if ((r = cx_lex_next(&ps.lex, e)) != 0)
 		goto out;
@@ -393,6 +450,7 @@ cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, siz
 			        : "expected ':' after the field name");
 			goto out;
 		}
+		ps.in_signed = keylen == 6 && memcmp(key, "signed", 6) == 0;
 		if ((r = cx_lex_next(&ps.lex, e)) != 0 || (r = parse_value(&ps, &v)) != 0)
 			goto out;
 		if (nkv == capkv) {

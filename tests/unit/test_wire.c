@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conex/resource.h"
+#include "conex/targets_fast.h"
 #include "conex/wire.h"
 #include "tests/unit/testutil.h"
 
@@ -318,6 +319,196 @@ START_TEST(test_time)
 }
 END_TEST
 
+/* The targets file as our writer lays it out: the fast path reads its targets list. */
+static const char fast_doc[] =
+    "signed: [\n"
+    "  [counter 0x1]\n"
+    "  [created \"2026-11-25T10:42:57Z\"]\n"
+    "  [delegations []]\n"
+    "  [epoch 0x0]\n"
+    "  [keys [\n"
+    "    [\n"
+    "      m1\n"
+    "      \"2025-01-01T00:00:00Z\"\n"
+    "      \"ed25519=8/B4ylAHtiq/fU/XRGcKbWHLrxa2fWud6NUFfXzgV1s=\"\n"
+    "    ]\n"
+    "  ]]\n"
+    "  [name \"m1\"]\n"
+    "  [targets [\n"
+    "    [\n"
+    "      [digest [\n"
+    "        \"sha256=72ea300f70ce01445fa0c4a1c256a3bede7ad54c82b7e033fa8ad1ed5684c9e9\"\n"
+    "      ]]\n"
+    "      [filename \"packages/foo/foo.1.0/opam\"]\n"
+    "      [size 0x40D]\n"
+    "    ]\n"
+    "    [\n"
+    "      [digest [\n"
+    "        \"sha256=7e68f41a52476745a535ca0be14f7509417aacb3cb414058b4f1b09f14e79bd3\"\n"
+    "        \"sha256=7e68f41a52476745a535ca0be14f7509417aacb3cb414058b4f1b09f14e79bd3\"\n"
+    "      ]]\n"
+    "      [filename \"/packages/foo/foo.1.1/files/x y.patch\"]\n"
+    "      [size 0x3F7]\n"
+    "    ]\n"
+    "  ]]\n"
+    "  [typ targets]\n"
+    "  [valid m1]\n"
+    "  [version 0]\n"
+    "]\n"
+    "signatures: [\n"
+    "  [\n"
+    "    m1\n"
+    "    \"2026-11-25T10:42:57Z\"\n"
+    "    \"ed25519=yMVa9v+DkWv1UOIZEX/Qj+3tPi8+Bab96pPxxWpBge8+QxJysEvccdUTlLPO8tS8QRQhRXY0MkDMU9QFPB14AQ==\"\n"
+    "  ]\n"
+    "]\n";
+
+/* Parses data with and without the fast targets path: the same result, or the same error. */
+static void
+fast_same(const char *data, size_t len, const char *what)
+{
+	static const enum cx_rtype types[] = {CX_R_TARGETS, CX_R_SNAPSHOT};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct cx_arena a;
+		struct cx_resource *r1 = NULL, *r2 = NULL;
+		struct cx_err e1 = {0}, e2 = {0};
+		struct cx_buf c1, c2;
+		int rc1, rc2;
+
+		cx_arena_init(&a, 0);
+		rc1 = cx_resource_parse_ex(
+		    &a, "t", (const uint8_t *)data, len, types[i], &r1, NULL, &e1, 1);
+		rc2 = cx_resource_parse_ex(
+		    &a, "t", (const uint8_t *)data, len, types[i], &r2, NULL, &e2, 0);
+		ck_assert_msg(rc1 == rc2, "%s: fast %d (%s), generic %d (%s)", what, rc1, e1.msg,
+		    rc2, e2.msg);
+		if (rc1 != 0) {
+			ck_assert_str_eq(e1.msg, e2.msg);
+		} else {
+			cx_buf_init(&c1, 0);
+			cx_buf_init(&c2, 0);
+			ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
+			ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
+			ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+			    "%s: canonical forms differ", what);
+			cx_buf_reset(&c1);
+			cx_buf_reset(&c2);
+			rc1 = cx_resource_write(r1, &c1, &e1);
+			rc2 = cx_resource_write(r2, &c2, &e2);
+			ck_assert_msg(rc1 == rc2, "%s: the writer: %d, %d", what, rc1, rc2);
+			ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+			    "%s: written documents differ", what);
+			cx_buf_free(&c1);
+			cx_buf_free(&c2);
+		}
+		cx_arena_free(&a);
+	}
+}
+
+START_TEST(test_targets_fast)
+{
+	static const char *const subst[][2] = {
+	    {"[filename \"packages/foo", "[filename \"/packages/foo"},
+	    {"foo.1.0/opam", "foo.1.0/../opam"},
+	    {"foo.1.0/opam", "foo.1.0//opam"},
+	    {"foo.1.0/opam", "foo.1.0/./opam"},
+	    {"foo.1.0/opam\"", "foo.1.0/opam \""},
+	    {"\"packages/foo/foo.1.0", "\" packages/foo/foo.1.0"},
+	    {"foo.1.0/opam", "foo.1.0/op\\x61m"},
+	    {"foo.1.0/opam", "foo.1.0/op\tam"},
+	    {"foo.1.0/opam\"", "foo.1.0/opam\"\"\""},
+	    {"[filename \"", "[filename \"\"\""},
+	    {"[size 0x40D]", "[size 0x4_0D]"},
+	    {"[size 0x40D]", "[size 0x40G]"},
+	    {"[size 0x40D]", "[size 0x]"},
+	    {"[size 0x40D]", "[size 0x40D+a]"},
+	    {"[size 0x40D]", "[size 0x40D:a]"},
+	    {"[size 0x40D]", "[size 0x10000000000000000]"},
+	    {"[size 0x40D]", "[size 0xFFFFFFFFFFFFFFFF]"},
+	    {"[size 0x40D]", "[size 1037]"},
+	    {"[size 0x40D]", "[size 0x40D][size 0x1]"},
+	    {"[size 0x40D]", "[size 0x40D] [filename \"a/b\"]"},
+	    {"[size 0x40D]", "[size \"0x40D\"]"},
+	    {"\"sha256=72", "\"sha512=72"},
+	    {"\"sha256=72", "\"sha25672"},
+	    {"\"sha256=72", "\"sha256==72"},
+	    {"[digest [\n        \"sha256=72ea300f70ce01445fa0c4a1c256a3bede7ad54c82b7e033fa8ad1ed5684c9e9\"\n      ]]",
+	        "[digest []]"},
+	    {"[digest [", "[digest ["},
+	    {"[digest [", "[digest_ ["},
+	    {"[digest [", "[digest["},
+	    {"[digest [", "[ digest\t[ "},
+	    {"[digest [", "[digest (* c *) ["},
+	    {"[digest [", "[digest # c\n ["},
+	    {"[digest [", "[digest \r\n ["},
+	    {"[digest [", "[digest \r ["},
+	    {"  [targets [\n    [\n      [digest",
+	        "  [targets [\n    [\n      [filename \"x/y\"]\n      [digest"},
+	    {"  [targets [", "  [targets [] [targets ["},
+	    {"  [targets [", "  [targets []]\n  [targets ["},
+	    {"      [size 0x3F7]\n    ]\n  ]]", "      [size 0x3F7]\n    ]\n  ]]\n  [targets []]"},
+	    {"      [size 0x3F7]\n    ]\n  ]]", "      [size 0x3F7]\n    ]\n  ] & x]"},
+	    {"      [size 0x3F7]\n    ]\n  ]]", "      [size 0x3F7]\n    ]\n  ] x]"},
+	    {"      [size 0x3F7]\n    ]\n  ]]", "      [size 0x3F7]\n    ]\n  ]]]"},
+	    {"      [size 0x3F7]\n    ]\n  ]]", "      [size 0x3F7]\n    ]\n  ]{}]"},
+	    {"  [targets [", "  [targets & ["},
+	    {"  [targets [", "  ([targets [) x"},
+	    {"  [targets [", "  [targets ([\n"},
+	    {"  [targets [", "  [targets emptymap] [x ["},
+	    {"[typ targets]", "[typ snapshot]"},
+	    {"[typ targets]", "[typ target]"},
+	    {"[version 0]", "[version 0] [bogus 1]"},
+	    {"signed: [", "signed: [[targets []]"},
+	    {"signed: [",
+	        "signed: [[targets [[[digest [\"sha256=ab\"]] [filename \"a/b\"] [size 0x1]]]]"},
+	    {"signatures: [", "signed: [[typ targets]]\nsignatures: ["},
+	    {"signatures: [", "signatures: [] signatures: ["},
+	    {"[name \"m1\"]", "[name \"m1\"]\n  [name \"m2\"]"},
+	};
+	struct cx_arena a;
+	struct cx_wire *w;
+	struct cx_fast_targets *fast = NULL;
+	struct cx_err e = {0};
+	char *buf;
+	size_t n = sizeof(fast_doc) - 1;
+	static const char bytes[] = " \n\t\r\"[]()#\\x0/.&|{}-+:_a";
+
+	/* the fast path is taken on the writer's layout: the comparisons below are not vacuous */
+	cx_arena_init(&a, 0);
+	ck_assert_int_eq(
+	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_doc, n, &w, &fast, &e), 0);
+	ck_assert_ptr_nonnull(fast);
+	ck_assert_uint_eq(fast->n, 2);
+	cx_arena_free(&a);
+	fast_same(fast_doc, n, "the writer's layout");
+
+	ck_assert_ptr_nonnull(buf = malloc(n + 200));
+	for (size_t i = 0; i < sizeof(subst) / sizeof(subst[0]); i++) {
+		const char *at = strstr(fast_doc, subst[i][0]);
+		size_t ol = strlen(subst[i][0]), nl = strlen(subst[i][1]), pre;
+		ck_assert_msg(at != NULL, "substitution %zu does not apply", i);
+		pre = (size_t)(at - fast_doc);
+		memcpy(buf, fast_doc, pre);
+		memcpy(buf + pre, subst[i][1], nl);
+		memcpy(buf + pre + nl, at + ol, n - pre - ol);
+		fast_same(buf, n - ol + nl, subst[i][1]);
+	}
+	/* every byte deleted, and every byte replaced by each of a few syntax bytes */
+	for (size_t i = 0; i < n; i++) {
+		memcpy(buf, fast_doc, i);
+		memcpy(buf + i, fast_doc + i + 1, n - i - 1);
+		fast_same(buf, n - 1, "a byte deleted");
+		for (size_t j = 0; j < sizeof(bytes) - 1; j++) {
+			memcpy(buf, fast_doc, n);
+			buf[i] = bytes[j];
+			fast_same(buf, n, "a byte replaced");
+		}
+	}
+	free(buf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -334,6 +525,7 @@ main(void)
 	tcase_add_test(tc, test_expr_roundtrip);
 	tcase_add_test(tc, test_resource_errors);
 	tcase_add_test(tc, test_time);
+	tcase_add_test(tc, test_targets_fast);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,270 @@
+/*
+ * The fast path for `targets` lists (targets_fast.h).  The grammar it accepts
+ * is a strict subset of what the generic lexer, parser and decoder accept,
+ * and for that subset it yields the same records:
+ *
+ *   list   := '[' B (entry B)* ']'
+ *   entry  := '[' B '[' "digest" B '[' B (string B)* ']' B ']' B
+ *                   '[' "filename" B string B ']' B
+ *                   '[' "size" B bigint B ']' B ']'
+ *   B      := (' ' | '\t' | '\n' | "\r\n")*
+ *
+ * Each entry is a list of three keypairs, so the generic decoder makes it a
+ * map with exactly the keys filename, digest and size (in ascending order,
+ * none repeated); the list of entries is never a map.  A keyword must be
+ * followed by a byte that ends an identifier token (blank, '[', ']', '"').
+ * A string holds no byte below 0x20, no '\\' and does not start or end with
+ * a space, so the lexer would copy it unchanged and trimming is a no-op; it
+ * may not open a triple-quoted string.  A digest must read "sha256=...", the
+ * only algorithm the decoder keeps without a warning.  A path must pass the
+ * decoder's path rules.  Anything else declines.
+ */
+#include "conex/targets_fast.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct scan {
+	const uint8_t *p, *end;
+	const uint8_t *line_start;
+	uint32_t line;
+};
+
+/* Blanks between tokens; 0 at a comment or a stray '\r' (those decline). */
+static int
+blank(struct scan *s)
+{
+	while (s->p < s->end) {
+		uint8_t c = *s->p;
+		if (c == ' ' || c == '\t') {
+			s->p++;
+		} else if (c == '\n') {
+			s->p++;
+			s->line++;
+			s->line_start = s->p;
+		} else if (c == '\r') {
+			if (s->p + 1 >= s->end || s->p[1] != '\n')
+				return 0;
+			s->p += 2;
+			s->line++;
+			s->line_start = s->p;
+		} else {
+			return 1;
+		}
+	}
+	return 1;
+}
+
+static int
+byte(struct scan *s, uint8_t c)
+{
+	if (s->p < s->end && *s->p == c) {
+		s->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* A byte after which an identifier token has surely ended. */
+static int
+ends_ident(const struct scan *s)
+{
+	uint8_t c;
+
+	if (s->p >= s->end)
+		return 1;
+	c = *s->p;
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '[' || c == ']' || c == '"';
+}
+
+/* '[' then the keyword kw (an identifier), ended as a token. */
+static int
+open_key(struct scan *s, const char *kw, size_t n)
+{
+	if (!byte(s, '[') || !blank(s) || (size_t)(s->end - s->p) < n || memcmp(s->p, kw, n) != 0)
+		return 0;
+	s->p += n;
+	return ends_ident(s);
+}
+
+/* A plain double-quoted string: [*b, *e) is its text. */
+static int
+string(struct scan *s, const uint8_t **b, const uint8_t **e)
+{
+	const uint8_t *p;
+
+	if (!byte(s, '"'))
+		return 0;
+	if (s->end - s->p >= 2 && s->p[0] == '"' && s->p[1] == '"')
+		return 0; /* `"""`: a triple-quoted string */
+	for (p = s->p; p < s->end && *p != '"'; p++)
+		if (*p < 0x20 || *p == '\\')
+			return 0;
+	if (p >= s->end)
+		return 0;
+	if (p > s->p && (s->p[0] == ' ' || p[-1] == ' '))
+		return 0; /* the decoder would trim it */
+	*b = s->p;
+	*e = p;
+	s->p = p + 1;
+	return 1;
+}
+
+static int
+is_ichar(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '_' || c == '-';
+}
+
+/* An identifier token "0x..." that the parser reads as a Bigint (Int64.of_string rules). */
+static int
+bigint(struct scan *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	if (s->end - s->p < 2 || s->p[0] != '0' || s->p[1] != 'x')
+		return 0;
+	s->p += 2;
+	for (; s->p < s->end && is_ichar(*s->p); s->p++) {
+		uint8_t c = *s->p;
+		int d;
+		if (c == '_')
+			continue;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return 0;
+		if (v >> 60)
+			return 0;
+		v = v << 4 | (uint64_t)d;
+		digits++;
+	}
+	/* '+' or ':' would continue the identifier: only a clear end is taken */
+	if (!digits || !ends_ident(s))
+		return 0;
+	*out = v;
+	return 1;
+}
+
+/* The decoder's string_to_path: one leading '/' dropped; "", "." and ".." segments refused. */
+static const char *
+path_ok(const char *s, size_t n)
+{
+	const char *seg, *end;
+
+	if (n && s[0] == '/') {
+		s++;
+		n--;
+	}
+	if (n == 0)
+		return NULL;
+	for (seg = s; seg <= s + n; seg = end + 1) {
+		size_t sl;
+		end = memchr(seg, '/', (size_t)(s + n - seg));
+		if (end == NULL)
+			end = s + n;
+		sl = (size_t)(end - seg);
+		if (sl == 0 || (sl == 1 && seg[0] == '.') ||
+		    (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+			return NULL;
+	}
+	return s;
+}
+
+/* One entry, after its '[' and the blanks behind it. */
+static int
+entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest **dv, size_t *dcap)
+{
+	const uint8_t *b, *e;
+	size_t nd = 0;
+	char *fn;
+
+	if (!open_key(s, "digest", 6) || !blank(s) || !byte(s, '[') || !blank(s))
+		return 0;
+	while (s->p < s->end && *s->p == '"') {
+		if (!string(s, &b, &e) || e - b < 7 || memcmp(b, "sha256=", 7) != 0 || !blank(s))
+			return 0;
+		if (nd == *dcap) {
+			size_t ncap = *dcap ? *dcap * 2 : 4;
+			struct cx_digest *n = realloc(*dv, ncap * sizeof(*n));
+			if (n == NULL)
+				return 0;
+			*dv = n;
+			*dcap = ncap;
+		}
+		b += 7;
+		if (((*dv)[nd].value = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL)
+			return 0;
+		(*dv)[nd++].len = (size_t)(e - b);
+	}
+	if (!byte(s, ']') || !blank(s) || !byte(s, ']') || !blank(s))
+		return 0;
+	if (nd) {
+		if ((t->digests = cx_arena_alloc(a, nd * sizeof(*t->digests))) == NULL)
+			return 0;
+		memcpy(t->digests, *dv, nd * sizeof(*t->digests));
+		t->ndigests = nd;
+	}
+	if (!open_key(s, "filename", 8) || !blank(s) || !string(s, &b, &e) || !blank(s) ||
+	    !byte(s, ']') || !blank(s))
+		return 0;
+	if ((fn = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL ||
+	    (t->path = path_ok(fn, (size_t)(e - b))) == NULL)
+		return 0;
+	if (!open_key(s, "size", 4) || !blank(s) || !bigint(s, &t->size) || !blank(s) ||
+	    !byte(s, ']') || !blank(s) || !byte(s, ']'))
+		return 0;
+	return 1;
+}
+
+int
+cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, size_t *n)
+{
+	struct scan s = {l->tstart, l->end, l->line_start, l->line};
+	struct cx_target *v = NULL;
+	struct cx_digest *dv = NULL;
+	size_t nv = 0, cap = 0, dcap = 0;
+	int ok = 0;
+
+	if (l->tok != CX_T_LBRACK || !byte(&s, '[') || !blank(&s))
+		return 1;
+	while (s.p < s.end && *s.p == '[') {
+		s.p++;
+		if (!blank(&s))
+			goto out;
+		if (nv == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct cx_target *x = realloc(v, ncap * sizeof(*x));
+			if (x == NULL)
+				goto out;
+			v = x;
+			cap = ncap;
+		}
+		memset(&v[nv], 0, sizeof(v[nv]));
+		if (!entry(&s, a, &v[nv], &dv, &dcap) || !blank(&s))
+			goto out;
+		nv++;
+	}
+	if (!byte(&s, ']'))
+		goto out;
+	*out = NULL;
+	if (nv && (*out = cx_arena_alloc(a, nv * sizeof(**out))) == NULL)
+		goto out;
+	if (nv)
+		memcpy(*out, v, nv * sizeof(**out));
+	*n = nv;
+	l->p = s.p;
+	l->line = s.line;
+	l->line_start = s.line_start;
+	ok = 1;
+out:
+	free(v);
+	free(dv);
+	return ok ? 0 : 1;
+}

@@ -1,0 +1,52 @@
+/*
+ * A fast path for the `targets` list of a resource file (internal).
+ *
+ * A 33,000-release targets file is 6.7 MB of `[digest [...]] [filename ...]
+ * [size ...]` entries.  Built as a generic wire tree it is 30 MB of nodes,
+ * and that tree is only read once, to fill struct cx_target records.  When the
+ * list is laid out as the writer (§2.4) lays it out, it is scanned straight
+ * into those records instead.  Anything else -- comments, escapes, another
+ * field order, an invalid value -- is declined, and the generic parser reads
+ * the list as before, so errors and every odd spelling keep one code path.
+ * The records are the ones cx_resource_from_wire would build from the tree:
+ * test_wire and fuzz_targets_fast compare both paths on the same input.
+ */
+#ifndef CX_TARGETS_FAST_H
+#define CX_TARGETS_FAST_H
+
+#include <stddef.h>
+
+#include "conex/arena.h"
+#include "conex/opam_lex.h"
+#include "conex/resource.h"
+#include "conex/wire.h"
+
+/*
+ * A `targets` list read by the fast path.  The parse tree holds w, an empty
+ * List, where the list was; the decoder recognises it by its address.
+ */
+struct cx_fast_targets {
+	struct cx_wire w;
+	struct cx_target *t;
+	size_t n;
+	struct cx_fast_targets *next;
+};
+
+/*
+ * l's current token is the '[' that opens the list.  On success (0) the list
+ * and its closing ']' are consumed: l stands after them with its line count
+ * updated, and the next cx_lex_next reads on.  1: declined, l is unchanged.
+ * Records and strings go to a; a failed allocation declines as well.
+ */
+int cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, size_t *n);
+
+/* Like cx_wire_parse; with fast != NULL, `signed.targets` lists may be scanned (listed in *fast). */
+int cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
+    struct cx_wire **out, struct cx_fast_targets **fast, struct cx_err *e);
+
+/* Like cx_resource_parse, with use_fast = 0 the generic path only (for the differential tests). */
+int cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e,
+    int use_fast);
+
+#endif

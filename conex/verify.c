@@ -93,6 +93,31 @@ struct incr {
 	struct smap affdirs; /* the directories above them */
 	const char **pref;   /* delegation paths whose rules may have changed */
 	size_t npref, cappref;
+	/*
+	 * Touched keydir files as verify_keydir read and hashed them (path ->
+	 * struct kfile): load_targets takes them from here instead of applying
+	 * the patch to a 6.7 MB file and hashing it a second time.
+	 */
+	struct smap kcache;
+	/*
+	 * The old versions of the touched targets files, read and parsed on
+	 * another thread while this one verifies root, timestamp, snapshot and
+	 * keydir.  The old tree is trusted: they are parsed, not verified.
+	 */
+	pthread_t pf_thread;
+	int pf_running;
+	const char **pf_ids;         /* identities whose keydir file the patch touches */
+	struct cx_resource **pf_old; /* pf_old[i]: the old file of pf_ids[i], or NULL */
+	size_t pf_n;
+	const char *pf_keydir;
+	const struct cx_verify_opts *pf_o;
+	struct cx_arena pf_arena; /* the prefetch thread's own: arenas are not shared */
+	struct smap pf_idx;       /* id -> index + 1 into pf_old, after the join */
+};
+
+struct kfile {
+	struct cx_buf b;
+	char hex[CX_SHA256_HEX + 1];
 };
 
 #define MAX_QUEUE 1000000
@@ -651,6 +676,19 @@ verify_keydir(struct vctx *v)
 			    v->snap_id, v->buf.len, hex);
 			goto out;
 		}
+		if (v->inc != NULL) {
+			/* keep the bytes for load_targets: the buffer moves, nothing is copied */
+			struct kfile *kf = cx_arena_alloc(&v->a, sizeof(*kf));
+			if (kf == NULL)
+				goto oom;
+			kf->b = v->buf;
+			memcpy(kf->hex, hex, sizeof(kf->hex));
+			cx_buf_init(&v->buf, 0);
+			if (smap_put(&v->inc->kcache, path, kf) < 0) {
+				cx_buf_free(&kf->b);
+				goto oom;
+			}
+		}
 	}
 	for (i = 0; i < v->snap->ntargets; i++) {
 		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
@@ -715,6 +753,9 @@ load_targets(struct vctx *v, const char *id)
 	struct cx_expr_env env = {tf_local, NULL, NULL};
 	struct cx_err le;
 	struct cx_buf canon;
+	struct kfile *kf = NULL;
+	const uint8_t *data;
+	size_t len;
 	uint8_t h[CX_SHA256_LEN];
 	char hex[CX_SHA256_HEX + 1], *path;
 	size_t i;
@@ -733,25 +774,35 @@ load_targets(struct vctx *v, const char *id)
 		cx_log(v->log, CX_LOG_WARN, "targets %s: not a valid file name, dropped", id);
 		return f;
 	}
-	r = read_meta(v, path);
-	if (r == CX_ENOMEM)
-		return NULL;
-	if (r != 0) {
-		cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, v->e->msg);
-		return f;
+	if (v->inc != NULL && (kf = smap_get(&v->inc->kcache, path)) != NULL) {
+		data = kf->b.d;
+		len = kf->b.len;
+		memcpy(hex, kf->hex, sizeof(hex));
+	} else {
+		r = read_meta(v, path);
+		if (r == CX_ENOMEM)
+			return NULL;
+		if (r != 0) {
+			cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, v->e->msg);
+			return f;
+		}
+		data = v->buf.d;
+		len = v->buf.len;
+		cx_sha256(data, len, h);
+		cx_hex_encode(h, CX_SHA256_LEN, hex);
 	}
-	cx_sha256(v->buf.d, v->buf.len, h);
-	cx_hex_encode(h, CX_SHA256_LEN, hex);
 	if (v->snap != NULL) {
 		const struct cx_target *t = snap_target(v, path);
-		if (t == NULL || !target_matches(t, path, v->buf.len, hex)) {
+		if (t == NULL || !target_matches(t, path, len, hex)) {
 			cx_log(v->log, CX_LOG_WARN,
 			    "targets %s: no match in snapshot targets, dropped", id);
 			return f;
 		}
 	}
-	if ((r = cx_resource_parse(
-	         &v->a, path, v->buf.d, v->buf.len, CX_R_TARGETS, &f->t, v->log, &le)) != 0) {
+	r = cx_resource_parse(&v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le);
+	if (kf != NULL) /* the record holds copies: the bytes are not needed any more */
+		cx_buf_free(&kf->b);
+	if (r != 0) {
 		if (r == CX_ENOMEM)
 			return NULL;
 		cx_log(v->log, CX_LOG_WARN, "targets %s: malformed, dropped: %s", id, le.msg);
@@ -1663,12 +1714,15 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 	char *path, hex0[CX_SHA256_HEX + 1];
 	uint8_t h0[CX_SHA256_LEN];
 	struct smap s0 = {0}, s1 = {0};
+	uintptr_t pi;
 	int r, full;
 
 	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
 		return nomem(v);
 	sprintf(path, "%s/%s", v->root->keydir, id);
-	if (read_trusted(v->inc->old, &v->a, b, path, CX_R_TARGETS, &t0, v->o, &ignore) != 0)
+	if ((pi = (uintptr_t)smap_get(&v->inc->pf_idx, id)) != 0)
+		t0 = v->inc->pf_old[pi - 1];
+	else if (read_trusted(v->inc->old, &v->a, b, path, CX_R_TARGETS, &t0, v->o, &ignore) != 0)
 		t0 = NULL;
 	if ((f = load_targets(v, id)) == NULL)
 		return nomem(v);
@@ -1781,6 +1835,77 @@ compare_incremental(struct vctx *v, struct cx_verify_result *res)
 	return 0;
 }
 
+static void *
+prefetch_main(void *arg)
+{
+	struct incr *in = arg;
+	struct cx_buf b;
+	struct cx_err ignore;
+
+	cx_buf_init(&b, 0);
+	for (size_t i = 0; i < in->pf_n; i++) {
+		char *path = cx_arena_alloc(
+		    &in->pf_arena, strlen(in->pf_keydir) + strlen(in->pf_ids[i]) + 2);
+		/* NULL, as a file that does not read: changed_identity reads it itself then */
+		if (path == NULL)
+			break;
+		sprintf(path, "%s/%s", in->pf_keydir, in->pf_ids[i]);
+		if (read_trusted(in->old, &in->pf_arena, &b, path, CX_R_TARGETS, &in->pf_old[i],
+		        in->pf_o, &ignore) != 0)
+			in->pf_old[i] = NULL;
+	}
+	cx_buf_free(&b);
+	return NULL;
+}
+
+/*
+ * Starts reading the old versions of the targets files the patch touches.
+ * Repository views are read-only once open, so two threads may read one.
+ */
+static int
+prefetch_start(struct vctx *v, const char *keydir)
+{
+	struct incr *in = v->inc;
+	size_t n = 0;
+
+	if ((in->pf_ids = calloc(in->touched.n + 1, sizeof(*in->pf_ids))) == NULL ||
+	    (in->pf_old = calloc(in->touched.n + 1, sizeof(*in->pf_old))) == NULL)
+		return nomem(v);
+	for (size_t i = 0; i < in->touched.cap; i++) {
+		const char *path = in->touched.t[i].k, *id;
+		if (path != NULL && (id = strip(keydir, path)) != NULL && strchr(id, '/') == NULL)
+			in->pf_ids[n++] = id;
+	}
+	in->pf_n = n;
+	in->pf_keydir = keydir;
+	in->pf_o = v->o;
+	cx_arena_init(&in->pf_arena, 0);
+	if (n == 0)
+		return 0;
+	if (pthread_create(&in->pf_thread, NULL, prefetch_main, in) == 0)
+		in->pf_running = 1;
+	else
+		prefetch_main(in); /* no thread: read them here */
+	return 0;
+}
+
+/* Waits for the prefetch and indexes what it read. */
+static int
+prefetch_join(struct vctx *v)
+{
+	struct incr *in = v->inc;
+
+	if (in->pf_running) {
+		pthread_join(in->pf_thread, NULL);
+		in->pf_running = 0;
+	}
+	for (size_t i = 0; i < in->pf_n; i++)
+		if (in->pf_old[i] != NULL &&
+		    smap_put(&in->pf_idx, in->pf_ids[i], (void *)(uintptr_t)(i + 1)) < 0)
+			return nomem(v);
+	return 0;
+}
+
 static int
 verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patch *p,
     const struct cx_resource *root0, struct cx_resource *old_snap, const struct cx_verify_opts *o,
@@ -1819,13 +1944,15 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 			goto out;
 		}
 	}
-	if ((r = verify_root(&v)) != 0)
+	/* the keydir must stay the same (checked below): the old one names the old files */
+	if ((r = prefetch_start(&v, root0->keydir)) != 0 || (r = verify_root(&v)) != 0)
 		goto out;
 	if (strcmp(root0->keydir, v.root->keydir) != 0) {
 		r = reject(&v, "old and new key directories are different");
 		goto out;
 	}
-	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0)
+	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0 ||
+	    (r = prefetch_join(&v)) != 0)
 		goto out;
 	for (i = 0; i < in.touched.cap && r == 0; i++) {
 		const char *path = in.touched.t[i].k, *id;
@@ -1856,6 +1983,16 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 		res->c.ts_epoch = v.ts->epoch;
 	}
 out:
+	if (in.pf_running)
+		pthread_join(in.pf_thread, NULL);
+	for (i = 0; i < in.kcache.cap; i++)
+		if (in.kcache.t[i].k != NULL)
+			cx_buf_free(&((struct kfile *)in.kcache.t[i].v)->b);
+	smap_free(&in.kcache);
+	smap_free(&in.pf_idx);
+	free(in.pf_ids);
+	free(in.pf_old);
+	cx_arena_free(&in.pf_arena);
 	smap_free(&in.old_snapidx);
 	smap_free(&in.touched);
 	smap_free(&in.aff);

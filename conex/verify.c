@@ -105,7 +105,7 @@ struct incr {
 	 * keydir.  The old tree is trusted: they are parsed, not verified.
 	 */
 	pthread_t pf_thread;
-	int pf_running;
+	int pf_running, pf_joined;
 	const char **pf_ids;         /* identities whose keydir file the patch touches */
 	struct cx_resource **pf_old; /* pf_old[i]: the old file of pf_ids[i], or NULL */
 	size_t pf_n;
@@ -114,6 +114,8 @@ struct incr {
 	struct cx_arena pf_arena; /* the prefetch thread's own: arenas are not shared */
 	struct smap pf_idx;       /* id -> index + 1 into pf_old, after the join */
 };
+
+static int prefetch_join(struct vctx *v);
 
 struct kfile {
 	struct cx_buf b;
@@ -1720,12 +1722,15 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
 		return nomem(v);
 	sprintf(path, "%s/%s", v->root->keydir, id);
+	/* the new file first: meanwhile the other thread reads the old one */
+	if ((f = load_targets(v, id)) == NULL)
+		return nomem(v);
+	if ((r = prefetch_join(v)) != 0)
+		return r;
 	if ((pi = (uintptr_t)smap_get(&v->inc->pf_idx, id)) != 0)
 		t0 = v->inc->pf_old[pi - 1];
 	else if (read_trusted(v->inc->old, &v->a, b, path, CX_R_TARGETS, &t0, v->o, &ignore) != 0)
 		t0 = NULL;
-	if ((f = load_targets(v, id)) == NULL)
-		return nomem(v);
 	if (f->t == NULL) {
 		struct cx_resource *t1;
 		struct cx_err why = {0};
@@ -1889,12 +1894,15 @@ prefetch_start(struct vctx *v, const char *keydir)
 	return 0;
 }
 
-/* Waits for the prefetch and indexes what it read. */
+/* Waits for the prefetch and indexes what it read (once: the first changed identity asks). */
 static int
 prefetch_join(struct vctx *v)
 {
 	struct incr *in = v->inc;
 
+	if (in->pf_joined)
+		return 0;
+	in->pf_joined = 1;
 	if (in->pf_running) {
 		pthread_join(in->pf_thread, NULL);
 		in->pf_running = 0;
@@ -1951,8 +1959,7 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 		r = reject(&v, "old and new key directories are different");
 		goto out;
 	}
-	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0 ||
-	    (r = prefetch_join(&v)) != 0)
+	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0)
 		goto out;
 	for (i = 0; i < in.touched.cap && r == 0; i++) {
 		const char *path = in.touched.t[i].k, *id;

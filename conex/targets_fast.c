@@ -18,6 +18,17 @@
  * may not open a triple-quoted string.  A digest must read "sha256=...", the
  * only algorithm the decoder keeps without a warning.  A path must pass the
  * decoder's path rules.  Anything else declines.
+ *
+ * `delegations` lists get the same treatment:
+ *
+ *   list   := '[' B (del B)* ']'
+ *   del    := '[' B '[' "paths" B '[' B (string B)* ']' B ']' B
+ *                   '[' "terminating" B string B ']' B
+ *                   '[' "valid" B valid B ']' B ']'
+ *   valid  := ident | '[' B ident B string B bigint B ']'
+ *
+ * where terminating is one of "true", "yes", "false", "no", and valid is
+ * decoded by cx_expr_from_wire itself.
  */
 #include "conex/targets_fast.h"
 
@@ -221,6 +232,186 @@ entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest 
 	    !byte(s, ']') || !blank(s) || !byte(s, ']'))
 		return 0;
 	return 1;
+}
+
+/*
+ * An identifier token that the parser reads as an IDENT (not a Bigint,
+ * emptymap or a boolean), ended by a byte that cannot continue it.
+ */
+static int
+ident(struct scan *s, const uint8_t **b, size_t *n)
+{
+	const uint8_t *p = s->p;
+	int alpha = 0;
+
+	while (s->p < s->end && is_ichar(*s->p)) {
+		alpha |= (*s->p >= 'a' && *s->p <= 'z') || (*s->p >= 'A' && *s->p <= 'Z');
+		s->p++;
+	}
+	*b = p;
+	*n = (size_t)(s->p - p);
+	if (!alpha || !ends_ident(s) || (*n >= 2 && p[0] == '0' && p[1] == 'x') ||
+	    (*n == 4 && memcmp(p, "true", 4) == 0) || (*n == 5 && memcmp(p, "false", 5) == 0) ||
+	    (*n == 8 && memcmp(p, "emptymap", 8) == 0))
+		return 0;
+	return 1;
+}
+
+static uint32_t
+col(const struct scan *s)
+{
+	return (uint32_t)(s->p - s->line_start) + 1;
+}
+
+/*
+ * The `valid` of a delegation: `id` or `[id "sha256=..." 0x...]`, built as
+ * the wire values the parser makes of them and decoded by cx_expr_from_wire,
+ * so the expression rules stay in one place.  Only "sha256" digests: another
+ * algorithm is dropped with a warning, which the generic path gives.
+ */
+static int
+valid(struct scan *s, struct cx_arena *a, struct cx_expr **out)
+{
+	struct cx_wire *w, *f[3];
+	const uint8_t *b, *e;
+	struct cx_err ignore;
+	uint32_t line = s->line, c = col(s);
+	size_t n;
+	uint64_t big;
+
+	if (s->p < s->end && *s->p == '[') {
+		s->p++;
+		if (!blank(s))
+			return 0;
+		if ((f[0] = cx_wire_new(a, CX_WIRE_IDENT)) == NULL)
+			return 0;
+		f[0]->line = s->line;
+		f[0]->col = col(s);
+		if (!ident(s, &b, &n) || !blank(s) ||
+		    (f[0]->u.str.s = cx_arena_memdup(a, b, n)) == NULL)
+			return 0;
+		f[0]->u.str.len = n;
+		if ((f[1] = cx_wire_new(a, CX_WIRE_DATA)) == NULL)
+			return 0;
+		f[1]->line = s->line;
+		f[1]->col = col(s);
+		if (!string(s, &b, &e) || e - b < 7 || memcmp(b, "sha256=", 7) != 0 || !blank(s) ||
+		    (f[1]->u.str.s = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL)
+			return 0;
+		f[1]->u.str.len = (size_t)(e - b);
+		if ((f[2] = cx_wire_new(a, CX_WIRE_BIGINT)) == NULL)
+			return 0;
+		f[2]->line = s->line;
+		f[2]->col = col(s);
+		if (!bigint(s, &big) || !blank(s) || !byte(s, ']'))
+			return 0;
+		f[2]->u.big = big;
+		if ((w = cx_wire_list(a, f, 3)) == NULL)
+			return 0;
+	} else {
+		if (!ident(s, &b, &n) ||
+		    (w = cx_wire_str(a, CX_WIRE_IDENT, (const char *)b, n)) == NULL)
+			return 0;
+	}
+	w->line = line;
+	w->col = c;
+	return cx_expr_from_wire(a, w, out, NULL, &ignore) == 0;
+}
+
+/* One delegation, after its '[' and the blanks behind it. */
+static int
+delegation(
+    struct scan *s, struct cx_arena *a, struct cx_delegation *d, const char ***pv, size_t *pcap)
+{
+	const uint8_t *b, *e;
+	size_t np = 0, n;
+	char *c;
+
+	if (!open_key(s, "paths", 5) || !blank(s) || !byte(s, '[') || !blank(s))
+		return 0;
+	while (s->p < s->end && *s->p == '"') {
+		if (!string(s, &b, &e) || !blank(s))
+			return 0;
+		if (np == *pcap) {
+			size_t ncap = *pcap ? *pcap * 2 : 4;
+			const char **x = realloc(*pv, ncap * sizeof(*x));
+			if (x == NULL)
+				return 0;
+			*pv = x;
+			*pcap = ncap;
+		}
+		if ((c = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL ||
+		    ((*pv)[np++] = path_ok(c, (size_t)(e - b))) == NULL)
+			return 0;
+	}
+	if (!byte(s, ']') || !blank(s) || !byte(s, ']') || !blank(s))
+		return 0;
+	if (np) {
+		if ((d->paths = cx_arena_alloc(a, np * sizeof(*d->paths))) == NULL)
+			return 0;
+		memcpy(d->paths, *pv, np * sizeof(*d->paths));
+		d->npaths = np;
+	}
+	if (!open_key(s, "terminating", 11) || !blank(s) || !string(s, &b, &e) || !blank(s) ||
+	    !byte(s, ']') || !blank(s))
+		return 0;
+	n = (size_t)(e - b);
+	if ((n == 4 && memcmp(b, "true", 4) == 0) || (n == 3 && memcmp(b, "yes", 3) == 0))
+		d->terminating = 1;
+	else if ((n == 5 && memcmp(b, "false", 5) == 0) || (n == 2 && memcmp(b, "no", 2) == 0))
+		d->terminating = 0;
+	else
+		return 0;
+	if (!open_key(s, "valid", 5) || !blank(s) || !valid(s, a, &d->valid) || !blank(s) ||
+	    !byte(s, ']') || !blank(s) || !byte(s, ']'))
+		return 0;
+	return 1;
+}
+
+int
+cx_dels_scan(struct cx_lex *l, struct cx_arena *a, struct cx_delegation **out, size_t *n)
+{
+	struct scan s = {l->tstart, l->end, l->line_start, l->line};
+	struct cx_delegation *v = NULL;
+	const char **pv = NULL;
+	size_t nv = 0, cap = 0, pcap = 0;
+	int ok = 0;
+
+	if (l->tok != CX_T_LBRACK || !byte(&s, '[') || !blank(&s))
+		return 1;
+	while (s.p < s.end && *s.p == '[') {
+		s.p++;
+		if (!blank(&s))
+			goto out;
+		if (nv == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct cx_delegation *x = realloc(v, ncap * sizeof(*x));
+			if (x == NULL)
+				goto out;
+			v = x;
+			cap = ncap;
+		}
+		memset(&v[nv], 0, sizeof(v[nv]));
+		if (!delegation(&s, a, &v[nv], &pv, &pcap) || !blank(&s))
+			goto out;
+		nv++;
+	}
+	if (!byte(&s, ']'))
+		goto out;
+	*out = NULL;
+	if (nv && (*out = cx_arena_alloc(a, nv * sizeof(**out))) == NULL)
+		goto out;
+	if (nv)
+		memcpy(*out, v, nv * sizeof(**out));
+	*n = nv;
+	l->p = s.p;
+	l->line = s.line;
+	l->line_start = s.line_start;
+	ok = 1;
+out:
+	free(v);
+	free(pv);
+	return ok ? 0 : 1;
 }
 
 int

@@ -27,8 +27,11 @@
  */
 struct cx_fast_targets {
 	struct cx_wire w;
-	struct cx_target *t;
+	struct cx_target *t; /* a `targets` list */
 	size_t n;
+	struct cx_delegation *d; /* or a `delegations` list */
+	size_t nd;
+	int is_dels;
 	struct cx_fast_targets *next;
 };
 
@@ -39,6 +42,9 @@ struct cx_fast_targets {
  * Records and strings go to a; a failed allocation declines as well.
  */
 int cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, size_t *n);
+
+/* The same for a `delegations` list. */
+int cx_dels_scan(struct cx_lex *l, struct cx_arena *a, struct cx_delegation **out, size_t *n);
 
 /* Like cx_wire_parse; with fast != NULL, `signed.targets` lists may be scanned (listed in *fast). */
 int cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,

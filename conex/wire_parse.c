@@ -143,8 +143,9 @@ parse_bigint(const char *s, size_t n, uint64_t *out)
 }
 
 /*
- * Is the '[' at hand the value of a `[targets ...]` pair directly in the
- * `signed: [...]` list?  Only there does the decoder read a list as targets.
+ * Is the '[' at hand the value of a `[targets ...]` (1) or `[delegations
+ * ...]` (2) pair directly in the `signed: [...]` list?  Only there does the
+ * decoder read a list as targets or delegations.
  */
 static int
 fast_targets_here(const struct parser *ps)
@@ -155,7 +156,13 @@ fast_targets_here(const struct parser *ps)
 	    !ps->open[1].list || !ps->open[2].list || ps->nstk != ps->open[2].base + 1)
 		return 0;
 	k = &ps->stk[ps->open[2].base];
-	return k->raw == RAW_IDENT && k->keylen == 7 && memcmp(k->key, "targets", 7) == 0;
+	if (k->raw != RAW_IDENT)
+		return 0;
+	if (k->keylen == 7 && memcmp(k->key, "targets", 7) == 0)
+		return 1;
+	if (k->keylen == 11 && memcmp(k->key, "delegations", 11) == 0)
+		return 2;
+	return 0;
 }
 
 static int
@@ -235,11 +242,13 @@ parse_atom(struct parser *ps, struct pval *out)
 		return unexpected(ps);
 	}
 
-	if (fast_targets_here(ps)) {
+	if ((r = fast_targets_here(ps)) != 0) {
 		struct cx_fast_targets *ft = cx_arena_alloc(ps->arena, sizeof(*ft));
 		if (ft == NULL)
 			return nomem(ps);
-		if (cx_targets_scan(l, ps->arena, &ft->t, &ft->n) == 0) {
+		ft->is_dels = r == 2;
+		if ((r == 1 ? cx_targets_scan(l, ps->arena, &ft->t, &ft->n)
+		            : cx_dels_scan(l, ps->arena, &ft->d, &ft->nd)) == 0) {
 			/* an empty List stands in the tree for what the scan read */
 			ft->w.type = CX_WIRE_LIST;
 			ft->w.line = line;

@@ -363,6 +363,41 @@ static const char fast_doc[] =
     "  ]\n"
     "]\n";
 
+/* Delegations as our writer lays them out (the author model's maintainer file). */
+static const char fast_dels[] =
+    "signed: [\n"
+    "  [counter 0x2]\n"
+    "  [created \"2026-11-25T10:42:57Z\"]\n"
+    "  [delegations [\n"
+    "    [\n"
+    "      [paths [\n"
+    "        \"packages/0install\"\n"
+    "      ]]\n"
+    "      [terminating \"true\"]\n"
+    "      [valid [\n"
+    "        a-0install\n"
+    "        \"sha256=37910b07b844f569895c3b58d5630f9089089a188f005c69ac032218147d7ca9\"\n"
+    "        0x0\n"
+    "      ]]\n"
+    "    ]\n"
+    "    [\n"
+    "      [paths [\n"
+    "        \"packages/a\"\n"
+    "        \"/packages/b\"\n"
+    "      ]]\n"
+    "      [terminating \"no\"]\n"
+    "      [valid m1]\n"
+    "    ]\n"
+    "  ]]\n"
+    "  [epoch 0x0]\n"
+    "  [keys []]\n"
+    "  [name \"m1\"]\n"
+    "  [targets []]\n"
+    "  [typ targets]\n"
+    "  [valid m1]\n"
+    "  [version 0]\n"
+    "]\n";
+
 /* Parses data with and without the fast targets path: the same result, or the same error. */
 static void
 fast_same(const char *data, size_t len, const char *what)
@@ -404,6 +439,27 @@ fast_same(const char *data, size_t len, const char *what)
 		}
 		cx_arena_free(&a);
 	}
+}
+
+/* Every byte deleted, and every byte replaced by each of a few syntax bytes. */
+static void
+mutate(const char *doc, size_t n)
+{
+	static const char bytes[] = " \n\t\r\"[]()#\\x0/.&|{}-+:_a";
+	char *buf = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(buf, doc, i);
+		memcpy(buf + i, doc + i + 1, n - i - 1);
+		fast_same(buf, n - 1, "a byte deleted");
+		for (size_t j = 0; j < sizeof(bytes) - 1; j++) {
+			memcpy(buf, doc, n);
+			buf[i] = bytes[j];
+			fast_same(buf, n, "a byte replaced");
+		}
+	}
+	free(buf);
 }
 
 START_TEST(test_targets_fast)
@@ -472,7 +528,6 @@ START_TEST(test_targets_fast)
 	struct cx_err e = {0};
 	char *buf;
 	size_t n = sizeof(fast_doc) - 1;
-	static const char bytes[] = " \n\t\r\"[]()#\\x0/.&|{}-+:_a";
 
 	/* the fast path is taken on the writer's layout: the comparisons below are not vacuous */
 	cx_arena_init(&a, 0);
@@ -494,18 +549,64 @@ START_TEST(test_targets_fast)
 		memcpy(buf + pre + nl, at + ol, n - pre - ol);
 		fast_same(buf, n - ol + nl, subst[i][1]);
 	}
-	/* every byte deleted, and every byte replaced by each of a few syntax bytes */
-	for (size_t i = 0; i < n; i++) {
-		memcpy(buf, fast_doc, i);
-		memcpy(buf + i, fast_doc + i + 1, n - i - 1);
-		fast_same(buf, n - 1, "a byte deleted");
-		for (size_t j = 0; j < sizeof(bytes) - 1; j++) {
-			memcpy(buf, fast_doc, n);
-			buf[i] = bytes[j];
-			fast_same(buf, n, "a byte replaced");
-		}
+	free(buf);
+	mutate(fast_doc, sizeof(fast_doc) - 1);
+}
+END_TEST
+
+START_TEST(test_delegations_fast)
+{
+	static const char *const subst[][2] = {
+	    {"\"true\"", "\"yes\""},
+	    {"\"true\"", "\"false\""},
+	    {"\"true\"", "\"maybe\""},
+	    {"\"true\"", "\" true\""},
+	    {"\"sha256=3791", "\"sha512=3791"},
+	    {"        0x0\n", "        0x0 0x1\n"},
+	    {"        0x0\n", "        1\n"},
+	    {"        a-0install\n", "        0xa\n"},
+	    {"        a-0install\n", "        true\n"},
+	    {"        a-0install\n", "        a+b\n"},
+	    {"        a-0install\n", "        (1 a)\n"},
+	    {"[valid m1]\n    ]", "[valid (1 [m1 m2])]\n    ]"},
+	    {"[valid m1]\n    ]", "[valid m1 & m2]\n    ]"},
+	    {"[valid m1]\n    ]", "[valid emptymap]\n    ]"},
+	    {"[valid m1]\n    ]", "[valid []]\n    ]"},
+	    {"[valid m1]\n    ]", "[valid m1]\n      [valid m2]\n    ]"},
+	    {"\"packages/a\"", "\"packages/../a\""},
+	    {"\"packages/a\"", "a b"},
+	    {"[paths [\n        \"packages/0install\"\n      ]]", "[paths []]"},
+	    {"[terminating \"true\"]\n", ""},
+	    {"  [delegations [", "  [delegations [] [delegations ["},
+	    {"  [targets []]", "  [targets []] [delegations []]"},
+	};
+	size_t n = sizeof(fast_dels) - 1;
+	struct cx_arena a;
+	struct cx_wire *w;
+	struct cx_fast_targets *fast = NULL;
+	struct cx_err e = {0};
+	char *buf;
+
+	cx_arena_init(&a, 0);
+	ck_assert_int_eq(
+	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_dels, n, &w, &fast, &e), 0);
+	ck_assert_ptr_nonnull(fast);
+	ck_assert_int_eq(fast->next != NULL ? fast->next->is_dels : fast->is_dels, 1);
+	cx_arena_free(&a);
+	fast_same(fast_dels, n, "the writer's layout");
+	ck_assert_ptr_nonnull(buf = malloc(n + 200));
+	for (size_t i = 0; i < sizeof(subst) / sizeof(subst[0]); i++) {
+		const char *at = strstr(fast_dels, subst[i][0]);
+		size_t ol = strlen(subst[i][0]), nl = strlen(subst[i][1]), pre;
+		ck_assert_msg(at != NULL, "substitution %zu does not apply", i);
+		pre = (size_t)(at - fast_dels);
+		memcpy(buf, fast_dels, pre);
+		memcpy(buf + pre, subst[i][1], nl);
+		memcpy(buf + pre + nl, at + ol, n - pre - ol);
+		fast_same(buf, n - ol + nl, subst[i][1]);
 	}
 	free(buf);
+	mutate(fast_dels, n);
 }
 END_TEST
 
@@ -526,6 +627,7 @@ main(void)
 	tcase_add_test(tc, test_resource_errors);
 	tcase_add_test(tc, test_time);
 	tcase_add_test(tc, test_targets_fast);
+	tcase_add_test(tc, test_delegations_fast);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -297,7 +297,7 @@ targets_of(struct dec *d, const struct cx_wire *l, struct cx_resource *r)
 	int rc;
 
 	for (f = d->fast; f != NULL; f = f->next)
-		if (l == &f->w) { /* already decoded, by the same rules (targets_fast.c) */
+		if (l == &f->w && !f->is_dels) { /* decoded by the same rules (targets_fast.c) */
 			r->targets = f->t;
 			r->ntargets = f->n;
 			return 0;
@@ -476,15 +476,23 @@ from_wire(struct cx_arena *a, const char *name, const struct cx_wire *doc, enum 
 			return rc;
 	}
 	if (expect == CX_R_TARGETS) {
+		const struct cx_fast_targets *f;
 		if ((rc = field(&d, s, "delegations", CX_WIRE_LIST, &w)) != 0)
 			return rc;
-		if (w->u.list.n &&
+		for (f = fast; f != NULL; f = f->next)
+			if (w == &f->w && f->is_dels)
+				break;
+		if (f != NULL) { /* decoded by the same rules (targets_fast.c) */
+			r->dels = f->d;
+			r->ndels = f->nd;
+		} else if (w->u.list.n &&
 		    (r->dels = cx_arena_alloc(a, w->u.list.n * sizeof(*r->dels))) == NULL)
 			return nomem(&d);
-		for (i = 0; i < w->u.list.n; i++)
+		for (i = 0; f == NULL && i < w->u.list.n; i++)
 			if ((rc = delegation_of(&d, w->u.list.v[i], &r->dels[i])) != 0)
 				return rc;
-		r->ndels = w->u.list.n;
+		if (f == NULL)
+			r->ndels = w->u.list.n;
 	}
 	if (expect != CX_R_ROOT) {
 		if ((rc = field(&d, s, "targets", CX_WIRE_LIST, &w)) != 0 ||
@@ -819,10 +827,14 @@ canon_keyref(struct cx_buf *o, const struct cx_keyref *k)
 
 	if (!k->remote)
 		return cx_buf_put_str(o, k->id);
-	if ((r = cx_buf_putf(o, "[%s;%zu'sha256=", k->id, k->digest.len + 7)) != 0 ||
-	    (r = cx_buf_put(o, k->digest.value, k->digest.len)) != 0)
+	/* 5,000 delegations in the author model: no printf */
+	if ((r = cx_buf_put_u8(o, '[')) != 0 || (r = cx_buf_put_str(o, k->id)) != 0 ||
+	    (r = cx_buf_put_u8(o, ';')) != 0 || (r = put_dec(o, k->digest.len + 7)) != 0 ||
+	    (r = cx_buf_put(o, "'sha256=", 8)) != 0 ||
+	    (r = cx_buf_put(o, k->digest.value, k->digest.len)) != 0 ||
+	    (r = cx_buf_put_u8(o, ';')) != 0 || (r = put_hex(o, k->epoch)) != 0)
 		return r;
-	return cx_buf_putf(o, ";0x%llX]", (unsigned long long)k->epoch);
+	return cx_buf_put_u8(o, ']');
 }
 
 static int

@@ -1013,10 +1013,16 @@ cx_tbs(const uint8_t *canon, size_t canonlen, const char *created, const char *i
 	return 0;
 }
 
-int
-cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_t canonlen,
-    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
-    struct cx_log *log, struct cx_err *e)
+/*
+ * With cb, the canonical bytes sit in cb at offset head, and each signature's
+ * to-be-signed bytes are made around them in place: the prefix (§3.2) is
+ * written just before them and the suffix after.  For a 6.7 MB targets file
+ * that saves a 4.5 MB copy per signature.  The bytes are cx_tbs's.
+ */
+static int
+verify_sigs(const struct cx_resource *r, struct cx_buf *cb, size_t head, const uint8_t *canon,
+    size_t canonlen, int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k),
+    void *arg, struct cx_log *log, struct cx_err *e)
 {
 	struct cx_buf tbs, sig;
 	struct cx_err ve;
@@ -1044,8 +1050,23 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 		}
 		cx_buf_reset(&tbs);
 		cx_buf_reset(&sig);
-		if ((rc = cx_tbs(canon, canonlen, s->created, s->id, s->alg, &tbs)) != 0)
+		if (cb != NULL) {
+			/* the prefix alone goes to tbs, then before the canonical bytes */
+			cb->len = head + canonlen;
+			if ((rc = cx_buf_putf(&tbs, "{created:%zu'%s;data:", strlen(s->created),
+			         s->created)) != 0)
+				break;
+			if (tbs.len > head) {
+				rc = CX_EINVAL; /* head is sized for every signature */
+				break;
+			}
+			memcpy(cb->d + head - tbs.len, tbs.d, tbs.len);
+			if ((rc = cx_buf_putf(cb, ";identifier:%s;sigtype:%s}", s->id,
+			         cx_sigalg_name(s->alg))) != 0)
+				break;
+		} else if ((rc = cx_tbs(canon, canonlen, s->created, s->id, s->alg, &tbs)) != 0) {
 			break;
+		}
 		if (cx_b64_decode(s->value, s->valuelen, &sig, &ve) != 0) {
 			cx_log(log, CX_LOG_WARN, "%s: signature by %s: %s", r->name, s->id, ve.msg);
 			continue;
@@ -1054,7 +1075,9 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 			cx_log(log, CX_LOG_WARN, "%s: key %s: %s", r->name, k->id, ve.msg);
 			continue;
 		}
-		if (cx_sig_verify(pk, s->alg, tbs.d, tbs.len, sig.d, sig.len, &ve) != 0) {
+		if (cx_sig_verify(pk, s->alg, cb != NULL ? cb->d + head - tbs.len : tbs.d,
+		        cb != NULL ? cb->len - (head - tbs.len) : tbs.len, sig.d, sig.len,
+		        &ve) != 0) {
 			cx_log(log, CX_LOG_WARN, "%s: signature by %s does not verify: %s", r->name,
 			    s->id, ve.msg);
 		} else if (ok != NULL) {
@@ -1069,6 +1092,36 @@ cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_
 	if (rc == CX_ENOMEM)
 		return cx_err_set(e, rc, "%s: out of memory", r->name);
 	return 0;
+}
+
+int
+cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, size_t canonlen,
+    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
+    struct cx_log *log, struct cx_err *e)
+{
+	return verify_sigs(r, NULL, 0, canon, canonlen, ok, arg, log, e);
+}
+
+int
+cx_resource_verify(const struct cx_resource *r,
+    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
+    struct cx_log *log, struct cx_err *e)
+{
+	struct cx_buf cb;
+	size_t head = 0, i, n;
+	int rc;
+
+	/* room for the longest prefix: "{created:" N "'" created ";data:" */
+	for (i = 0; i < r->nsigs; i++)
+		if ((n = strlen(r->sigs[i].created) + 40) > head)
+			head = n;
+	cx_buf_init(&cb, 0);
+	if ((rc = cx_buf_reserve(&cb, head, NULL)) == 0 && (rc = cx_resource_canon(r, &cb)) == 0)
+		rc = verify_sigs(r, &cb, head, cb.d + head, cb.len - head, ok, arg, log, e);
+	else
+		rc = cx_err_set(e, rc, "%s: out of memory", r->name);
+	cx_buf_free(&cb);
+	return rc;
 }
 
 int

@@ -142,6 +142,14 @@ int cx_resource_verify_sigs(const struct cx_resource *r, const uint8_t *canon, s
     int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
     struct cx_log *log, struct cx_err *e);
 
+/*
+ * cx_resource_canon and cx_resource_verify_sigs in one, without a copy of the
+ * canonical bytes per signature.
+ */
+int cx_resource_verify(const struct cx_resource *r,
+    int (*ok)(void *arg, const struct cx_sig *s, const struct cx_key *k), void *arg,
+    struct cx_log *log, struct cx_err *e);
+
 /* Adds or replaces the signature of id (arena-allocated strings). */
 int cx_resource_set_sig(struct cx_arena *a, struct cx_resource *r, const char *id,
     const char *created, enum cx_sigalg alg, const uint8_t *sig, size_t siglen);

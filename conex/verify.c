@@ -508,7 +508,6 @@ load_role(struct vctx *v, const struct cx_expr *x, enum cx_rtype t, struct cx_re
 	const char *what = cx_rtype_name(t);
 	const struct cx_keyref *role = NULL;
 	struct role_sigs rs;
-	struct cx_buf canon;
 	uint8_t h[CX_SHA256_LEN];
 	int r;
 
@@ -527,12 +526,7 @@ load_role(struct vctx *v, const struct cx_expr *x, enum cx_rtype t, struct cx_re
 		    v, "%s: name '%s' does not match the file name", role->id, (*out)->name);
 	memset(&rs, 0, sizeof(rs));
 	rs.role = role;
-	cx_buf_init(&canon, 0);
-	if ((r = cx_resource_canon(*out, &canon)) == 0)
-		r = cx_resource_verify_sigs(
-		    *out, canon.d, canon.len, role_sig_ok, &rs, v->log, v->e);
-	cx_buf_free(&canon);
-	if (r != 0)
+	if ((r = cx_resource_verify(*out, role_sig_ok, &rs, v->log, v->e)) != 0)
 		return r;
 	if (!rs.found)
 		return reject(v,
@@ -754,7 +748,6 @@ load_targets(struct vctx *v, const char *id)
 	struct tf_sigs sigs;
 	struct cx_expr_env env = {tf_local, NULL, NULL};
 	struct cx_err le;
-	struct cx_buf canon;
 	struct kfile *kf = NULL;
 	const uint8_t *data;
 	size_t len;
@@ -830,11 +823,7 @@ load_targets(struct vctx *v, const char *id)
 		return NULL;
 	}
 	sigs.n = 0;
-	cx_buf_init(&canon, 0);
-	if ((r = cx_resource_canon(f->t, &canon)) == 0)
-		r = cx_resource_verify_sigs(
-		    f->t, canon.d, canon.len, tf_sig_ok, &sigs, v->log, &le);
-	cx_buf_free(&canon);
+	r = cx_resource_verify(f->t, tf_sig_ok, &sigs, v->log, &le);
 	env.arg = sigs.ok;
 	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
 		f->state = 1;

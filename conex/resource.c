@@ -518,14 +518,14 @@ cx_resource_from_wire(struct cx_arena *a, const char *name, const struct cx_wire
 
 int
 cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
-    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e,
-    int use_fast)
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e, int mode)
 {
 	struct cx_fast_targets *fast = NULL;
 	struct cx_wire *doc;
 	int r;
 
-	if ((r = cx_wire_parse_fast(a, name, data, len, &doc, use_fast ? &fast : NULL, e)) != 0)
+	if ((r = cx_wire_parse_fast(a, name, data, len, &doc, mode & CX_PARSE_FAST ? &fast : NULL,
+	         mode == CX_PARSE_INPLACE, e)) != 0)
 		return r;
 	return from_wire(a, name, doc, expect, out, log, e, fast);
 }
@@ -534,7 +534,7 @@ int
 cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
     enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
 {
-	return cx_resource_parse_ex(a, name, data, len, expect, out, log, e, 1);
+	return cx_resource_parse_ex(a, name, data, len, expect, out, log, e, CX_PARSE_FAST);
 }
 
 const struct cx_key *

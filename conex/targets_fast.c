@@ -32,6 +32,7 @@
  */
 #include "conex/targets_fast.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,42 @@ struct scan {
 	const uint8_t *p, *end;
 	const uint8_t *line_start;
 	uint32_t line;
+	/*
+	 * inplace: the caller's buffer is writable and outlives the records, so
+	 * strings are not copied: they point into it, and once the whole list
+	 * is read, the closing quote after each becomes its NUL (ends).  Until
+	 * then the buffer is untouched, so a decline leaves it to the parser.
+	 */
+	int inplace;
+	uint8_t **ends;
+	size_t nends, capends;
 };
+
+/* The text [b, e) as a NUL-terminated string: a copy in a, or in place. */
+static char *
+str_out(struct scan *s, struct cx_arena *a, const uint8_t *b, const uint8_t *e)
+{
+	if (!s->inplace)
+		return cx_arena_memdup(a, b, (size_t)(e - b));
+	if (s->nends == s->capends) {
+		size_t ncap = s->capends ? s->capends * 2 : 1024;
+		uint8_t **n = realloc(s->ends, ncap * sizeof(*n));
+		if (n == NULL)
+			return NULL;
+		s->ends = n;
+		s->capends = ncap;
+	}
+	s->ends[s->nends++] = (uint8_t *)(uintptr_t)e;
+	return (char *)(uintptr_t)b;
+}
+
+/* The list was read: terminate the strings that point into the buffer. */
+static void
+seal(struct scan *s)
+{
+	for (size_t i = 0; i < s->nends; i++)
+		*s->ends[i] = 0;
+}
 
 /* Blanks between tokens; 0 at a comment or a stray '\r' (those decline). */
 static int
@@ -210,7 +246,7 @@ entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest 
 			*dcap = ncap;
 		}
 		b += 7;
-		if (((*dv)[nd].value = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL)
+		if (((*dv)[nd].value = str_out(s, a, b, e)) == NULL)
 			return 0;
 		(*dv)[nd++].len = (size_t)(e - b);
 	}
@@ -225,8 +261,7 @@ entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest 
 	if (!open_key(s, "filename", 8) || !blank(s) || !string(s, &b, &e) || !blank(s) ||
 	    !byte(s, ']') || !blank(s))
 		return 0;
-	if ((fn = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL ||
-	    (t->path = path_ok(fn, (size_t)(e - b))) == NULL)
+	if ((fn = str_out(s, a, b, e)) == NULL || (t->path = path_ok(fn, (size_t)(e - b))) == NULL)
 		return 0;
 	if (!open_key(s, "size", 4) || !blank(s) || !bigint(s, &t->size) || !blank(s) ||
 	    !byte(s, ']') || !blank(s) || !byte(s, ']'))
@@ -340,7 +375,7 @@ delegation(
 			*pv = x;
 			*pcap = ncap;
 		}
-		if ((c = cx_arena_memdup(a, b, (size_t)(e - b))) == NULL ||
+		if ((c = str_out(s, a, b, e)) == NULL ||
 		    ((*pv)[np++] = path_ok(c, (size_t)(e - b))) == NULL)
 			return 0;
 	}
@@ -369,9 +404,10 @@ delegation(
 }
 
 int
-cx_dels_scan(struct cx_lex *l, struct cx_arena *a, struct cx_delegation **out, size_t *n)
+cx_dels_scan(
+    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out, size_t *n)
 {
-	struct scan s = {l->tstart, l->end, l->line_start, l->line};
+	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
 	struct cx_delegation *v = NULL;
 	const char **pv = NULL;
 	size_t nv = 0, cap = 0, pcap = 0;
@@ -404,20 +440,23 @@ cx_dels_scan(struct cx_lex *l, struct cx_arena *a, struct cx_delegation **out, s
 	if (nv)
 		memcpy(*out, v, nv * sizeof(**out));
 	*n = nv;
+	seal(&s);
 	l->p = s.p;
 	l->line = s.line;
 	l->line_start = s.line_start;
 	ok = 1;
 out:
+	free(s.ends);
 	free(v);
 	free(pv);
 	return ok ? 0 : 1;
 }
 
 int
-cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, size_t *n)
+cx_targets_scan(
+    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out, size_t *n)
 {
-	struct scan s = {l->tstart, l->end, l->line_start, l->line};
+	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
 	struct cx_target *v = NULL;
 	struct cx_digest *dv = NULL;
 	size_t nv = 0, cap = 0, dcap = 0;
@@ -450,11 +489,13 @@ cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, si
 	if (nv)
 		memcpy(*out, v, nv * sizeof(**out));
 	*n = nv;
+	seal(&s);
 	l->p = s.p;
 	l->line = s.line;
 	l->line_start = s.line_start;
 	ok = 1;
 out:
+	free(s.ends);
 	free(v);
 	free(dv);
 	return ok ? 0 : 1;

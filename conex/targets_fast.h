@@ -39,20 +39,32 @@ struct cx_fast_targets {
  * l's current token is the '[' that opens the list.  On success (0) the list
  * and its closing ']' are consumed: l stands after them with its line count
  * updated, and the next cx_lex_next reads on.  1: declined, l is unchanged.
- * Records and strings go to a; a failed allocation declines as well.
+ * Records and strings go to a; a failed allocation declines as well.  With
+ * inplace, strings point into the input instead, which the caller must own,
+ * keep and let be written: on success each string's closing quote becomes
+ * its terminating NUL.
  */
-int cx_targets_scan(struct cx_lex *l, struct cx_arena *a, struct cx_target **out, size_t *n);
+int cx_targets_scan(
+    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out, size_t *n);
 
 /* The same for a `delegations` list. */
-int cx_dels_scan(struct cx_lex *l, struct cx_arena *a, struct cx_delegation **out, size_t *n);
+int cx_dels_scan(
+    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out, size_t *n);
+
+/* How cx_resource_parse_ex may read. */
+enum {
+	CX_PARSE_GENERIC = 0, /* the generic parser only (the differential tests) */
+	CX_PARSE_FAST = 1,    /* the fast path where it applies (cx_resource_parse) */
+	/* and data is writable and outlives the record: strings point into it */
+	CX_PARSE_INPLACE = 3
+};
 
 /* Like cx_wire_parse; with fast != NULL, `signed.targets` lists may be scanned (listed in *fast). */
 int cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
-    struct cx_wire **out, struct cx_fast_targets **fast, struct cx_err *e);
+    struct cx_wire **out, struct cx_fast_targets **fast, int inplace, struct cx_err *e);
 
-/* Like cx_resource_parse, with use_fast = 0 the generic path only (for the differential tests). */
+/* Like cx_resource_parse, reading as mode (CX_PARSE_*) says. */
 int cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
-    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e,
-    int use_fast);
+    enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e, int mode);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conex/targets_fast.h"
 #include "conex/verify.h"
 
 struct acc_ent { /* one accepted (digest, size) of a path */
@@ -108,6 +109,7 @@ struct incr {
 	int pf_running, pf_joined;
 	const char **pf_ids;         /* identities whose keydir file the patch touches */
 	struct cx_resource **pf_old; /* pf_old[i]: the old file of pf_ids[i], or NULL */
+	struct cx_buf *pf_bufs;      /* pf_bufs[i]: its bytes, which pf_old[i] points into */
 	size_t pf_n;
 	const char *pf_keydir;
 	const struct cx_verify_opts *pf_o;
@@ -794,9 +796,9 @@ load_targets(struct vctx *v, const char *id)
 			return f;
 		}
 	}
-	r = cx_resource_parse(&v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le);
-	if (kf != NULL) /* the record holds copies: the bytes are not needed any more */
-		cx_buf_free(&kf->b);
+	/* the cached bytes are ours until the end: the record may point into them */
+	r = cx_resource_parse_ex(&v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le,
+	    kf != NULL ? CX_PARSE_INPLACE : CX_PARSE_FAST);
 	if (r != 0) {
 		if (r == CX_ENOMEM)
 			return NULL;
@@ -1833,22 +1835,24 @@ static void *
 prefetch_main(void *arg)
 {
 	struct incr *in = arg;
-	struct cx_buf b;
+	size_t cap = in->pf_o->max_meta ? in->pf_o->max_meta : CX_VERIFY_MAX_META;
 	struct cx_err ignore;
 
-	cx_buf_init(&b, 0);
 	for (size_t i = 0; i < in->pf_n; i++) {
+		/* each file keeps its buffer: the record points into it (CX_PARSE_INPLACE) */
+		struct cx_buf *b = &in->pf_bufs[i];
 		char *path = cx_arena_alloc(
 		    &in->pf_arena, strlen(in->pf_keydir) + strlen(in->pf_ids[i]) + 2);
 		/* NULL, as a file that does not read: changed_identity reads it itself then */
 		if (path == NULL)
 			break;
 		sprintf(path, "%s/%s", in->pf_keydir, in->pf_ids[i]);
-		if (read_trusted(in->old, &in->pf_arena, &b, path, CX_R_TARGETS, &in->pf_old[i],
-		        in->pf_o, &ignore) != 0)
+		cx_buf_init(b, 0);
+		if (cx_repo_read(in->old, path, cap, b, &ignore) != 0 ||
+		    cx_resource_parse_ex(&in->pf_arena, path, b->d, b->len, CX_R_TARGETS,
+		        &in->pf_old[i], NULL, &ignore, CX_PARSE_INPLACE) != 0)
 			in->pf_old[i] = NULL;
 	}
-	cx_buf_free(&b);
 	return NULL;
 }
 
@@ -1863,7 +1867,8 @@ prefetch_start(struct vctx *v, const char *keydir)
 	size_t n = 0;
 
 	if ((in->pf_ids = calloc(in->touched.n + 1, sizeof(*in->pf_ids))) == NULL ||
-	    (in->pf_old = calloc(in->touched.n + 1, sizeof(*in->pf_old))) == NULL)
+	    (in->pf_old = calloc(in->touched.n + 1, sizeof(*in->pf_old))) == NULL ||
+	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL)
 		return nomem(v);
 	for (size_t i = 0; i < in->touched.cap; i++) {
 		const char *path = in->touched.t[i].k, *id;
@@ -1986,6 +1991,9 @@ out:
 			cx_buf_free(&((struct kfile *)in.kcache.t[i].v)->b);
 	smap_free(&in.kcache);
 	smap_free(&in.pf_idx);
+	for (i = 0; in.pf_bufs != NULL && i < in.pf_n; i++)
+		cx_buf_free(&in.pf_bufs[i]);
+	free(in.pf_bufs);
 	free(in.pf_ids);
 	free(in.pf_old);
 	cx_arena_free(&in.pf_arena);

@@ -40,6 +40,7 @@ struct parser {
 	struct open open[CX_WIRE_MAX_DEPTH + 2];
 	int in_signed;                 /* parsing the value of the top-level item `signed` */
 	struct cx_fast_targets **fast; /* NULL: no fast path */
+	int inplace;                   /* the fast path may point into the input */
 };
 
 static int parse_value(struct parser *ps, struct pval *out);
@@ -247,8 +248,8 @@ parse_atom(struct parser *ps, struct pval *out)
 		if (ft == NULL)
 			return nomem(ps);
 		ft->is_dels = r == 2;
-		if ((r == 1 ? cx_targets_scan(l, ps->arena, &ft->t, &ft->n)
-		            : cx_dels_scan(l, ps->arena, &ft->d, &ft->nd)) == 0) {
+		if ((r == 1 ? cx_targets_scan(l, ps->arena, ps->inplace, &ft->t, &ft->n)
+		            : cx_dels_scan(l, ps->arena, ps->inplace, &ft->d, &ft->nd)) == 0) {
 			/* an empty List stands in the tree for what the scan read */
 			ft->w.type = CX_WIRE_LIST;
 			ft->w.line = line;
@@ -414,12 +415,12 @@ int
 cx_wire_parse(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
     struct cx_wire **out, struct cx_err *e)
 {
-	return cx_wire_parse_fast(arena, name, data, len, out, NULL, e);
+	return cx_wire_parse_fast(arena, name, data, len, out, NULL, 0, e);
 }
 
 int
 cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data, size_t len,
-    struct cx_wire **out, struct cx_fast_targets **fast, struct cx_err *e)
+    struct cx_wire **out, struct cx_fast_targets **fast, int inplace, struct cx_err *e)
 {
 	struct parser ps;
 	struct cx_wire_kv *kv = NULL;
@@ -430,6 +431,7 @@ cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *data
 	ps.arena = arena;
 	ps.e = e;
 	ps.fast = fast;
+	ps.inplace = inplace;
 	if (fast != NULL)
 		*fast = NULL;
 	cx_lex_init(&ps.lex, name, data, len);

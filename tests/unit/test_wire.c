@@ -398,46 +398,53 @@ static const char fast_dels[] =
     "  [version 0]\n"
     "]\n";
 
-/* Parses data with and without the fast targets path: the same result, or the same error. */
+/* Parses data with and without the fast path (copied, and in place): the same result, or the same error. */
 static void
 fast_same(const char *data, size_t len, const char *what)
 {
 	static const enum cx_rtype types[] = {CX_R_TARGETS, CX_R_SNAPSHOT};
+	static const int modes[] = {CX_PARSE_FAST, CX_PARSE_INPLACE};
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		struct cx_arena a;
-		struct cx_resource *r1 = NULL, *r2 = NULL;
-		struct cx_err e1 = {0}, e2 = {0};
-		struct cx_buf c1, c2;
-		int rc1, rc2;
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+			struct cx_arena a;
+			struct cx_resource *r1 = NULL, *r2 = NULL;
+			struct cx_err e1 = {0}, e2 = {0};
+			struct cx_buf c1, c2;
+			char *copy = malloc(len + 1);
+			int rc1, rc2;
 
-		cx_arena_init(&a, 0);
-		rc1 = cx_resource_parse_ex(
-		    &a, "t", (const uint8_t *)data, len, types[i], &r1, NULL, &e1, 1);
-		rc2 = cx_resource_parse_ex(
-		    &a, "t", (const uint8_t *)data, len, types[i], &r2, NULL, &e2, 0);
-		ck_assert_msg(rc1 == rc2, "%s: fast %d (%s), generic %d (%s)", what, rc1, e1.msg,
-		    rc2, e2.msg);
-		if (rc1 != 0) {
-			ck_assert_str_eq(e1.msg, e2.msg);
-		} else {
-			cx_buf_init(&c1, 0);
-			cx_buf_init(&c2, 0);
-			ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
-			ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
-			ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
-			    "%s: canonical forms differ", what);
-			cx_buf_reset(&c1);
-			cx_buf_reset(&c2);
-			rc1 = cx_resource_write(r1, &c1, &e1);
-			rc2 = cx_resource_write(r2, &c2, &e2);
-			ck_assert_msg(rc1 == rc2, "%s: the writer: %d, %d", what, rc1, rc2);
-			ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
-			    "%s: written documents differ", what);
-			cx_buf_free(&c1);
-			cx_buf_free(&c2);
+			ck_assert_ptr_nonnull(copy);
+			memcpy(copy, data, len);
+			cx_arena_init(&a, 0);
+			rc1 = cx_resource_parse_ex(&a, "t", (const uint8_t *)copy, len, types[i],
+			    &r1, NULL, &e1, modes[m]);
+			rc2 = cx_resource_parse_ex(&a, "t", (const uint8_t *)data, len, types[i],
+			    &r2, NULL, &e2, CX_PARSE_GENERIC);
+			ck_assert_msg(rc1 == rc2, "%s: fast %d (%s), generic %d (%s)", what, rc1,
+			    e1.msg, rc2, e2.msg);
+			if (rc1 != 0) {
+				ck_assert_str_eq(e1.msg, e2.msg);
+			} else {
+				cx_buf_init(&c1, 0);
+				cx_buf_init(&c2, 0);
+				ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
+				ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
+				ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+				    "%s: canonical forms differ", what);
+				cx_buf_reset(&c1);
+				cx_buf_reset(&c2);
+				rc1 = cx_resource_write(r1, &c1, &e1);
+				rc2 = cx_resource_write(r2, &c2, &e2);
+				ck_assert_msg(rc1 == rc2, "%s: the writer: %d, %d", what, rc1, rc2);
+				ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+				    "%s: written documents differ", what);
+				cx_buf_free(&c1);
+				cx_buf_free(&c2);
+			}
+			cx_arena_free(&a);
+			free(copy);
 		}
-		cx_arena_free(&a);
 	}
 }
 
@@ -532,7 +539,7 @@ START_TEST(test_targets_fast)
 	/* the fast path is taken on the writer's layout: the comparisons below are not vacuous */
 	cx_arena_init(&a, 0);
 	ck_assert_int_eq(
-	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_doc, n, &w, &fast, &e), 0);
+	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_doc, n, &w, &fast, 0, &e), 0);
 	ck_assert_ptr_nonnull(fast);
 	ck_assert_uint_eq(fast->n, 2);
 	cx_arena_free(&a);
@@ -589,7 +596,7 @@ START_TEST(test_delegations_fast)
 
 	cx_arena_init(&a, 0);
 	ck_assert_int_eq(
-	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_dels, n, &w, &fast, &e), 0);
+	    cx_wire_parse_fast(&a, "t", (const uint8_t *)fast_dels, n, &w, &fast, 0, &e), 0);
 	ck_assert_ptr_nonnull(fast);
 	ck_assert_int_eq(fast->next != NULL ? fast->next->is_dels : fast->is_dels, 1);
 	cx_arena_free(&a);

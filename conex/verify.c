@@ -84,6 +84,11 @@ struct vctx {
  * not touch keeps the acceptance it had.  Only the affected paths, and every
  * file below an affected delegation, are evaluated and compared.
  */
+struct kfile {
+	struct cx_buf b;
+	char hex[CX_SHA256_HEX + 1];
+};
+
 struct incr {
 	struct cx_repo *old;
 	const struct cx_patch *p;
@@ -115,14 +120,21 @@ struct incr {
 	const struct cx_verify_opts *pf_o;
 	struct cx_arena pf_arena; /* the prefetch thread's own: arenas are not shared */
 	struct smap pf_idx;       /* id -> index + 1 into pf_old, after the join */
+	const char **pf_paths;    /* keydir/id of each */
+	/*
+	 * The new versions of the same files, read (the patch applied) and
+	 * hashed on a third thread for verify_keydir: nb[i] when nb_ok[i].
+	 */
+	struct cx_repo *nb_repo;
+	pthread_t nb_thread;
+	int nb_running, nb_joined;
+	struct kfile *nb;
+	int *nb_ok;
+	struct smap nb_idx; /* keydir/id -> index + 1 into nb, after the join */
 };
 
 static int prefetch_join(struct vctx *v);
-
-struct kfile {
-	struct cx_buf b;
-	char hex[CX_SHA256_HEX + 1];
-};
+static struct kfile *newbytes_get(struct vctx *v, const char *path);
 
 #define MAX_QUEUE 1000000
 
@@ -649,6 +661,7 @@ verify_keydir(struct vctx *v)
 		return r;
 	for (i = 0; i < n; i++) {
 		const struct cx_target *t;
+		struct kfile *kf;
 		if (cx_id_equal(names[i], v->snap_id))
 			continue;
 		if ((path = cx_arena_alloc(&v->a, kl + strlen(names[i]) + 2)) == NULL)
@@ -665,27 +678,35 @@ verify_keydir(struct vctx *v)
 				goto out;
 			continue;
 		}
-		if ((r = read_meta(v, path)) != 0)
-			goto out;
-		cx_sha256(v->buf.d, v->buf.len, h);
-		cx_hex_encode(h, CX_SHA256_LEN, hex);
-		if (!target_matches(t, path, v->buf.len, hex)) {
-			r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)", path,
-			    v->snap_id, v->buf.len, hex);
-			goto out;
-		}
-		if (v->inc != NULL) {
+		if (v->inc != NULL && (kf = newbytes_get(v, path)) != NULL) {
+			/* read and hashed on another thread (a failed read is read again here) */
+			if (!target_matches(t, path, kf->b.len, kf->hex)) {
+				r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)",
+				    path, v->snap_id, kf->b.len, kf->hex);
+				goto out;
+			}
+		} else {
+			if ((r = read_meta(v, path)) != 0)
+				goto out;
+			cx_sha256(v->buf.d, v->buf.len, h);
+			cx_hex_encode(h, CX_SHA256_LEN, hex);
+			if (!target_matches(t, path, v->buf.len, hex)) {
+				r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)",
+				    path, v->snap_id, v->buf.len, hex);
+				goto out;
+			}
+			if (v->inc == NULL)
+				continue;
 			/* keep the bytes for load_targets: the buffer moves, nothing is copied */
-			struct kfile *kf = cx_arena_alloc(&v->a, sizeof(*kf));
-			if (kf == NULL)
+			if ((kf = cx_arena_alloc(&v->a, sizeof(*kf))) == NULL)
 				goto oom;
 			kf->b = v->buf;
 			memcpy(kf->hex, hex, sizeof(kf->hex));
 			cx_buf_init(&v->buf, 0);
-			if (smap_put(&v->inc->kcache, path, kf) < 0) {
-				cx_buf_free(&kf->b);
-				goto oom;
-			}
+		}
+		if (smap_put(&v->inc->kcache, path, kf) < 0) {
+			cx_buf_free(&kf->b);
+			goto oom;
 		}
 	}
 	for (i = 0; i < v->snap->ntargets; i++) {
@@ -1841,12 +1862,9 @@ prefetch_main(void *arg)
 	for (size_t i = 0; i < in->pf_n; i++) {
 		/* each file keeps its buffer: the record points into it (CX_PARSE_INPLACE) */
 		struct cx_buf *b = &in->pf_bufs[i];
-		char *path = cx_arena_alloc(
-		    &in->pf_arena, strlen(in->pf_keydir) + strlen(in->pf_ids[i]) + 2);
-		/* NULL, as a file that does not read: changed_identity reads it itself then */
-		if (path == NULL)
-			break;
-		sprintf(path, "%s/%s", in->pf_keydir, in->pf_ids[i]);
+		const char *path = in->pf_paths[i];
+
+		/* a file that does not read stays NULL: changed_identity reads it itself then */
 		cx_buf_init(b, 0);
 		if (cx_repo_read(in->old, path, cap, b, &ignore) != 0 ||
 		    cx_resource_parse_ex(&in->pf_arena, path, b->d, b->len, CX_R_TARGETS,
@@ -1854,6 +1872,51 @@ prefetch_main(void *arg)
 			in->pf_old[i] = NULL;
 	}
 	return NULL;
+}
+
+static void *
+newbytes_main(void *arg)
+{
+	struct incr *in = arg;
+	size_t cap = in->pf_o->max_meta ? in->pf_o->max_meta : CX_VERIFY_MAX_META;
+	uint8_t h[CX_SHA256_LEN];
+	struct cx_err ignore;
+
+	for (size_t i = 0; i < in->pf_n; i++) {
+		struct kfile *kf = &in->nb[i];
+		cx_buf_init(&kf->b, 0);
+		if (cx_repo_read(in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore) != 0) {
+			cx_buf_free(&kf->b);
+			continue;
+		}
+		cx_sha256(kf->b.d, kf->b.len, h);
+		cx_hex_encode(h, CX_SHA256_LEN, kf->hex);
+		in->nb_ok[i] = 1;
+	}
+	return NULL;
+}
+
+/* The new bytes of a touched keydir file, read on the other thread; NULL: read them here. */
+static struct kfile *
+newbytes_get(struct vctx *v, const char *path)
+{
+	struct incr *in = v->inc;
+	uintptr_t i;
+
+	if (!in->nb_joined) {
+		in->nb_joined = 1;
+		if (in->nb_running) {
+			pthread_join(in->nb_thread, NULL);
+			in->nb_running = 0;
+		}
+		for (i = 0; i < in->pf_n; i++)
+			if (in->nb_ok[i] &&
+			    smap_put(&in->nb_idx, in->pf_paths[i], (void *)(i + 1)) < 0)
+				break; /* out of memory: the rest is read again */
+	}
+	if ((i = (uintptr_t)smap_get(&in->nb_idx, path)) == 0)
+		return NULL;
+	return &in->nb[i - 1];
 }
 
 /*
@@ -1867,20 +1930,35 @@ prefetch_start(struct vctx *v, const char *keydir)
 	size_t n = 0;
 
 	if ((in->pf_ids = calloc(in->touched.n + 1, sizeof(*in->pf_ids))) == NULL ||
+	    (in->pf_paths = calloc(in->touched.n + 1, sizeof(*in->pf_paths))) == NULL ||
 	    (in->pf_old = calloc(in->touched.n + 1, sizeof(*in->pf_old))) == NULL ||
-	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL)
+	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL ||
+	    (in->nb = calloc(in->touched.n + 1, sizeof(*in->nb))) == NULL ||
+	    (in->nb_ok = calloc(in->touched.n + 1, sizeof(*in->nb_ok))) == NULL)
 		return nomem(v);
 	for (size_t i = 0; i < in->touched.cap; i++) {
 		const char *path = in->touched.t[i].k, *id;
-		if (path != NULL && (id = strip(keydir, path)) != NULL && strchr(id, '/') == NULL)
-			in->pf_ids[n++] = id;
+		char *kp;
+		if (path == NULL || (id = strip(keydir, path)) == NULL || strchr(id, '/') != NULL)
+			continue;
+		/* the same spelling as verify_keydir's, which looks the bytes up by it */
+		if ((kp = cx_arena_alloc(&v->a, strlen(keydir) + strlen(id) + 2)) == NULL)
+			return nomem(v);
+		sprintf(kp, "%s/%s", keydir, id);
+		in->pf_paths[n] = kp;
+		in->pf_ids[n++] = id;
 	}
 	in->pf_n = n;
 	in->pf_keydir = keydir;
 	in->pf_o = v->o;
 	cx_arena_init(&in->pf_arena, 0);
+	in->nb_repo = v->repo;
 	if (n == 0)
 		return 0;
+	if (pthread_create(&in->nb_thread, NULL, newbytes_main, in) == 0)
+		in->nb_running = 1;
+	else
+		in->nb_joined = 1; /* no thread: verify_keydir reads them itself */
 	if (pthread_create(&in->pf_thread, NULL, prefetch_main, in) == 0)
 		in->pf_running = 1;
 	else
@@ -1986,6 +2064,10 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 out:
 	if (in.pf_running)
 		pthread_join(in.pf_thread, NULL);
+	if (in.nb_running)
+		pthread_join(in.nb_thread, NULL);
+	for (i = 0; in.nb != NULL && i < in.pf_n; i++)
+		cx_buf_free(&in.nb[i].b); /* those in kcache are freed once: cx_buf_free clears */
 	for (i = 0; i < in.kcache.cap; i++)
 		if (in.kcache.t[i].k != NULL)
 			cx_buf_free(&((struct kfile *)in.kcache.t[i].v)->b);
@@ -1994,8 +2076,12 @@ out:
 	for (i = 0; in.pf_bufs != NULL && i < in.pf_n; i++)
 		cx_buf_free(&in.pf_bufs[i]);
 	free(in.pf_bufs);
+	free(in.pf_paths);
+	smap_free(&in.nb_idx);
 	free(in.pf_ids);
 	free(in.pf_old);
+	free(in.nb);
+	free(in.nb_ok);
 	cx_arena_free(&in.pf_arena);
 	smap_free(&in.old_snapidx);
 	smap_free(&in.touched);

@@ -23,11 +23,15 @@ struct acc_slot {
 
 struct tfile { /* a targets file, loaded once */
 	const char *id;
-	int state; /* 1 self-valid, -1 dropped */
+	int state; /* 1 self-valid, -1 dropped, 0 parsed (signatures not checked yet) */
 	struct cx_resource *t;
 	uint8_t vhash[CX_SHA256_LEN];
 	char vhex[CX_SHA256_HEX + 1];
 	int vhash_ok;
+	/* incremental mode, a changed identity: its old version, and what comparing found */
+	struct cx_resource *old;
+	int full;
+	char vhex0[CX_SHA256_HEX + 1];
 };
 
 struct qitem {
@@ -763,13 +767,62 @@ tf_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
 	return 0;
 }
 
-/* Loads keys/<id> and checks everything that does not depend on the referencing keyref. */
-static struct tfile *
-load_targets(struct vctx *v, const char *id)
+/*
+ * The signatures, the expression and its hash of a parsed targets file:
+ * state 0 becomes 1 or -1.  Uses neither the arena nor the repository, so
+ * it may run on another thread (changed_identity) while this one goes on.
+ */
+static int
+tfile_check(struct tfile *f, struct cx_log *log)
 {
-	struct tfile *f;
 	struct tf_sigs sigs;
 	struct cx_expr_env env = {tf_local, NULL, NULL};
+	struct cx_err le;
+	int r;
+
+	f->state = -1;
+	if ((sigs.ok = calloc(f->t->nsigs + 1, sizeof(*sigs.ok))) == NULL)
+		return CX_ENOMEM;
+	if ((sigs.keyids = calloc(f->t->nsigs + 1, sizeof(*sigs.keyids))) == NULL) {
+		free(sigs.ok);
+		return CX_ENOMEM;
+	}
+	sigs.n = 0;
+	r = cx_resource_verify(f->t, tf_sig_ok, &sigs, log, &le);
+	env.arg = sigs.ok;
+	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
+		f->state = 1;
+	} else if (r == 0) {
+		cx_log(log, CX_LOG_WARN,
+		    "targets %s: couldn't validate its expression (%zu valid "
+		    "signatures), dropped",
+		    f->id, sigs.n);
+	}
+	free(sigs.ok);
+	free(sigs.keyids);
+	if (r == CX_ENOMEM)
+		return r;
+	if (f->state == 1) {
+		if (cx_expr_hash(f->t->valid, f->t, f->vhash, &le) == 0) {
+			f->vhash_ok = 1;
+			cx_hex_encode(f->vhash, CX_SHA256_LEN, f->vhex);
+		} else {
+			cx_log(log, CX_LOG_WARN, "targets %s: %s, dropped", f->id, le.msg);
+			f->state = -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Loads keys/<id> and checks everything that does not depend on the
+ * referencing keyref.  With defer, a file that parses is left in state 0 for
+ * tfile_check.
+ */
+static struct tfile *
+load_targets_ex(struct vctx *v, const char *id, int defer)
+{
+	struct tfile *f;
 	struct cx_err le;
 	struct kfile *kf = NULL;
 	const uint8_t *data;
@@ -839,37 +892,16 @@ load_targets(struct vctx *v, const char *id)
 				    id, f->t->targets[i].path);
 				return f;
 			}
-	if ((sigs.ok = calloc(f->t->nsigs + 1, sizeof(*sigs.ok))) == NULL)
+	f->state = 0;
+	if (!defer && tfile_check(f, v->log) != 0)
 		return NULL;
-	if ((sigs.keyids = calloc(f->t->nsigs + 1, sizeof(*sigs.keyids))) == NULL) {
-		free(sigs.ok);
-		return NULL;
-	}
-	sigs.n = 0;
-	r = cx_resource_verify(f->t, tf_sig_ok, &sigs, v->log, &le);
-	env.arg = sigs.ok;
-	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
-		f->state = 1;
-	} else if (r == 0) {
-		cx_log(v->log, CX_LOG_WARN,
-		    "targets %s: couldn't validate its expression (%zu valid "
-		    "signatures), dropped",
-		    id, sigs.n);
-	}
-	free(sigs.ok);
-	free(sigs.keyids);
-	if (r == CX_ENOMEM)
-		return NULL;
-	if (f->state == 1) {
-		if (cx_expr_hash(f->t->valid, f->t, f->vhash, &le) == 0) {
-			f->vhash_ok = 1;
-			cx_hex_encode(f->vhash, CX_SHA256_LEN, f->vhex);
-		} else {
-			cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, le.msg);
-			f->state = -1;
-		}
-	}
 	return f;
+}
+
+static struct tfile *
+load_targets(struct vctx *v, const char *id)
+{
+	return load_targets_ex(v, id, 0);
 }
 
 /* The remote keyrefs of an expression, one per id (a higher epoch wins, §7.5.1). */
@@ -1714,6 +1746,40 @@ affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
 	return 0;
 }
 
+struct check_job {
+	struct tfile *f;
+	struct cx_log *log;
+	int rc;
+};
+
+static void *
+check_main(void *arg)
+{
+	struct check_job *j = arg;
+
+	j->rc = tfile_check(j->f, j->log);
+	return NULL;
+}
+
+static int changed_identity_diff(
+    struct vctx *v, const char *id, const char *path, struct tfile *f, struct cx_buf *b);
+
+/*
+ * What the signatures decide: if the file's validity may differ (broken, new
+ * keys or epoch), everything the old and the new file say is affected.
+ */
+static int
+changed_identity_full(struct vctx *v, struct tfile *f)
+{
+	int r;
+
+	if (!f->full && (f->state != 1 || strcmp(f->vhex0, f->vhex) != 0))
+		f->full = 1;
+	if (f->full && ((r = affect_all(v, f->old)) != 0 || (r = affect_all(v, f->t)) != 0))
+		return r;
+	return 0;
+}
+
 /*
  * A changed identity: upstream's counter and epoch rules (verify_diffs), then
  * what it can change.  If its validity may differ (new, broken, new keys or
@@ -1722,27 +1788,61 @@ affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
 static int
 changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 {
-	struct cx_resource *t0 = NULL;
 	struct tfile *f;
-	struct cx_err ignore;
-	char *path, hex0[CX_SHA256_HEX + 1];
-	uint8_t h0[CX_SHA256_LEN];
-	struct smap s0 = {0}, s1 = {0};
-	uintptr_t pi;
-	int r, full;
+	char *path;
+	int r;
 
 	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
 		return nomem(v);
 	sprintf(path, "%s/%s", v->root->keydir, id);
 	/* the new file first: meanwhile the other thread reads the old one */
-	if ((f = load_targets(v, id)) == NULL)
+	if ((f = load_targets_ex(v, id, 1)) == NULL)
 		return nomem(v);
+	if (f->state == 0) {
+		/* its signatures on another thread, while the old file is compared */
+		struct check_job job = {f, v->log, 0};
+		pthread_t th;
+		if (pthread_create(&th, NULL, check_main, &job) != 0) {
+			check_main(&job);
+		} else {
+			r = changed_identity_diff(v, id, path, f, b);
+			pthread_join(th, NULL);
+			if (job.rc != 0)
+				return nomem(v);
+			return r != 0 ? r : changed_identity_full(v, f);
+		}
+		if (job.rc != 0)
+			return nomem(v);
+	}
+	if ((r = changed_identity_diff(v, id, path, f, b)) != 0)
+		return r;
+	return changed_identity_full(v, f);
+}
+
+/*
+ * The part of changed_identity that needs no signature: the old file, the
+ * counter rules, and the entries that differ.  Those are only a subset of
+ * what is affected when the validity changes, so they are computed before
+ * the signatures are known (changed_identity_full adds the rest).
+ */
+static int
+changed_identity_diff(
+    struct vctx *v, const char *id, const char *path, struct tfile *f, struct cx_buf *b)
+{
+	struct cx_resource *t0 = NULL;
+	struct cx_err ignore;
+	uint8_t h0[CX_SHA256_LEN];
+	struct smap s0 = {0}, s1 = {0};
+	uintptr_t pi;
+	int r;
+
 	if ((r = prefetch_join(v)) != 0)
 		return r;
 	if ((pi = (uintptr_t)smap_get(&v->inc->pf_idx, id)) != 0)
 		t0 = v->inc->pf_old[pi - 1];
 	else if (read_trusted(v->inc->old, &v->a, b, path, CX_R_TARGETS, &t0, v->o, &ignore) != 0)
 		t0 = NULL;
+	f->old = t0;
 	if (f->t == NULL) {
 		struct cx_resource *t1;
 		struct cx_err why = {0};
@@ -1754,17 +1854,11 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 	}
 	if (t0 != NULL && (r = identity_moves_on(t0, f->t, id, v->e)) != 0)
 		return r;
-	full = t0 == NULL || f->state != 1 || t0->epoch != f->t->epoch ||
-	    cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
-	if (!full) {
-		cx_hex_encode(h0, CX_SHA256_LEN, hex0);
-		full = strcmp(hex0, f->vhex) != 0;
-	}
-	if (full) {
-		if ((r = affect_all(v, t0)) != 0 || (r = affect_all(v, f->t)) != 0)
-			return r;
+	f->full =
+	    t0 == NULL || t0->epoch != f->t->epoch || cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
+	if (f->full)
 		return 0;
-	}
+	cx_hex_encode(h0, CX_SHA256_LEN, f->vhex0);
 	if ((r = affect_target_changes(v, t0, f->t)) == 0 &&
 	    (r = delegation_set(v, t0, &s0)) == 0 && (r = delegation_set(v, f->t, &s1)) == 0 &&
 	    (r = affect_missing(v, &s0, &s1)) == 0)

@@ -77,13 +77,77 @@ seal(struct scan *s)
 		*s->ends[i] = 0;
 }
 
+/*
+ * Eight bytes at a time (SWAR): a 6.7 MB file is mostly indentation and
+ * string bodies, and a byte-at-a-time loop over them was most of the scan.
+ */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "targets_fast.c: the SWAR scans assume a little-endian machine"
+#endif
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static uint64_t
+load8(const uint8_t *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8); /* unaligned; little-endian below (first byte lowest) */
+	return w;
+}
+
+/*
+ * The high bit of each byte of w below n (n <= 128).  Borrows can mark a
+ * byte above a marked one wrongly, never the lowest: only first_marked of
+ * these masks (or of an OR of them) may be used.
+ */
+static uint64_t
+bytes_below(uint64_t w, uint8_t n)
+{
+	return (w - ONES * n) & ~w & HIGHS;
+}
+
+static uint64_t
+bytes_equal(uint64_t w, uint8_t c)
+{
+	return bytes_below(w ^ (ONES * c), 1);
+}
+
+/* The high bit of each byte of w that is not c, exactly (no borrows). */
+static uint64_t
+bytes_other(uint64_t w, uint8_t c)
+{
+	const uint64_t low7 = ONES * 0x7F;
+	uint64_t t = w ^ (ONES * c);
+
+	return (((t & low7) + low7) | t) & HIGHS;
+}
+
+static size_t
+first_marked(uint64_t m)
+{
+	return (size_t)__builtin_ctzll(m) / 8;
+}
+
 /* Blanks between tokens; 0 at a comment or a stray '\r' (those decline). */
 static int
 blank(struct scan *s)
 {
 	while (s->p < s->end) {
 		uint8_t c = *s->p;
-		if (c == ' ' || c == '\t') {
+		if (c == ' ') {
+			/* a run of spaces: indentation */
+			while (s->end - s->p >= 8) {
+				uint64_t m = bytes_other(load8(s->p), ' ');
+				if (m != 0) {
+					s->p += first_marked(m);
+					break;
+				}
+				s->p += 8;
+			}
+			if (s->p < s->end && *s->p == ' ')
+				s->p++;
+		} else if (c == '\t') {
 			s->p++;
 		} else if (c == '\n') {
 			s->p++;
@@ -144,7 +208,15 @@ string(struct scan *s, const uint8_t **b, const uint8_t **e)
 		return 0;
 	if (s->end - s->p >= 2 && s->p[0] == '"' && s->p[1] == '"')
 		return 0; /* `"""`: a triple-quoted string */
-	for (p = s->p; p < s->end && *p != '"'; p++)
+	for (p = s->p; s->end - p >= 8; p += 8) {
+		uint64_t w = load8(p);
+		uint64_t m = bytes_below(w, 0x20) | bytes_equal(w, '\\') | bytes_equal(w, '"');
+		if (m != 0) {
+			p += first_marked(m);
+			break;
+		}
+	}
+	for (; p < s->end && *p != '"'; p++)
 		if (*p < 0x20 || *p == '\\')
 			return 0;
 	if (p >= s->end)

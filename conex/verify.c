@@ -119,6 +119,7 @@ struct incr {
 	const char **pf_ids;         /* identities whose keydir file the patch touches */
 	struct cx_resource **pf_old; /* pf_old[i]: the old file of pf_ids[i], or NULL */
 	struct cx_buf *pf_bufs;      /* pf_bufs[i]: its bytes, which pf_old[i] points into */
+	int *pf_read;                /* pf_bufs[i] was read (with the patch's bound) */
 	size_t pf_n;
 	const char *pf_keydir;
 	const struct cx_verify_opts *pf_o;
@@ -130,8 +131,9 @@ struct incr {
 	 * hashed on a third thread for verify_keydir: nb[i] when nb_ok[i].
 	 */
 	struct cx_repo *nb_repo;
-	pthread_t nb_thread;
-	int nb_running, nb_joined;
+	pthread_mutex_t nb_mu; /* guards nb_done */
+	pthread_cond_t nb_cv;
+	int nb_done, nb_joined;
 	struct kfile *nb;
 	int *nb_ok;
 	struct smap nb_idx; /* keydir/id -> index + 1 into nb, after the join */
@@ -1946,46 +1948,88 @@ compare_incremental(struct vctx *v, struct cx_verify_result *res)
 	return 0;
 }
 
+/* The one patch entry that edits path in place, or NULL. */
+static const struct cx_patch_file *
+edit_of(const struct cx_patch *p, const char *path)
+{
+	const struct cx_patch_file *f = NULL;
+
+	for (size_t i = 0; i < p->nfiles; i++) {
+		const struct cx_patch_file *x = &p->files[i];
+		if ((x->old_path != NULL && strcmp(x->old_path, path) == 0) ||
+		    (x->new_path != NULL && strcmp(x->new_path, path) == 0)) {
+			if (f != NULL || x->op != CX_PATCH_EDIT || x->old_path == NULL ||
+			    x->new_path == NULL || strcmp(x->old_path, x->new_path) != 0)
+				return NULL;
+			f = x;
+		}
+	}
+	return f;
+}
+
+/*
+ * The other thread.  First the new bytes of every touched targets file and
+ * their digest, for verify_keydir: the old file read once, with the patch
+ * applied to it as the patched view would (its bound, its cap), else read
+ * through the view.  Then, once those are handed over, the old files are
+ * parsed in place.  Whatever fails here is left for the main thread to do
+ * again, with its own messages.
+ */
 static void *
 prefetch_main(void *arg)
 {
 	struct incr *in = arg;
 	size_t cap = in->pf_o->max_meta ? in->pf_o->max_meta : CX_VERIFY_MAX_META;
+	uint8_t h[CX_SHA256_LEN];
 	struct cx_err ignore;
+	size_t i;
 
-	for (size_t i = 0; i < in->pf_n; i++) {
+	for (i = 0; i < in->pf_n; i++) {
+		struct kfile *kf = &in->nb[i];
+		struct cx_buf *ob = &in->pf_bufs[i];
+		const struct cx_patch_file *f = edit_of(in->p, in->pf_paths[i]);
+		size_t bound = cap, k, l;
+		int rc;
+
+		cx_buf_init(ob, 0);
+		cx_buf_init(&kf->b, cap);
+		for (k = 0; f != NULL && k < f->nhunks; k++)
+			for (l = 0; l < f->hunks[k].nlines; l++)
+				if (f->hunks[k].lines[l].kind == '-')
+					bound += f->hunks[k].lines[l].len + 1;
+		if (f != NULL && cx_repo_read(in->old, in->pf_paths[i], bound, ob, &ignore) == 0) {
+			in->pf_read[i] = 1;
+			rc = cx_patch_apply(f, ob->d, ob->len, &kf->b, &ignore);
+		} else {
+			cx_buf_free(ob);
+			rc = cx_repo_read(in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore);
+		}
+		if (rc != 0) {
+			cx_buf_free(&kf->b);
+			continue;
+		}
+		kf->b.max = CX_BUF_DEFAULT_MAX;
+		cx_sha256(kf->b.d, kf->b.len, h);
+		cx_hex_encode(h, CX_SHA256_LEN, kf->hex);
+		in->nb_ok[i] = 1;
+	}
+	pthread_mutex_lock(&in->nb_mu);
+	in->nb_done = 1;
+	pthread_cond_signal(&in->nb_cv);
+	pthread_mutex_unlock(&in->nb_mu);
+
+	for (i = 0; i < in->pf_n; i++) {
 		/* each file keeps its buffer: the record points into it (CX_PARSE_INPLACE) */
 		struct cx_buf *b = &in->pf_bufs[i];
 		const char *path = in->pf_paths[i];
 
-		/* a file that does not read stays NULL: changed_identity reads it itself then */
-		cx_buf_init(b, 0);
-		if (cx_repo_read(in->old, path, cap, b, &ignore) != 0 ||
+		/* as read_trusted: read up to the cap; a file that does not read stays NULL */
+		if (!in->pf_read[i] && cx_repo_read(in->old, path, cap, b, &ignore) != 0)
+			continue;
+		if (b->len > cap ||
 		    cx_resource_parse_ex(&in->pf_arena, path, b->d, b->len, CX_R_TARGETS,
 		        &in->pf_old[i], NULL, &ignore, CX_PARSE_INPLACE) != 0)
 			in->pf_old[i] = NULL;
-	}
-	return NULL;
-}
-
-static void *
-newbytes_main(void *arg)
-{
-	struct incr *in = arg;
-	size_t cap = in->pf_o->max_meta ? in->pf_o->max_meta : CX_VERIFY_MAX_META;
-	uint8_t h[CX_SHA256_LEN];
-	struct cx_err ignore;
-
-	for (size_t i = 0; i < in->pf_n; i++) {
-		struct kfile *kf = &in->nb[i];
-		cx_buf_init(&kf->b, 0);
-		if (cx_repo_read(in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore) != 0) {
-			cx_buf_free(&kf->b);
-			continue;
-		}
-		cx_sha256(kf->b.d, kf->b.len, h);
-		cx_hex_encode(h, CX_SHA256_LEN, kf->hex);
-		in->nb_ok[i] = 1;
 	}
 	return NULL;
 }
@@ -1999,9 +2043,11 @@ newbytes_get(struct vctx *v, const char *path)
 
 	if (!in->nb_joined) {
 		in->nb_joined = 1;
-		if (in->nb_running) {
-			pthread_join(in->nb_thread, NULL);
-			in->nb_running = 0;
+		if (in->pf_running) {
+			pthread_mutex_lock(&in->nb_mu);
+			while (!in->nb_done)
+				pthread_cond_wait(&in->nb_cv, &in->nb_mu);
+			pthread_mutex_unlock(&in->nb_mu);
 		}
 		for (i = 0; i < in->pf_n; i++)
 			if (in->nb_ok[i] &&
@@ -2028,7 +2074,8 @@ prefetch_start(struct vctx *v, const char *keydir)
 	    (in->pf_old = calloc(in->touched.n + 1, sizeof(*in->pf_old))) == NULL ||
 	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL ||
 	    (in->nb = calloc(in->touched.n + 1, sizeof(*in->nb))) == NULL ||
-	    (in->nb_ok = calloc(in->touched.n + 1, sizeof(*in->nb_ok))) == NULL)
+	    (in->nb_ok = calloc(in->touched.n + 1, sizeof(*in->nb_ok))) == NULL ||
+	    (in->pf_read = calloc(in->touched.n + 1, sizeof(*in->pf_read))) == NULL)
 		return nomem(v);
 	for (size_t i = 0; i < in->touched.cap; i++) {
 		const char *path = in->touched.t[i].k, *id;
@@ -2049,10 +2096,6 @@ prefetch_start(struct vctx *v, const char *keydir)
 	in->nb_repo = v->repo;
 	if (n == 0)
 		return 0;
-	if (pthread_create(&in->nb_thread, NULL, newbytes_main, in) == 0)
-		in->nb_running = 1;
-	else
-		in->nb_joined = 1; /* no thread: verify_keydir reads them itself */
 	if (pthread_create(&in->pf_thread, NULL, prefetch_main, in) == 0)
 		in->pf_running = 1;
 	else
@@ -2102,6 +2145,8 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 	in.old = old;
 	in.p = p;
 	in.old_snap = old_snap;
+	pthread_mutex_init(&in.nb_mu, NULL);
+	pthread_cond_init(&in.nb_cv, NULL);
 	cx_arena_init(&v.a, 0);
 	cx_buf_init(&v.buf, 0);
 	cx_buf_init(&b, 0);
@@ -2158,8 +2203,6 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 out:
 	if (in.pf_running)
 		pthread_join(in.pf_thread, NULL);
-	if (in.nb_running)
-		pthread_join(in.nb_thread, NULL);
 	for (i = 0; in.nb != NULL && i < in.pf_n; i++)
 		cx_buf_free(&in.nb[i].b); /* those in kcache are freed once: cx_buf_free clears */
 	for (i = 0; i < in.kcache.cap; i++)
@@ -2172,10 +2215,13 @@ out:
 	free(in.pf_bufs);
 	free(in.pf_paths);
 	smap_free(&in.nb_idx);
+	pthread_mutex_destroy(&in.nb_mu);
+	pthread_cond_destroy(&in.nb_cv);
 	free(in.pf_ids);
 	free(in.pf_old);
 	free(in.nb);
 	free(in.nb_ok);
+	free(in.pf_read);
 	cx_arena_free(&in.pf_arena);
 	smap_free(&in.old_snapidx);
 	smap_free(&in.touched);

@@ -1276,6 +1276,38 @@ emit(struct applier *ap, const uint8_t *s, size_t len, int nl)
 }
 
 /*
+ * Moves oc over whole lines, eight bytes at a time, while more than a word's
+ * worth of them remain before line index upto: a hunk 200,000 lines into
+ * keys/m1 was a memchr call per line.  oc stays at the start of a line.
+ */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "patch.c: skip_lines assumes a little-endian machine"
+#endif
+static void
+skip_lines(struct oldcur *oc, size_t upto)
+{
+	const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, nl8 = 0x0A0A0A0A0A0A0A0AULL;
+	const uint8_t *p = oc->p, *line = oc->p;
+	size_t idx = oc->idx;
+
+	while (oc->end - p >= 8 && upto - idx > 8) {
+		uint64_t w, t, m;
+		memcpy(&w, p, 8);
+		t = w ^ nl8;
+		/* exactly the bytes that are '\n' (no borrows between bytes) */
+		m = ~((((t & low7) + low7) | t) | low7);
+		if (m != 0) {
+			idx += (size_t)__builtin_popcountll(m);
+			/* little-endian: the last '\n' is the highest marked byte */
+			line = p + (63 - __builtin_clzll(m)) / 8 + 1;
+		}
+		p += 8;
+	}
+	oc->p = line;
+	oc->idx = idx;
+}
+
+/*
  * Copies the old lines up to index upto (all of them with to_end) as they
  * are.  A 6.7 MB targets file is 230,000 lines around a small hunk: lines
  * ended by '\n' go out in one put per run, which writes the same bytes as
@@ -1289,6 +1321,15 @@ copy_old(struct applier *ap, struct oldcur *oc, size_t upto, int to_end, int *r)
 	int eof = 0;
 
 	*r = 0;
+	if (to_end) {
+		/* every line up to the last '\n' is whole: one run, no line count needed */
+		const uint8_t *nl =
+		    oc->p < oc->end ? memrchr(oc->p, '\n', (size_t)(oc->end - oc->p)) : NULL;
+		if (nl != NULL)
+			oc->p = nl + 1;
+	} else {
+		skip_lines(oc, upto);
+	}
 	while (to_end || oc->idx < upto) {
 		if (!old_line(oc, &ol)) {
 			eof = 1;

@@ -58,7 +58,8 @@ str_out(struct scan *s, struct cx_arena *a, const uint8_t *b, const uint8_t *e)
 	if (!s->inplace)
 		return cx_arena_memdup(a, b, (size_t)(e - b));
 	if (s->nends == s->capends) {
-		size_t ncap = s->capends ? s->capends * 2 : 1024;
+		/* two strings per 120 bytes at most (see cx_targets_scan) */
+		size_t ncap = s->capends ? s->capends * 2 : (size_t)(s->end - s->p) / 50 + 64;
 		uint8_t **n = realloc(s->ends, ncap * sizeof(*n));
 		if (n == NULL)
 			return NULL;
@@ -541,7 +542,8 @@ cx_targets_scan(
 		if (!blank(&s))
 			goto out;
 		if (nv == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
+			/* an entry takes 120 bytes or more: one allocation, untouched pages are free */
+			size_t ncap = cap ? cap * 2 : (size_t)(s.end - s.p) / 100 + 16;
 			struct cx_target *x = realloc(v, ncap * sizeof(*x));
 			if (x == NULL)
 				goto out;

@@ -266,6 +266,47 @@ START_TEST(test_edit_positions)
 }
 END_TEST
 
+/*
+ * Long files: the lines before a hunk are skipped a word at a time and the
+ * rest is copied in one run (copy_old).  Hunks near and far from each other,
+ * short lines, and a last line without its newline.
+ */
+START_TEST(test_long_files)
+{
+	char *o = numbered(3000, "x"), *n = numbered(3000, "x"), *o2, *n2, *tmp;
+	size_t k, len;
+	static const size_t at[] = {1, 9, 10, 700, 708, 1500, 2999, 3000};
+
+	for (k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "x line %zu\n", at[k]);
+		*strstr(n, key) = 'Q';
+	}
+	/* the same without the last newline, and with one-byte lines in between */
+	len = strlen(o);
+	o2 = strdup(o);
+	n2 = strdup(n);
+	ck_assert(o2 != NULL && n2 != NULL);
+	o2[len - 1] = 0;
+	n2[len - 1] = 0;
+	for (k = 100; k < 200; k++) {
+		o2[k * 10] = '\n';
+		n2[k * 10] = '\n';
+	}
+	{
+		struct tf of[] = {{"f", o, strlen(o)}, {"g", o2, strlen(o2)}};
+		struct tf nf[] = {{"f", n, strlen(n)}, {"g", n2, strlen(n2)}};
+		tmp = scenario(of, NELEM(of), nf, NELEM(nf), 0);
+	}
+	cx_test_rm_rf(tmp);
+	free(tmp);
+	free(o);
+	free(n);
+	free(o2);
+	free(n2);
+}
+END_TEST
+
 START_TEST(test_create_delete)
 {
 	struct tf o[] = {TF("keep", "k\n"), TF("gone", "one\ntwo\n"),
@@ -1045,6 +1086,7 @@ patch_suite(void)
 	tcase_add_test(tc, test_reject_binary);
 	tcase_add_test(tc, test_reject_git_features);
 	tcase_add_test(tc, test_reject_trailing_garbage);
+	tcase_add_test(tc, test_long_files);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1108,7 +1108,7 @@ cx_resource_verify(const struct cx_resource *r,
     struct cx_log *log, struct cx_err *e)
 {
 	struct cx_buf cb;
-	size_t head = 0, i, n;
+	size_t head = 0, i, n, est;
 	int rc;
 
 	/* room for the longest prefix: "{created:" N "'" created ";data:" */
@@ -1116,7 +1116,19 @@ cx_resource_verify(const struct cx_resource *r,
 		if ((n = strlen(r->sigs[i].created) + 40) > head)
 			head = n;
 	cx_buf_init(&cb, 0);
-	if ((rc = cx_buf_reserve(&cb, head, NULL)) == 0 && (rc = cx_resource_canon(r, &cb)) == 0)
+	/*
+	 * Room for the canonical bytes at once (a generous guess: pages never
+	 * written cost nothing): grown by doubling, 4.5 MB were copied again and
+	 * again once the allocator served them from the heap.
+	 */
+	est = head + 4096 + r->ntargets * 256 + r->ndels * 512;
+	for (i = 0; i < r->nkeys; i++)
+		est += r->keys[i].keystrlen + 128;
+	if (cx_buf_reserve(&cb, est, NULL) == 0)
+		cb.len = head; /* else (over the cap): grow as needed */
+	if ((rc = cx_buf_reserve(&cb, cb.len == head ? 0 : head, NULL)) == 0)
+		rc = cx_resource_canon(r, &cb);
+	if (rc == 0)
 		rc = verify_sigs(r, &cb, head, cb.d + head, cb.len - head, ok, arg, log, e);
 	else
 		rc = cx_err_set(e, rc, "%s: out of memory", r->name);

@@ -1276,35 +1276,41 @@ emit(struct applier *ap, const uint8_t *s, size_t len, int nl)
 }
 
 /*
- * Moves oc over whole lines, eight bytes at a time, while more than a word's
+ * Moves oc over whole lines, 32 bytes at a time, while more than a block's
  * worth of them remain before line index upto: a hunk 200,000 lines into
  * keys/m1 was a memchr call per line.  oc stays at the start of a line.
  */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "patch.c: skip_lines assumes a little-endian machine"
 #endif
+static size_t
+newlines8(const uint8_t *p)
+{
+	const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, nl8 = 0x0A0A0A0A0A0A0A0AULL;
+	uint64_t w, t;
+
+	memcpy(&w, p, 8);
+	t = w ^ nl8;
+	/* exactly the bytes that are '\n' (no borrows between bytes) */
+	return (size_t)__builtin_popcountll(~((((t & low7) + low7) | t) | low7));
+}
+
 static void
 skip_lines(struct oldcur *oc, size_t upto)
 {
-	const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, nl8 = 0x0A0A0A0A0A0A0A0AULL;
-	const uint8_t *p = oc->p, *line = oc->p;
-	size_t idx = oc->idx;
+	const uint8_t *p = oc->p, *nl;
+	size_t n = 0;
 
-	while (oc->end - p >= 8 && upto - idx > 8) {
-		uint64_t w, t, m;
-		memcpy(&w, p, 8);
-		t = w ^ nl8;
-		/* exactly the bytes that are '\n' (no borrows between bytes) */
-		m = ~((((t & low7) + low7) | t) | low7);
-		if (m != 0) {
-			idx += (size_t)__builtin_popcountll(m);
-			/* little-endian: the last '\n' is the highest marked byte */
-			line = p + (63 - __builtin_clzll(m)) / 8 + 1;
-		}
-		p += 8;
+	while (oc->end - p >= 32 && upto - oc->idx - n > 32) {
+		n += newlines8(p) + newlines8(p + 8) + newlines8(p + 16) + newlines8(p + 24);
+		p += 32;
 	}
-	oc->p = line;
-	oc->idx = idx;
+	if (n == 0)
+		return;
+	/* [oc->p, p) holds n newlines: the line after the last one is line idx + n */
+	nl = memrchr(oc->p, '\n', (size_t)(p - oc->p));
+	oc->p = nl + 1;
+	oc->idx += n;
 }
 
 /*

@@ -132,7 +132,7 @@ first_marked(uint64_t m)
 
 /* Blanks between tokens; 0 at a comment or a stray '\r' (those decline). */
 static int
-blank(struct scan *s)
+blank_slow(struct scan *s)
 {
 	while (s->p < s->end) {
 		uint8_t c = *s->p;
@@ -165,6 +165,31 @@ blank(struct scan *s)
 		}
 	}
 	return 1;
+}
+
+/*
+ * The usual blank, a newline and the next line's indentation, without a
+ * call: it comes between every two tokens of a 33,000-entry file.
+ */
+static inline __attribute__((always_inline)) int
+blank(struct scan *s)
+{
+	const uint8_t *p = s->p;
+
+	if (s->end - p >= 9 && *p == '\n') {
+		uint64_t m = bytes_other(load8(p + 1), ' ');
+		if (m != 0) {
+			s->line++;
+			s->line_start = p + 1;
+			p += 1 + first_marked(m);
+			if (*p != '\n' && *p != '\r' && *p != '\t') {
+				s->p = p;
+				return 1;
+			}
+			s->p = p;
+		}
+	}
+	return blank_slow(s);
 }
 
 static int

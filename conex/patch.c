@@ -1291,8 +1291,10 @@ newlines8(const uint8_t *p)
 
 	memcpy(&w, p, 8);
 	t = w ^ nl8;
-	/* exactly the bytes that are '\n' (no borrows between bytes) */
-	return (size_t)__builtin_popcountll(~((((t & low7) + low7) | t) | low7));
+	/* exactly the bytes that are '\n' (no borrows between bytes), as 0x80 */
+	t = ~((((t & low7) + low7) | t) | low7);
+	/* their number: the 0/1 bytes summed into the top byte (no popcnt call) */
+	return (size_t)(((t >> 7) * 0x0101010101010101ULL) >> 56);
 }
 
 static void

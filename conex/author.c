@@ -138,38 +138,46 @@ int
 cx_author_quorum_add(
     struct cx_arena *a, struct cx_expr **x, const struct cx_keyref *k, int64_t n, struct cx_err *e)
 {
+	struct cx_expr *q = *x; /* a copy: *x stays as it was on failure */
 	size_t i;
 	int rc;
 
-	if ((rc = quorum_copy(a, x, 1, e)) != 0)
+	if ((rc = quorum_copy(a, &q, 1, e)) != 0)
 		return rc;
-	for (i = 0; i < (*x)->nrefs; i++)
-		if (cx_id_equal((*x)->refs[i].id, k->id))
+	for (i = 0; i < q->nrefs; i++)
+		if (cx_id_equal(q->refs[i].id, k->id))
 			break;
-	(*x)->refs[i] = *k;
-	if (i == (*x)->nrefs)
-		(*x)->nrefs++;
-	qsort((*x)->refs, (*x)->nrefs, sizeof(*(*x)->refs), keyref_qcmp);
-	return quorum_threshold(*x, n, 1, e);
+	q->refs[i] = *k;
+	if (i == q->nrefs)
+		q->nrefs++;
+	qsort(q->refs, q->nrefs, sizeof(*q->refs), keyref_qcmp);
+	if ((rc = quorum_threshold(q, n, 1, e)) != 0)
+		return rc;
+	*x = q;
+	return 0;
 }
 
 int
 cx_author_quorum_remove(
     struct cx_arena *a, struct cx_expr **x, const char *id, int64_t n, struct cx_err *e)
 {
+	struct cx_expr *q = *x;
 	size_t i;
 	int rc;
 
-	if ((rc = quorum_copy(a, x, 0, e)) != 0)
+	if ((rc = quorum_copy(a, &q, 0, e)) != 0)
 		return rc;
-	for (i = 0; i < (*x)->nrefs; i++)
-		if (cx_id_equal((*x)->refs[i].id, id))
+	for (i = 0; i < q->nrefs; i++)
+		if (cx_id_equal(q->refs[i].id, id))
 			break;
-	if (i == (*x)->nrefs)
+	if (i == q->nrefs)
 		return cx_err_set(e, CX_ENOENT, "%s is not in the quorum", id);
-	memmove((*x)->refs + i, (*x)->refs + i + 1, ((*x)->nrefs - i - 1) * sizeof(*(*x)->refs));
-	(*x)->nrefs--;
-	return quorum_threshold(*x, n, 0, e);
+	memmove(q->refs + i, q->refs + i + 1, (q->nrefs - i - 1) * sizeof(*q->refs));
+	q->nrefs--;
+	if ((rc = quorum_threshold(q, n, 0, e)) != 0)
+		return rc;
+	*x = q;
+	return 0;
 }
 
 /* ---- the proposal rule ---- */
@@ -625,8 +633,10 @@ cx_author_serialise(
 	int rc;
 
 	cx_buf_reset(out);
-	if ((rc = cx_resource_write(r, out, e)) != 0)
+	if ((rc = cx_resource_write(r, out, e)) != 0) {
+		cx_buf_reset(out);
 		return cx_err_prefix(e, "%s", name);
+	}
 	cx_arena_init(&a, 0);
 	cx_buf_init(&c0, 0);
 	cx_buf_init(&c1, 0);

@@ -9,6 +9,9 @@
 
 #include "cli/tools.h"
 
+/* The largest data of a SIGN request: the frame limit less its header (docs/protocol.md). */
+#define CX_SIGN_DATA_MAX (CX_PROTO_MAX - 1 - 37)
+
 int
 cx_keyid_parse(const char *s, uint8_t out[CX_SHA256_LEN])
 {
@@ -140,6 +143,13 @@ agent_sign(void *arg, const uint8_t *tbs, size_t n, struct cx_buf *sig, struct c
 	int rc;
 
 	cx_hex_encode(as->k->keyid, CX_SHA256_LEN, hex);
+	/* one SIGN request carries the whole to-be-signed bytes (Ed25519 is not prehashed) */
+	if (n > CX_SIGN_DATA_MAX)
+		return cx_err_set(e, CX_ETOOBIG,
+		    "the bytes to sign as %s are %zu bytes, more than the %u an agent SIGN request "
+		    "carries (docs/protocol.md): split the targets over delegations to several "
+		    "identities",
+		    as->k->id, n, (unsigned)CX_SIGN_DATA_MAX);
 	if ((rc = cx_agent_sign(as->s->c, as->k->keyid,
 	         as->alg == CX_SIG_ED25519 ? CX_MSIG_ED25519 : CX_MSIG_RSAPSS_SHA256, tbs, n, sig,
 	         e)) != 0)

@@ -4,8 +4,10 @@
  * signed); `sign` adds root signatures through the agent, one signer at a
  * time, without invalidating the others.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/tools.h"
@@ -114,6 +116,10 @@ root_create(struct cx_tool *t, struct root_args *ra, int nargs)
 			    cx_tool_path(t, t->rootname));
 		return cx_tool_fail(t, rc == 1 ? CX_EREJECT : rc, &e);
 	}
+	if (mkdir(t->repo, 0755) == -1 && errno != EEXIST) {
+		cx_err_set(&e, CX_EIO, "mkdir %s: %s", t->repo, strerror(errno));
+		return cx_tool_fail(t, CX_EIO, &e);
+	}
 	if ((r = cx_author_new(&t->a, CX_R_ROOT, t->rootname, t->created)) == NULL ||
 	    (r->valid = cx_arena_alloc(&t->a, sizeof(*r->valid))) == NULL) {
 		cx_err_set(&e, CX_ENOMEM, "out of memory");
@@ -159,8 +165,12 @@ root_change(struct cx_tool *t, const char *sub, struct root_args *ra, char **arg
 
 	memset(&ref, 0, sizeof(ref));
 	cx_buf_init(&canon, 0);
-	if ((rc = cx_tool_read(t, t->rootname, CX_R_ROOT, &r, &canon, &e)) != 0)
-		goto fail;
+	if ((rc = cx_tool_read(t, t->rootname, CX_R_ROOT, &r, &canon, &e)) != 0) {
+		if (rc == CX_ENOENT)
+			cx_err_prefix(&e, "no root (conex root create makes one)");
+		cx_buf_free(&canon);
+		return cx_tool_fail(t, rc, &e);
+	}
 	if (strcmp(sub, "add-key") == 0) {
 		if (nargs != 1)
 			return cx_buf_free(&canon), cx_tool_usage(t, "want an ID");
@@ -275,7 +285,7 @@ root_sign(struct cx_tool *t, struct root_args *ra, int nargs)
 
 	if (nargs != 0)
 		return cx_tool_usage(t, "no arguments (--as ID picks one key)");
-	if ((rc = cx_tool_read(t, t->rootname, CX_R_ROOT, &r, NULL, &e)) != 0)
+	if ((rc = cx_tool_read_root(t, &r, &e)) != 0)
 		return cx_tool_fail(t, rc, &e);
 	return cx_tool_sign(t, t->rootname, r, ra->as, ra->reset);
 }
@@ -290,7 +300,7 @@ root_show(struct cx_tool *t, int nargs)
 
 	if (nargs != 0)
 		return cx_tool_usage(t, "no arguments");
-	if ((rc = cx_tool_read(t, t->rootname, CX_R_ROOT, &r, NULL, &e)) != 0)
+	if ((rc = cx_tool_read_root(t, &r, &e)) != 0)
 		return cx_tool_fail(t, rc, &e);
 	cx_buf_init(&b, 0);
 	if ((rc = cx_resource_write(r, &b, &e)) != 0) {

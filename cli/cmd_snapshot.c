@@ -128,7 +128,7 @@ role_run(struct cx_tool *t, enum cx_rtype type, int nosign, int reset_epoch,
 	if ((rc = fill(t, root, r, e)) != 0)
 		return rc;
 	if (k != NULL && (rc = cx_signer_sign(s, &t->a, r, &r->keys[0], t->created, e)) != 0)
-		return rc;
+		return cx_err_prefix(e, "%s", ref->id);
 	return cx_tool_write(t, ref->id, r, e);
 }
 

@@ -170,14 +170,12 @@ cx_signer_sign(struct cx_signer *s, struct cx_arena *a, struct cx_resource *r,
 	int rc;
 
 	if (as.alg == CX_SIG_NONE)
-		return cx_err_set(e, CX_EUNSUPPORTED, "%s: key %s cannot sign", r->name, k->id);
+		return cx_err_set(e, CX_EUNSUPPORTED, "key %s cannot sign", k->id);
 	if ((rc = cx_pubkey_parse(k->keystr, k->keystrlen, &as.pub, &alg, e)) != 0)
-		return cx_err_prefix(e, "%s: key %s", r->name, k->id);
+		return cx_err_prefix(e, "key %s", k->id);
 	rc = cx_resource_sign(a, r, k->id, created, as.alg, agent_sign, &as, e);
 	EVP_PKEY_free(as.pub);
-	if (rc != 0)
-		return cx_err_prefix(e, "%s", r->name);
-	return 0;
+	return rc;
 }
 
 int

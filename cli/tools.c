@@ -163,7 +163,7 @@ cx_tool_read(struct cx_tool *t, const char *rel, enum cx_rtype type, struct cx_r
 	if ((rc = cx_file_read(p, RESOURCE_MAX, &b, e)) == 0)
 		rc = cx_resource_parse(&t->a, p, b.d, b.len, type, r, NULL, e);
 	cx_buf_free(&b);
-	if (rc == 0 && strcmp((*r)->name, strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel) != 0)
+	if (rc == 0 && !cx_id_equal((*r)->name, strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel))
 		rc = cx_err_set(
 		    e, CX_EREJECT, "%s: its name is '%s', not its file name", p, (*r)->name);
 	if (rc == 0 && canon != NULL && (rc = cx_resource_canon(*r, canon)) != 0)
@@ -404,8 +404,10 @@ cx_tool_sign(struct cx_tool *t, const char *rel, struct cx_resource *r, const ch
 			    t, "%s: already signed by %s (sha256=%s)", rel, mine[i]->id, hex);
 			continue;
 		}
-		if ((rc = cx_signer_sign(s, &t->a, r, mine[i], t->created, &e)) != 0)
+		if ((rc = cx_signer_sign(s, &t->a, r, mine[i], t->created, &e)) != 0) {
+			cx_err_prefix(&e, "%s", rel);
 			return cx_tool_fail(t, rc, &e);
+		}
 		cx_tool_info(t, "%s: signed by %s (sha256=%s)", rel, mine[i]->id, hex);
 		nsigned++;
 	}

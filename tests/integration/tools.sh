@@ -223,6 +223,7 @@ scenario() {
 	expect 0 "$M: incremental: the 2-of-2 root (-t r1,r2 --quorum 2)" \
 		bash -c "cd '$M' && diff -ruaN v7 repo >v7.patch; '$CONEX' verify --no-state -t '$ANCHOR,$R2' --quorum 2 --now $T8 --incremental --repository v7 --patch v7.patch"
 	expect 0 "$M: full: the 2-of-2 root" "$CONEX" verify --no-state -t "$ANCHOR,$R2" --quorum 2 --now $T8 --dir "$R"
+	cp "$R/root" "$M/root.r12"
 	# r1's signature goes stale by a hand edit: r2 refuses to sign over it
 	cp "$M/root.r1" "$R/root"
 	sed -i 's/"packages"/"pkgs"/' "$R/root"
@@ -232,6 +233,28 @@ scenario() {
 	out_has 'reset' "$M: ... and pointing at --reset"
 	expect 0 "$M: root sign --as r2 --reset re-proposes" cx root sign --as r2 --reset --now $T8
 	out_has 'needs 1 more signature, from: r1' "$M: ... r1 must sign again"
+
+	# --- removing a root key and a maintainer; a second key for m3 ---
+	cp "$M/root.r12" "$R/root"
+	snap_ts $T8 >/dev/null || fail "$M: snapshot + timestamp"
+	cp -a "$R" "$M/v8"
+	local T9=2026-11-25T18:00:00Z
+	expect 0 "$M: root remove-key r2" cx root remove-key r2 --now $T9
+	expect 0 "$M: root remove-from-role maintainer m3" cx root remove-from-role maintainer m3 --now $T9
+	grep -Eq '^ +m3$' "$M/v8/root" || fail "$M: m3 was not in the maintainer role"
+	grep -Eq '^ +m3$' "$R/root" && fail "$M: m3 still in the maintainer role" || pass "$M: m3 left the maintainer role"
+	expect 0 "$M: root sign (r1 alone again)" cx root sign --now $T9
+	out_has 'valid quorum met \(signed by r1\)' "$M: ... r1's signature is enough"
+	expect 0 "$M: key generate m3b" "$CONEX" key generate m3b --token "$SERIAL"
+	expect 0 "$M: targets add-key m3 --keyid m3b" cx targets add-key m3 --keyid "$(keyid m3b)" --now $T9
+	out_has 'key hash now' "$M: ... says the key hash changed"
+	expect 0 "$M: m3 signs with m3b only" cx targets sign m3 --as m3b --now $T9
+	out_has 'valid quorum met \(signed by m3b\)' "$M: ... one of two keys is m3's quorum"
+	expect 0 "$M: targets remove-key m3 m3b" cx targets remove-key m3 m3b --now $T9
+	expect 0 "$M: m3 signs" cx targets sign m3 --now $T9
+	expect 0 "$M: snapshot + timestamp" snap_ts $T9
+	expect 0 "$M: incremental: r2 and maintainer m3 removed" verify_inc $T9 "$M/v8"
+	expect 0 "$M: full, anchored by r1 alone" verify_full $T9
 }
 
 # --- hardware keys: one SoftHSM token behind one agent -----------------------------------

@@ -107,6 +107,18 @@ targets_opts(struct cx_tool *t, int argc, char **argv, struct targets_args *ta)
 	return 0;
 }
 
+/* Reads keydir/ID; a missing one says how to make it. */
+static int
+read_identity(struct cx_tool *t, const char *rel, struct cx_resource **r, struct cx_buf *canon,
+    struct cx_err *e)
+{
+	int rc = cx_tool_read(t, rel, CX_R_TARGETS, r, canon, e);
+
+	if (rc == CX_ENOENT)
+		cx_err_prefix(e, "no such identity (conex targets create ID makes one)");
+	return rc;
+}
+
 /* Every command works on keydir/ID of the root: reads the root and returns the path. */
 static int
 identity_file(struct cx_tool *t, const char *id, struct cx_resource **root, const char **rel,
@@ -269,7 +281,7 @@ t_change(struct cx_tool *t, const char *sub, struct targets_args *ta, char **arg
 
 	cx_buf_init(&canon, 0);
 	if ((rc = identity_file(t, args[0], &root, &rel, e)) != 0 ||
-	    (rc = cx_tool_read(t, rel, CX_R_TARGETS, &r, &canon, e)) != 0)
+	    (rc = read_identity(t, rel, &r, &canon, e)) != 0)
 		goto out;
 	if (strcmp(sub, "compute") == 0) {
 		rc = compute_into(t, root, r, ta->pkgs, ta->npkgs, e);
@@ -347,7 +359,7 @@ t_rotate(struct cx_tool *t, struct targets_args *ta, const char *id, struct cx_e
 	int rc;
 
 	if ((rc = identity_file(t, id, &root, &rel, e)) != 0 ||
-	    (rc = cx_tool_read(t, rel, CX_R_TARGETS, &r, NULL, e)) != 0)
+	    (rc = read_identity(t, rel, &r, NULL, e)) != 0)
 		return rc;
 	if (r->epoch == UINT64_MAX)
 		return cx_err_set(e, CX_EREJECT, "%s: the epoch is at its maximum", rel);
@@ -393,7 +405,7 @@ t_show(struct cx_tool *t, const char *sub, const char *id, struct cx_err *e)
 	int rc;
 
 	if ((rc = identity_file(t, id, &root, &rel, e)) != 0 ||
-	    (rc = cx_tool_read(t, rel, CX_R_TARGETS, &r, NULL, e)) != 0 ||
+	    (rc = read_identity(t, rel, &r, NULL, e)) != 0 ||
 	    (rc = cx_author_key_hash(r, hash, e)) != 0)
 		return rc;
 	if (strcmp(sub, "hash") == 0) {
@@ -422,7 +434,7 @@ t_release(
 	t->terse = 1;
 	cx_buf_init(&canon, 0);
 	if ((rc = identity_file(t, id, &root, &rel, e)) != 0 ||
-	    (rc = cx_tool_read(t, rel, CX_R_TARGETS, &r, &canon, e)) != 0 ||
+	    (rc = read_identity(t, rel, &r, &canon, e)) != 0 ||
 	    (rc = compute_into(t, root, r, &pkg, 1, e)) != 0 ||
 	    (rc = cx_tool_propose(t, rel, r, &canon, &changed, e)) != 0) {
 		cx_buf_free(&canon);
@@ -507,7 +519,7 @@ targets_run(struct cx_tool *t, const char *sub, int argc, char **argv)
 		if (nargs != 1)
 			return cx_tool_usage(t, "want an ID");
 		if ((rc = identity_file(t, args[0], &root, &rel, &e)) == 0 &&
-		    (rc = cx_tool_read(t, rel, CX_R_TARGETS, &r, NULL, &e)) == 0)
+		    (rc = read_identity(t, rel, &r, NULL, &e)) == 0)
 			return cx_tool_sign(t, rel, r, ta.as, ta.reset);
 	} else if (strcmp(sub, "hash") == 0 || strcmp(sub, "show") == 0) {
 		if (nargs != 1)

@@ -134,6 +134,23 @@ scenario() {
 	expect 0 "$M: incremental: release 1.1.0" verify_inc $T2 "$M/v1"
 	expect 0 "$M: release again with nothing new writes nothing" cx release author foo --now $T2
 	[ ! -s "$OUT" ] && pass "$M: ... and prints nothing" || fail "$M: release printed: $(cat "$OUT")"
+	# nothing is written when a release cannot be signed
+	cp "$R/keys/author" "$M/author.before"
+	printf 'x\n' >"$R/packages/foo/foo.1.1.0/url"
+	expect 1 "$M: release refuses a file that is neither opam nor files/F" cx release author foo --now $T2
+	out_has 'packages/foo/foo.1.1.0/url' "$M: ... and names it"
+	rm "$R/packages/foo/foo.1.1.0/url"
+	mkdir -p "$R/packages/foo/foo.1.2.0"
+	printf 'opam-version: "2.0"\n' >"$R/packages/foo/foo.1.2.0/opam"
+	expect 0 "$M: the agent may sign only snapshots with the author's key" \
+		"$CONEX" agent set-policy "$(keyid author)" --types snapshot
+	expect 1 "$M: release: the agent refuses to sign" cx release author foo --now $T2
+	out_has 'refused' "$M: ... the refusal is reported"
+	cmp -s "$R/keys/author" "$M/author.before" && pass "$M: keys/author untouched after both failures" ||
+		fail "$M: keys/author changed by a failed release"
+	ls -a "$R/keys" | grep -q '\.tmp\.' && fail "$M: a temporary file is left in keys/" || pass "$M: no temporary file left"
+	expect 0 "$M: policy back to all types" "$CONEX" agent set-policy "$(keyid author)" --types all
+	rm -r "$R/packages/foo/foo.1.2.0"
 
 	# --- m3's late signature does not invalidate m1's and m2's ---
 	cp -a "$R" "$M/v2"

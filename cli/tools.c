@@ -4,11 +4,14 @@
  * of docs/tools.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/tools.h"
@@ -27,7 +30,30 @@ cx_tool_init(struct cx_tool *t, const char *cmd)
 	t->now = (int64_t)time(NULL);
 	cx_time_format(t->now, t->created);
 	cx_arena_init(&t->a, 0);
+	t->lockfd = -1;
 	optind = 1;
+}
+
+/*
+ * Two tools changing the same checkout at once would each rename their own
+ * version over the other's, and a signature would be lost: every command
+ * holds an exclusive flock on the repository directory from its first look
+ * at a file to its exit.  No lock file is left in the repository.
+ */
+static int
+tool_lock(struct cx_tool *t, struct cx_err *e)
+{
+	if (t->lockfd != -1)
+		return 0;
+	if ((t->lockfd = open(t->repo, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0; /* nothing to protect yet (root create makes it) */
+		return cx_err_set(e, CX_EIO, "%s: %s", t->repo, strerror(errno));
+	}
+	while (flock(t->lockfd, LOCK_EX) == -1)
+		if (errno != EINTR)
+			return cx_err_set(e, CX_EIO, "%s: lock: %s", t->repo, strerror(errno));
+	return 0;
 }
 
 void
@@ -35,6 +61,8 @@ cx_tool_done(struct cx_tool *t)
 {
 	if (t->signer_open)
 		cx_signer_close(&t->signer);
+	if (t->lockfd != -1)
+		close(t->lockfd);
 	cx_arena_free(&t->a);
 }
 
@@ -143,9 +171,12 @@ int
 cx_tool_exists(struct cx_tool *t, const char *rel, struct cx_err *e)
 {
 	const char *p = cx_tool_path(t, rel);
+	int rc;
 
 	if (p == NULL)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	if ((rc = tool_lock(t, e)) != 0)
+		return rc;
 	return cx_file_exists(p, e);
 }
 
@@ -159,6 +190,8 @@ cx_tool_read(struct cx_tool *t, const char *rel, enum cx_rtype type, struct cx_r
 
 	if (p == NULL)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	if ((rc = tool_lock(t, e)) != 0)
+		return rc;
 	cx_buf_init(&b, RESOURCE_MAX);
 	if ((rc = cx_file_read(p, RESOURCE_MAX, &b, e)) == 0)
 		rc = cx_resource_parse(&t->a, p, b.d, b.len, type, r, NULL, e);
@@ -200,7 +233,7 @@ cx_tool_write(struct cx_tool *t, const char *rel, const struct cx_resource *r, s
 
 	if (p == NULL)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
-	if ((rc = cx_author_write(p, r, e)) != 0)
+	if ((rc = tool_lock(t, e)) != 0 || (rc = cx_author_write(p, r, e)) != 0)
 		return rc;
 	t->nwritten++;
 	if (!t->quiet)

@@ -65,6 +65,7 @@ struct cx_tool {
 	struct cx_arena a;
 	struct cx_signer signer;
 	int signer_open;
+	int lockfd; /* the repository directory, flock()ed while the command runs; -1 */
 };
 
 enum { CX_TOOL_O_ROOT = 0x200, CX_TOOL_O_SOCK, CX_TOOL_O_NOW };

@@ -272,6 +272,22 @@ scenario() {
 	expect 0 "$M: snapshot + timestamp" snap_ts $T9
 	expect 0 "$M: incremental: r2 and maintainer m3 removed" verify_inc $T9 "$M/v8"
 	expect 0 "$M: full, anchored by r1 alone" verify_full $T9
+
+	# --- a 2-of-2 identity signed by both keys at the same time: no signature is lost ---
+	for k in k1 k2; do
+		expect 0 "$M: key generate $k" "$CONEX" key generate $k --token "$SERIAL"
+	done
+	expect 0 "$M: targets create multi --key k1 --key k2" cx targets create multi --key k1 --key "$(keyid k2)" --now $T9
+	grep -Eq '\(2 \[' "$R/keys/multi" && pass "$M: keys/multi: valid (2 [k1 k2])" || fail "$M: keys/multi: $(cat "$R/keys/multi")"
+	cx targets sign multi --as k1 --now $T9 >"$M/s1.out" 2>&1 &
+	local p1=$!
+	cx targets sign multi --as k2 --now $T9 >"$M/s2.out" 2>&1 &
+	local p2=$!
+	wait $p1 && wait $p2 && pass "$M: k1 and k2 sign concurrently" || fail "$M: concurrent signing: $(cat "$M/s1.out" "$M/s2.out")"
+	expect 0 "$M: targets show multi" cx targets show multi
+	grep -E 'keys/multi: ' "$OUT" | tail -1 >"$M/multi.state"
+	grep -Eq 'valid quorum met \(signed by (k1, k2|k2, k1)\)' "$M/multi.state" &&
+		pass "$M: ... both signatures are there" || fail "$M: keys/multi: $(cat "$M/multi.state" "$M/s1.out" "$M/s2.out")"
 }
 
 # --- hardware keys: one SoftHSM token behind one agent -----------------------------------

@@ -120,11 +120,13 @@ role_run(struct cx_tool *t, enum cx_rtype type, int nosign, int reset_epoch,
 	r->nsigs = 0;
 	r->targets = NULL;
 	r->ntargets = 0;
-	/* the role's key only: the verifier looks the signer up by the role's id */
-	r->keys = NULL;
-	r->nkeys = 0;
-	if (k != NULL && (rc = cx_author_key_add(&t->a, r, ref->id, t->created, k->keystr, e)) != 0)
-		return rc;
+	/* the role's key only: the verifier looks the signer up by the role's id (--no-sign keeps the keys) */
+	if (k != NULL) {
+		r->keys = NULL;
+		r->nkeys = 0;
+		if ((rc = cx_author_key_add(&t->a, r, ref->id, t->created, k->keystr, e)) != 0)
+			return rc;
+	}
 	if ((rc = fill(t, root, r, e)) != 0)
 		return rc;
 	if (k != NULL && (rc = cx_signer_sign(s, &t->a, r, &r->keys[0], t->created, e)) != 0)

@@ -52,7 +52,10 @@ cx_author_key_add(struct cx_arena *a, struct cx_resource *r, const char *id, con
 	for (i = 0; i < r->nkeys; i++) {
 		int c = strcmp(r->keys[i].id, id);
 		if (c == 0) {
-			r->keys[i] = k;
+			/* the same key again keeps its entry: re-running a command changes nothing */
+			if (r->keys[i].keystrlen != k.keystrlen ||
+			    memcmp(r->keys[i].keystr, k.keystr, k.keystrlen) != 0)
+				r->keys[i] = k;
 			return 0;
 		}
 		if (c > 0)

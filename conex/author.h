@@ -18,7 +18,8 @@ struct cx_resource *cx_author_new(
 
 /*
  * Adds the key entry id -> keystr ("rsa=..." / "ed25519=..."), replacing an
- * entry of the same id.  Keys stay sorted by id, as the parser keeps them.
+ * entry of the same id that holds another key (the same key keeps its entry
+ * and its created time).  Keys stay sorted by id, as the parser keeps them.
  */
 int cx_author_key_add(struct cx_arena *a, struct cx_resource *r, const char *id,
     const char *created, const char *keystr, struct cx_err *e);

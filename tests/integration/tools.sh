@@ -93,6 +93,8 @@ scenario() {
 	expect 0 "$M: root create" cx root create --now $T1
 	expect 1 "$M: root create refuses to overwrite" cx root create --now $T1
 	expect 0 "$M: root add-key r1" cx root add-key r1 --now $T1
+	expect 0 "$M: root add-key r1 again" cx root add-key r1 --now $T2
+	out_has 'root: unchanged' "$M: ... changes nothing"
 	for m in m1 m2 m3 author; do
 		expect 0 "$M: targets create $m" cx targets create $m --now $T1
 	done

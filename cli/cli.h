@@ -12,5 +12,12 @@ enum {
 
 int cx_cmd_verify(int argc, char **argv);
 int cx_cmd_agent(int argc, char **argv);
+/* The signing tools (docs/tools.md). */
+int cx_cmd_key(int argc, char **argv);
+int cx_cmd_root(int argc, char **argv);
+int cx_cmd_targets(int argc, char **argv);
+int cx_cmd_release(int argc, char **argv);
+int cx_cmd_snapshot(int argc, char **argv);
+int cx_cmd_timestamp(int argc, char **argv);
 
 #endif

@@ -423,7 +423,7 @@ init_daemon(struct agent *a, struct cx_err *e)
 	if ((a->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return cx_err_set(e, CX_EIO, "eventfd: %s", strerror(errno));
 	/* decoder buffers, once: strings (scratch), secrets (guarded, wiped after each request) */
-	cx_buf_init(&a->scratch, 2 * CX_PROTO_MAX + 4096);
+	cx_buf_init(&a->scratch, AGENT_SCRATCH_MAX);
 	if (cx_buf_reserve(&a->scratch, CX_PROTO_MAX + 4096, NULL) != 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
 	cx_buf_reset(&a->scratch);

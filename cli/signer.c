@@ -10,7 +10,7 @@
 #include "cli/tools.h"
 
 /* The largest data of a SIGN request: the frame limit less its header (docs/protocol.md). */
-#define CX_SIGN_DATA_MAX (CX_PROTO_MAX - 1 - 37)
+#define CX_SIGN_DATA_MAX (CX_PROTO_SIGN_MAX - 1 - 37)
 
 int
 cx_keyid_parse(const char *s, uint8_t out[CX_SHA256_LEN])

@@ -6,7 +6,9 @@
 # verify` accepts each step in full or incremental mode.  Late signers,
 # revocation, rotation, fast-forward recovery and a 2-of-2 root keep working.
 #
-# Environment (ctest sets them): CX_BUILD_DIR, CONEX.
+# Environment (ctest sets them): CX_BUILD_DIR, CONEX.  CX_UPSTREAM_VERIFY: an
+# upstream conex_verify_openssl v1.0.0 (not built here) that must accept every
+# repository `conex verify` accepts.
 
 # shellcheck disable=SC2015
 set -uo pipefail
@@ -82,10 +84,24 @@ scenario() {
 	local T7=2026-11-25T16:00:00Z T8=2026-11-25T17:00:00Z ANCHOR
 	mkdir -p "$R"
 	cx() { "$CONEX" "$@" -r "$R"; }
-	verify_full() { "$CONEX" verify --no-state -t "$ANCHOR" --now "$1" --dir "$R"; }
+	verify_full() {
+		"$CONEX" verify --no-state -t "$ANCHOR" --now "$1" --dir "$R" || return
+		upstream --dir "$R"
+	}
 	verify_inc() { # verify_inc NOW OLD: OLD -> R as a diff -ruaN patch
 		mkpatch "$2" "$R" "$2.patch" || return 9
-		"$CONEX" verify --no-state -t "$ANCHOR" --now "$1" --incremental --repository "$2" --patch "$2.patch"
+		"$CONEX" verify --no-state -t "$ANCHOR" --now "$1" --incremental --repository "$2" --patch "$2.patch" || return
+		upstream --incremental --repository "$2" --patch "$2.patch"
+	}
+	# What we accept, upstream's verifier must accept too (when CX_UPSTREAM_VERIFY names
+	# one: conex_verify_openssl v1.0.0). It has no --now and only rejects timestamps from
+	# the future, hence the large --expiry for this test's fixed dates.
+	upstream() {
+		[ -n "${CX_UPSTREAM_VERIFY:-}" ] || return 0
+		"$CX_UPSTREAM_VERIFY" --quorum 1 -t "$ANCHOR" --expiry 100000000 "$@" >"$W/upstream.out" 2>&1 && return 0
+		echo "upstream conex_verify_openssl rejects what conex verify accepted:"
+		cat "$W/upstream.out"
+		return 8
 	}
 	snap_ts() { cx snapshot --now "$1" && cx timestamp --now "$1"; }
 
@@ -334,6 +350,18 @@ out_has 'software key' "... import warns that the key is not hardware-held"
 expect 0 "key list (software)" "$CONEX" key list
 [ "$(grep -c ' software$' "$OUT")" -eq 7 ] && pass "7 software keys listed" || fail "key list: $(cat "$OUT")"
 scenario soft
+
+# --- a resource larger than any other agent request: 2,500 releases in one SIGN ---------
+R=soft/repo
+for i in $(seq 1 2500); do
+	mkdir -p "$R/packages/foo/foo.9.$i"
+	printf 'opam-version: "2.0"\nversion: "9.%s"\n' "$i" >"$R/packages/foo/foo.9.$i/opam"
+done
+expect 0 "release author foo with 2,500 more releases" "$CONEX" release author foo -r "$R" --now 2026-11-25T18:00:00Z
+size=$(wc -c <"$R/keys/author")
+[ "$size" -gt 262144 ] && pass "keys/author is $size bytes, over the 256 KiB of other requests" ||
+	fail "keys/author is only $size bytes"
+expect 0 "full verification of the large release" "$CONEX" verify --no-state -t "$("$CONEX" key show r1 | awk '{print $5; exit}')" --now 2026-11-25T18:00:00Z --dir "$R"
 
 echo "$NPASS passed, $NFAIL failed"
 [ "$NFAIL" -eq 0 ]

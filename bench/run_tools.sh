@@ -42,7 +42,11 @@ if [ ! -r "$MODULE" ] || ! command -v softhsm2-util > /dev/null; then
 	exit 0
 fi
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+# Configure every time (cheap with a cache): a build directory from before
+# bench_tools existed has no rule for it.
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+	cmake -S "$ROOT" -B "$BUILD" > /dev/null
+else
 	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null
 fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/conex-bench-tools.XXXXXX")

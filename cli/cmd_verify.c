@@ -9,12 +9,13 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "conex/overrides.h"
 #include "conex/patch.h"
 #include "conex/repo.h"
 #include "conex/state.h"
 #include "conex/verify.h"
 
-#define MAX_ANCHORS 256
+#define MAX_ANCHORS CX_CLI_MAX_ANCHORS
 
 static void
 verify_usage(FILE *f)
@@ -36,6 +37,8 @@ verify_usage(FILE *f)
 	    "      --state DIR        where accepted versions are kept (default\n"
 	    "                         $XDG_STATE_HOME/conex or ~/.local/state/conex)\n"
 	    "      --no-state         keep no state (no rollback protection across full fetches)\n"
+	    "      --overlay DIR      local trust overrides in DIR/overrides (repeatable;\n"
+	    "                         docs/trust-overrides.md)\n"
 	    "  -q, --quiet            print nothing on success\n"
 	    "  -v, --verbose          print warnings (-vv: details)\n\n"
 	    "exit status: 0 accepted, 1 rejected, 2 usage error, 3 I/O or internal error\n");
@@ -64,8 +67,8 @@ is_hex64(const char *s, size_t n)
 }
 
 /* Adds the anchors of one comma-separated argument; malformed ones are reported and skipped. */
-static int
-add_anchors(const char *arg, char **anchors, size_t *n)
+int
+cx_cli_add_anchors(const char *arg, char **anchors, size_t *n)
 {
 	const char *p = arg, *end;
 
@@ -75,7 +78,7 @@ add_anchors(const char *arg, char **anchors, size_t *n)
 		len = end ? (size_t)(end - p) : strlen(p);
 		if (len > 7 && strncmp(p, "sha256=", 7) == 0 && is_hex64(p + 7, len - 7)) {
 			if (*n >= MAX_ANCHORS) {
-				fprintf(stderr, "conex verify: too many trust anchors\n");
+				fprintf(stderr, "conex: too many trust anchors\n");
 				return -1;
 			}
 			if ((anchors[*n] = strndup(p + 7, CX_SHA256_HEX)) == NULL)
@@ -83,7 +86,7 @@ add_anchors(const char *arg, char **anchors, size_t *n)
 			(*n)++;
 		} else if (len > 0) {
 			fprintf(stderr,
-			    "conex verify: ignoring malformed trust anchor '%.*s' (want "
+			    "conex: ignoring malformed trust anchor '%.*s' (want "
 			    "sha256=<64 lowercase hex digits>)\n",
 			    (int)len, p);
 		}
@@ -113,8 +116,8 @@ exit_for(int code)
 	return CX_EXIT_ERROR;
 }
 
-static uint8_t *
-slurp(const char *path, size_t *len, struct cx_err *e)
+uint8_t *
+cx_cli_slurp(const char *path, size_t *len, struct cx_err *e)
 {
 	FILE *f = fopen(path, "rb");
 	struct cx_buf b;
@@ -138,6 +141,21 @@ slurp(const char *path, size_t *len, struct cx_err *e)
 }
 
 int
+cx_cli_overlays(struct cx_overrides *ovr, const char *const *dirs, size_t n, const char *cmd)
+{
+	struct cx_err e = {0};
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if ((r = cx_overrides_add_dir(ovr, dirs[i], &e)) != 0) {
+			fprintf(stderr, "%s: --overlay: %s\n", cmd, e.msg);
+			/* a broken local configuration is the caller's to fix: a usage error */
+			return r == CX_EIO || r == CX_ENOMEM ? CX_EXIT_ERROR : CX_EXIT_USAGE;
+		}
+	return CX_EXIT_OK;
+}
+
+int
 cx_cmd_verify(int argc, char **argv)
 {
 	enum {
@@ -152,7 +170,8 @@ cx_cmd_verify(int argc, char **argv)
 		O_NOW,
 		O_STATE,
 		O_NOSTATE,
-		O_NOCOLOR
+		O_NOCOLOR,
+		O_OVERLAY
 	};
 	static const struct option opts[] = {{"trust-anchors", required_argument, NULL, 't'},
 	    {"quorum", required_argument, NULL, O_QUORUM}, {"dir", required_argument, NULL, O_DIR},
@@ -164,8 +183,9 @@ cx_cmd_verify(int argc, char **argv)
 	    {"ignore-missing", no_argument, NULL, O_NOSTRICT},
 	    {"now", required_argument, NULL, O_NOW}, {"state", required_argument, NULL, O_STATE},
 	    {"no-state", no_argument, NULL, O_NOSTATE}, {"no-color", no_argument, NULL, O_NOCOLOR},
-	    {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	    {"overlay", required_argument, NULL, O_OVERLAY}, {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	char *anchors[MAX_ANCHORS];
 	size_t nanchors = 0, patchlen = 0;
 	const char *dir = NULL, *repository = NULL, *patchfile = NULL, *statedir = NULL;
@@ -181,6 +201,9 @@ cx_cmd_verify(int argc, char **argv)
 	char *statepath = NULL, *end;
 	int found = 0;
 	long long ll;
+	const char *overlays[CX_CLI_MAX_OVERLAYS];
+	size_t noverlays = 0;
+	struct cx_overrides ovr;
 
 	memset(&o, 0, sizeof(o));
 	o.quorum = 1;
@@ -190,11 +213,12 @@ cx_cmd_verify(int argc, char **argv)
 	o.expiry = 900;
 	o.now = (int64_t)time(NULL);
 	o.log = &log;
+	cx_overrides_init(&ovr);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:r:qvh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			if (add_anchors(optarg, anchors, &nanchors) != 0)
+			if (cx_cli_add_anchors(optarg, anchors, &nanchors) != 0)
 				goto out_usage;
 			break;
 		case O_QUORUM:
@@ -255,6 +279,13 @@ cx_cmd_verify(int argc, char **argv)
 			break;
 		case O_NOCOLOR:
 			break;
+		case O_OVERLAY:
+			if (noverlays == CX_CLI_MAX_OVERLAYS) {
+				fprintf(stderr, "conex verify: too many --overlay\n");
+				goto out_usage;
+			}
+			overlays[noverlays++] = optarg;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -290,6 +321,11 @@ cx_cmd_verify(int argc, char **argv)
 	}
 	o.anchors = (const char *const *)anchors;
 	o.nanchors = nanchors;
+	if ((rc = cx_cli_overlays(&ovr, overlays, noverlays, "conex verify")) != CX_EXIT_OK)
+		goto out;
+	if (noverlays)
+		o.overrides = &ovr;
+	rc = CX_EXIT_ERROR;
 	if (!nostate) {
 		if ((r = cx_state_path(statedir, o.anchors, nanchors, &statepath, &e)) != 0 ||
 		    (r = cx_state_load(statepath, &prev, &found, &e)) != 0) {
@@ -304,7 +340,7 @@ cx_cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (incremental) {
-		if ((patchdata = slurp(patchfile, &patchlen, &e)) == NULL) {
+		if ((patchdata = cx_cli_slurp(patchfile, &patchlen, &e)) == NULL) {
 			fprintf(stderr, "conex verify: %s\n", e.msg);
 			rc = CX_EXIT_USAGE;
 			goto out;
@@ -335,6 +371,7 @@ cx_cmd_verify(int argc, char **argv)
 out_usage:
 	rc = CX_EXIT_USAGE;
 out:
+	cx_overrides_free(&ovr);
 	if (patch != NULL)
 		cx_patch_free(patch);
 	free(patchdata);

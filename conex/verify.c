@@ -815,9 +815,11 @@ load_body(struct vctx *v, struct tfile *f, const char *path, size_t ovl)
 			 */
 			if (v->o->obs == NULL || !v->o->obs->keep_going)
 				return 0;
-			if ((r = soft(v, CX_STAGE_KEYDIR,
+			/* verify_keydir said so already, but for the snapshot's own id */
+			if (!v->soft_set &&
+			    (r = soft(v, CX_STAGE_KEYDIR,
 			         reject(v, "%s does not match snapshot %s", path, v->snap_id))) !=
-			    0)
+			        0)
 				return r == CX_ENOMEM ? r : 0;
 		}
 	}
@@ -1205,7 +1207,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 	struct del_claim *dc = NULL;
 	size_t nc = 0, ntc = 0, ndc = 0, i, j, k, *idx = NULL, all;
 	const struct cx_verify_observer *ob = v->o->obs;
-	int r = 0, met;
+	int r = 0, met, held;
 
 	cx_expr_remotes(it->expr, refset_add, &rs);
 	if (rs.oom)
@@ -1251,9 +1253,13 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		    *it->path ? it->path : "(top)", nc);
 		if (it->ovr)
 			r = override_unmet(v, it, &rs);
-		goto done;
+		/* an observer still hears who lists what: "has m1" of a quorum not met */
+		if (r != 0 || ob == NULL || ob->claim == NULL)
+			goto done;
+	} else {
+		res->ntargets += nc;
 	}
-	res->ntargets += nc;
+	held = met;
 	/* targets below the path, grouped by (path, digest, size) */
 	for (i = 0, all = 0; i < nc; i++)
 		for (j = 0; j < c[i].f->t->ntargets; j++)
@@ -1293,7 +1299,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		     j++)
 			if (ns == 0 || idx[ns - 1] != tc[j].who)
 				idx[ns++] = tc[j].who;
-		met = eval_support(it->expr, c, idx, ns);
+		met = held && eval_support(it->expr, c, idx, ns);
 		if (ob != NULL && ob->claim != NULL) {
 			const char **ids = obs_ids(c, idx, ns);
 			if (ids == NULL)
@@ -1310,7 +1316,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			    (int)tc[i].d->len, tc[i].d->value, (unsigned long long)tc[i].size);
 		}
 	}
-	if (it->terminating)
+	if (it->terminating || !held)
 		goto done;
 	/* delegations below the path, grouped by (path, expression) */
 	for (i = 0, all = 0; i < nc; i++)

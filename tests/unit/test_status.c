@@ -106,6 +106,8 @@ run(struct fx *f, const char *fmt, ...)
 	free(f->out);
 	f->out = (char *)cx_test_read(outp, &len);
 	ck_assert_ptr_nonnull(f->out);
+	if (getenv("CX_TEST_SHOW") != NULL) /* CX_TEST_SHOW=1 test_status: every report */
+		fprintf(stderr, "$ conex %s\n%s[exit %d]\n", args, f->out, r);
 	free(args);
 	free(outp);
 	return r;
@@ -219,6 +221,41 @@ START_TEST(test_snapshot_not_updated)
 	assert_out_has(&f, "packages/foo/foo.2.0.0/opam: OK");
 	assert_out_has(&f, "keys/m1: INVALID");
 	assert_out_has(&f, "keys/m1 does not match snapshot snap");
+	agree_patch(&f, d2, 1);
+	free(v2);
+	free(d2);
+	fx_free(&f);
+}
+END_TEST
+
+/* A quorum the role cannot meet at all (m2's file is broken): who lists it is still said. */
+START_TEST(test_role_unmet)
+{
+	struct fx f;
+	char *v2, *d2;
+
+	fx_init(&f, 2, 2);
+	v2 = fx_copy(&f, "v1", "v2");
+	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
+	rb_world_sign_maintainer(&f.w, 0);
+	/* m2's file signed with m1's key: not self-valid */
+	f.w.rm[1]->counter++;
+	f.w.rm[1]->sigs = NULL;
+	f.w.rm[1]->nsigs = 0;
+	rb_sign(&f.w.a, f.w.rm[1], f.w.m[0], f.w.created);
+	rb_write(f.w.rm[1], v2, "keys/m2");
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	d2 = fx_diff(&f, "v1", "v2");
+	ck_assert_int_eq(
+	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d2, f.w.created),
+	    1);
+	assert_out_has(&f,
+	    "packages/foo/foo.2.0.0/opam: NOT YET: needs 2 of [m1 m2] (maintainer "
+	    "role); has m1; missing 1; can complete: m2 (not counting: couldn't "
+	    "validate its expression (0 valid signatures), dropped)\n");
+	assert_out_has(&f, "keys/m2: NOT YET: needs more signatures\n");
+	assert_out_has(&f, "NOT self-valid: valid m2, signed by nobody; missing signers: m2");
 	agree_patch(&f, d2, 1);
 	free(v2);
 	free(d2);
@@ -547,6 +584,7 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_quorum_missing_then_met);
 	tcase_add_test(tc, test_snapshot_not_updated);
+	tcase_add_test(tc, test_role_unmet);
 	tcase_add_test(tc, test_tampered);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_api);

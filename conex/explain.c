@@ -57,6 +57,8 @@ struct cx_explain_priv {
 	struct xident *ids;
 	size_t nids, capids;
 	size_t capproblems, capfiles;
+	size_t *byp; /* the seen items' numbers, by path: what governs a file is a prefix lookup */
+	size_t nbyp;
 	int oom;
 };
 
@@ -277,6 +279,53 @@ claims_of(const struct cx_explain_priv *p, const char *path, size_t *first)
 	return n;
 }
 
+static int
+byp_cmp_r(const void *x, const void *y, void *arg)
+{
+	const struct cx_explain_priv *p = arg;
+
+	return strcmp(p->items[*(const size_t *)x].path, p->items[*(const size_t *)y].path);
+}
+
+static int
+index_items(struct cx_explain_priv *p)
+{
+	if ((p->byp = cx_arena_alloc(&p->x->a, (p->nitems + 1) * sizeof(*p->byp))) == NULL)
+		return CX_ENOMEM;
+	for (size_t i = 0; i < p->nitems; i++)
+		if (p->items[i].seen)
+			p->byp[p->nbyp++] = i;
+	qsort_r(p->byp, p->nbyp, sizeof(*p->byp), byp_cmp_r, p);
+	return 0;
+}
+
+/* Calls fn for every seen item whose path is exactly the first n bytes of path. */
+static int
+items_at(const struct cx_explain_priv *p, const char *path, size_t n,
+    int (*fn)(void *arg, size_t item), void *arg)
+{
+	size_t lo = 0, hi = p->nbyp;
+	int r;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *q = p->items[p->byp[mid]].path;
+		/* q < path[0, n) in strcmp order: the order of byp */
+		if (strncmp(q, path, n) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < p->nbyp; lo++) {
+		const char *q = p->items[p->byp[lo]].path;
+		if (strncmp(q, path, n) != 0 || q[n] != 0)
+			break;
+		if ((r = fn(arg, p->byp[lo])) != 0)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- text helpers ---- */
 
 static int
@@ -487,6 +536,38 @@ gov_line(struct cx_arena *a, const struct cx_explain_gov *g)
 	return s;
 }
 
+struct itemlist {
+	size_t *v, n, cap;
+};
+
+static int
+itemlist_add(void *arg, size_t item)
+{
+	struct itemlist *l = arg;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		size_t *n = realloc(l->v, ncap * sizeof(*n));
+		if (n == NULL)
+			return CX_ENOMEM;
+		l->v = n;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = item;
+	return 0;
+}
+
+/* The items whose path is "" or a directory above path: what can govern it (§7.5). */
+static int
+items_above(const struct cx_explain_priv *p, const char *path, struct itemlist *l)
+{
+	int r = items_at(p, path, 0, itemlist_add, l);
+
+	for (const char *s = path; r == 0 && (s = strchr(s, '/')) != NULL; s++)
+		r = items_at(p, path, (size_t)(s - path), itemlist_add, l);
+	return r;
+}
+
 static int
 explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 {
@@ -497,13 +578,23 @@ explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 	int acc_this = 0, acc_other = 0, listed = 0, r;
 	const struct xclaim *other = NULL;
 
-	if ((f->gov = cx_arena_alloc(a, (p->nitems + 1) * sizeof(*f->gov))) == NULL)
+	struct itemlist il = {0};
+	size_t *iv = NULL, niv;
+
+	/* the list goes to the arena at once, so that every return below is clean */
+	r = items_above(p, f->path, &il);
+	if (r == 0 && il.n)
+		iv = cx_arena_memdup(a, il.v, il.n * sizeof(*il.v));
+	niv = il.n;
+	free(il.v);
+	if (r != 0 || (niv && iv == NULL) ||
+	    (f->gov = cx_arena_alloc(a, (niv + 1) * sizeof(*f->gov))) == NULL)
 		return CX_ENOMEM;
-	for (i = 0; i < p->nitems; i++) {
-		const struct xitem *it = &p->items[i];
+	for (size_t k = 0; k < niv; k++) {
+		const struct xitem *it = &p->items[i = iv[k]];
 		struct cx_explain_gov *g;
 		struct candset cs = {0};
-		if (!it->seen || !(*it->path == 0 || below(it->path, f->path)))
+		if (!below(it->path, f->path))
 			continue;
 		if (it->ovr == 0 && ov != NULL && cx_overrides_find(ov, f->path) != NULL)
 			continue; /* verify ignores it there */
@@ -1117,6 +1208,8 @@ cx_explain_run(struct cx_repo *base, const struct cx_patch *patch, const struct 
 		goto oom;
 	if (p->nclaims > 1)
 		qsort(p->claims, p->nclaims, sizeof(*p->claims), claim_cmp);
+	if (index_items(p) != 0)
+		goto oom;
 	/* 2. the verdict: exactly conex verify's */
 	vo.obs = NULL;
 	if (patch != NULL)

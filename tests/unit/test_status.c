@@ -263,6 +263,70 @@ START_TEST(test_role_unmet)
 }
 END_TEST
 
+/* An author delegation: the most specific expression first, the maintainers' as "or:". */
+START_TEST(test_delegation)
+{
+	struct fx f;
+	char *v2, *v3, *d2, *d3, hash[CX_SHA256_HEX + 1];
+	struct rb_key *alice;
+	struct cx_resource *ra;
+	struct cx_keyref ref;
+	const char *foo[] = {"packages/foo"};
+
+	fx_init(&f, 3, 2);
+	v2 = fx_copy(&f, "v1", "v2");
+	alice = rb_key_gen("alice", ALG);
+	ra = rb_world_identity(&f.w, alice);
+	rb_world_sign_targets(&f.w, ra, alice, foo, 1);
+	rb_key_hash(ra, hash);
+	ref = rb_remote("alice", hash, 0);
+	for (int i = 0; i < 3; i++) {
+		rb_add_delegation(
+		    &f.w.a, f.w.rm[i], "packages/foo", rb_quorum(&f.w.a, 1, &ref, 1), 1);
+		rb_world_sign_maintainer(&f.w, i);
+	}
+	rb_world_sign_snapshot_keydir(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	ck_assert_int_eq(run(&f, "check -t %s -r '%s' --now %s", f.anchor, v2, f.w.created), 0);
+	/* a release that m1 signs, but not alice */
+	v3 = fx_copy(&f, "v2", "v3");
+	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
+	rb_world_sign_maintainer(&f.w, 0);
+	rb_world_sign_snapshot_keydir(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	d2 = fx_diff(&f, "v2", "v3");
+	ck_assert_int_eq(run(&f, "check -t %s -r '%s/v2' --patch '%s' --now %s", f.anchor, f.tmp,
+	                     d2, f.w.created),
+	    1);
+	assert_out_has(&f,
+	    "packages/foo/foo.2.0.0/opam: NOT YET: needs alice (terminating "
+	    "delegation of packages/foo); has nobody; missing 1; can complete: "
+	    "alice\n");
+	assert_out_has(&f,
+	    "  or: needs 2 of [m1 m2 m3] (maintainer role); has m1; missing 1; can "
+	    "complete: m2, m3\n");
+	/* alice signs it: accepted through her delegation */
+	rb_world_sign_targets(&f.w, ra, alice, foo, 1);
+	rb_world_sign_snapshot_keydir(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	d3 = fx_diff(&f, "v2", "v3");
+	ck_assert_int_eq(run(&f, "check -t %s -r '%s/v2' --patch '%s' --now %s", f.anchor, f.tmp,
+	                     d3, f.w.created),
+	    0);
+	assert_out_has(&f,
+	    "packages/foo/foo.2.0.0/opam: OK: alice (terminating delegation of "
+	    "packages/foo); has alice\n");
+	assert_out_has(&f, "keys/alice: OK: self-valid\n");
+	assert_out_has(&f, "counts for the terminating delegation of packages/foo");
+	rb_key_free(alice);
+	free(v2);
+	free(v3);
+	free(d2);
+	free(d3);
+	fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_tampered)
 {
 	struct fx f;
@@ -585,6 +649,7 @@ main(void)
 	tcase_add_test(tc, test_quorum_missing_then_met);
 	tcase_add_test(tc, test_snapshot_not_updated);
 	tcase_add_test(tc, test_role_unmet);
+	tcase_add_test(tc, test_delegation);
 	tcase_add_test(tc, test_tampered);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_api);

@@ -122,17 +122,23 @@ assert_out_has(struct fx *f, const char *s)
 
 /* check and verify on the same change: the same verdict, and check's is the one expected. */
 static void
-agree_patch(struct fx *f, const char *diff, int want)
+agree_patch_on(struct fx *f, const char *base, const char *diff, int want)
 {
 	int c = run(
-	    f, "check -t %s -r '%s' --patch '%s' --now %s", f->anchor, f->base, diff, f->w.created);
+	    f, "check -t %s -r '%s' --patch '%s' --now %s", f->anchor, base, diff, f->w.created);
 	char *out = strdup(f->out);
 	int v = run(f, "verify -t %s --incremental -r '%s' --patch '%s' --now %s --no-state",
-	    f->anchor, f->base, diff, f->w.created);
+	    f->anchor, base, diff, f->w.created);
 
 	if (c != want || v != want)
 		ck_abort_msg("check %d, verify %d, want %d:\n%s", c, v, want, out);
 	free(out);
+}
+
+static void
+agree_patch(struct fx *f, const char *diff, int want)
+{
+	agree_patch_on(f, f->base, diff, want);
 }
 
 static void
@@ -614,6 +620,19 @@ START_TEST(test_agreement_attacks)
 	assert_out_has(&f, "keys/evil: OK");
 	assert_out_has(&f, "no evaluated delegation names it");
 	rb_key_free(evil);
+	free(t);
+	free(d);
+	/* rollback: an update to an older, validly signed snapshot and timestamp */
+	t = fx_copy(&f, "v1", "newer");
+	rb_world_sign_snapshot(&f.w);
+	rb_world_sign_timestamp(&f.w);
+	d = fx_diff(&f, "newer", "v1");
+	agree_patch_on(&f, t, d, 1);
+	assert_out_has(&f, "rollback");
+	ck_assert_int_eq(
+	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, t, d, f.w.created), 1);
+	assert_out_has(&f, "snap: INVALID: does not verify\n");
+	assert_out_has(&f, "counter: goes backwards (rollback?)");
 	free(t);
 	free(d);
 	/* a wrong anchor: status explains all the same, and says why root fails */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "conex/explain.h"
@@ -43,19 +42,15 @@ status_usage(FILE *f, const char *cmd)
 int
 cx_cmd_status(int argc, char **argv)
 {
-	enum { O_QUORUM = 256, O_PATCH, O_ROOT, O_EXPIRY, O_NOOPAM, O_NOW, O_OVERLAY, O_JSON };
-	static const struct option opts[] = {{"trust-anchors", required_argument, NULL, 't'},
-	    {"quorum", required_argument, NULL, O_QUORUM},
+	enum { O_PATCH = CX_OPT_OWN, O_JSON };
+	static const struct option opts[] = {CX_CLI_COMMON_LONGOPTS,
 	    {"repository", required_argument, NULL, 'r'},
-	    {"patch", required_argument, NULL, O_PATCH}, {"root", required_argument, NULL, O_ROOT},
-	    {"expiry", required_argument, NULL, O_EXPIRY}, {"no-opam", no_argument, NULL, O_NOOPAM},
-	    {"now", required_argument, NULL, O_NOW},
-	    {"overlay", required_argument, NULL, O_OVERLAY}, {"json", no_argument, NULL, O_JSON},
+	    {"patch", required_argument, NULL, O_PATCH}, {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *cmd = argv[0], *dir = ".", *patchfile = NULL;
-	const char *overlays[CX_CLI_MAX_OVERLAYS];
-	char *anchors[CX_CLI_MAX_ANCHORS], *end;
-	size_t nanchors = 0, noverlays = 0, patchlen = 0;
+	char name[32];
+	struct cx_cli_common c;
+	size_t patchlen = 0;
 	int check = strcmp(cmd, "check") == 0, json = 0, ch, rc = CX_EXIT_ERROR, r;
 	struct cx_verify_opts o;
 	struct cx_overrides ovr;
@@ -65,72 +60,25 @@ cx_cmd_status(int argc, char **argv)
 	struct cx_err e = {0};
 	struct cx_buf out;
 	uint8_t *patchdata = NULL;
-	long long ll;
 
-	memset(&o, 0, sizeof(o));
+	memset(&c, 0, sizeof(c));
 	memset(&x, 0, sizeof(x));
-	o.quorum = 1;
-	o.root_name = "root";
-	o.opam = 1;
-	o.strict = 1;
-	o.expiry = 900;
-	o.now = (int64_t)time(NULL);
+	snprintf(name, sizeof(name), "conex %s", check ? "check" : "status");
+	cx_cli_verify_defaults(&o);
 	cx_overrides_init(&ovr);
 	cx_buf_init(&out, 0);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:r:h", opts, NULL)) != -1) {
+		if ((r = cx_cli_common_opt(ch, optarg, &c, &o, name)) < 0)
+			goto out_usage;
+		if (r > 0)
+			continue;
 		switch (ch) {
-		case 't':
-			if (cx_cli_add_anchors(optarg, anchors, &nanchors) != 0)
-				goto out_usage;
-			break;
-		case O_QUORUM:
-			ll = strtoll(optarg, &end, 10);
-			if (*optarg == 0 || *end != 0 || ll < 0 || ll > 1000) {
-				fprintf(stderr,
-				    "conex %s: --quorum: want a number from 0 to 1000\n", cmd);
-				goto out_usage;
-			}
-			o.quorum = ll < 1 ? 1 : (int)ll;
-			break;
 		case 'r':
 			dir = optarg;
 			break;
 		case O_PATCH:
 			patchfile = optarg;
-			break;
-		case O_ROOT:
-			if (cx_path_check(optarg, strlen(optarg)) != 0 ||
-			    strchr(optarg, '/') != NULL) {
-				fprintf(stderr, "conex %s: --root: want a file name\n", cmd);
-				goto out_usage;
-			}
-			o.root_name = optarg;
-			break;
-		case O_EXPIRY:
-			ll = strtoll(optarg, &end, 10);
-			if (*optarg == 0 || *end != 0 || ll < 0) {
-				fprintf(stderr, "conex %s: --expiry: want seconds\n", cmd);
-				goto out_usage;
-			}
-			o.expiry = ll;
-			break;
-		case O_NOOPAM:
-			o.opam = 0;
-			break;
-		case O_NOW:
-			if (cx_time_parse(optarg, &o.now) != 0) {
-				fprintf(
-				    stderr, "conex %s: --now: want YYYY-MM-DDThh:mm:ssZ\n", cmd);
-				goto out_usage;
-			}
-			break;
-		case O_OVERLAY:
-			if (noverlays == CX_CLI_MAX_OVERLAYS) {
-				fprintf(stderr, "conex %s: too many --overlay\n", cmd);
-				goto out_usage;
-			}
-			overlays[noverlays++] = optarg;
 			break;
 		case O_JSON:
 			json = 1;
@@ -147,16 +95,15 @@ cx_cmd_status(int argc, char **argv)
 		fprintf(stderr, "conex %s: unexpected argument '%s'\n", cmd, argv[optind]);
 		goto out_usage;
 	}
-	if (nanchors == 0) {
+	if (c.nanchors == 0) {
 		fprintf(stderr, "conex %s: no valid trust anchor given (-t sha256=...)\n", cmd);
 		goto out_usage;
 	}
-	o.anchors = (const char *const *)anchors;
-	o.nanchors = nanchors;
-	if ((rc = cx_cli_overlays(
-	         &ovr, overlays, noverlays, check ? "conex check" : "conex status")) != CX_EXIT_OK)
+	o.anchors = (const char *const *)c.anchors;
+	o.nanchors = c.nanchors;
+	if ((rc = cx_cli_overlays(&ovr, c.overlays, c.noverlays, name)) != CX_EXIT_OK)
 		goto out;
-	if (noverlays)
+	if (c.noverlays)
 		o.overrides = &ovr;
 	if ((r = cx_repo_open(&repo, dir, &e)) != 0) {
 		fprintf(stderr, "conex %s: %s\n", cmd, e.msg);
@@ -199,7 +146,6 @@ out:
 	free(patchdata);
 	if (repo != NULL)
 		cx_repo_close(repo);
-	for (size_t i = 0; i < nanchors; i++)
-		free(anchors[i]);
+	cx_cli_common_free(&c);
 	return rc;
 }

@@ -92,26 +92,6 @@ stage_name(enum cx_stage s)
 	return (size_t)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 
-static char *xprintf(struct cx_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *
-xprintf(struct cx_arena *a, const char *fmt, ...)
-{
-	va_list ap;
-	char *s, *r;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (s == NULL)
-		return NULL;
-	r = cx_arena_strdup(a, s);
-	free(s);
-	return r;
-}
-
 /* A list of ids copied into the arena. */
 static const char **
 ids_dup(struct cx_arena *a, const char *const *v, size_t n)
@@ -479,7 +459,7 @@ cands_of(struct cx_explain_priv *p, const struct xitem *it, const struct cx_expr
 			c->why = d->why ? d->why : "its targets file is not valid";
 		else if (!d->vhash_ok || d->epoch != k->epoch || k->digest.len != CX_SHA256_HEX ||
 		    memcmp(k->digest.value, d->vhex, CX_SHA256_HEX) != 0)
-			c->why = xprintf(a,
+			c->why = cx_arena_printf(a,
 			    "key hash sha256=%s epoch 0x%llX does not match the delegation's "
 			    "sha256=%.*s epoch 0x%llX",
 			    d->vhex, (unsigned long long)d->epoch, (int)k->digest.len,
@@ -494,11 +474,11 @@ role_of(struct cx_explain_priv *p, const struct xitem *it)
 	const struct cx_overrides *ov = p->o->overrides;
 
 	if (it->ovr && ov != NULL)
-		return xprintf(
+		return cx_arena_printf(
 		    &p->x->a, "local override of %s (%s)", it->path, ov->v[it->ovr - 1].where);
 	if (*it->path == 0)
 		return "maintainer role";
-	return xprintf(
+	return cx_arena_printf(
 	    &p->x->a, "%sdelegation of %s", it->terminating ? "terminating " : "", it->path);
 }
 
@@ -650,9 +630,9 @@ explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 		if (!f->deleted && c->size == f->size && strcmp(c->digest, f->sha256) == 0)
 			continue;
 		if ((r = add_detail(x, f,
-		         xprintf(a, "listed with other bytes (sha256=%s, %llu bytes) by %s%s",
-		             c->digest, (unsigned long long)c->size,
-		             ids_str(a, c->sup, c->nsup, "nobody"),
+		         cx_arena_printf(a,
+		             "listed with other bytes (sha256=%s, %llu bytes) by %s%s", c->digest,
+		             (unsigned long long)c->size, ids_str(a, c->sup, c->nsup, "nobody"),
 		             c->accepted ? ", accepted" : ""))) != 0)
 			return r;
 	}
@@ -668,12 +648,12 @@ explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 		for (i = 0; i < f->ngov && !f->gov[i].met; i++)
 			;
 		f->summary = i < f->ngov
-		    ? xprintf(a, "%s (%s); has %s", f->gov[i].expr, f->gov[i].role,
+		    ? cx_arena_printf(a, "%s (%s); has %s", f->gov[i].expr, f->gov[i].role,
 		          ids_str(a, f->gov[i].has, f->gov[i].nhas, "nobody"))
 		    : "accepted";
 	} else if (acc_other) {
 		f->st = CX_EX_MISMATCH;
-		f->summary = xprintf(a,
+		f->summary = cx_arena_printf(a,
 		    "sha256=%s (%llu bytes) does not match its valid targets (sha256=%s, %llu "
 		    "bytes by %s): tampered, or not signed yet",
 		    f->sha256, (unsigned long long)f->size, other->digest,
@@ -689,8 +669,9 @@ explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 	for (i = f->st == CX_EX_NOT_YET || (f->st == CX_EX_UNCOVERED && f->ngov) ? 1 : 0;
 	     i < f->ngov && f->st != CX_EX_OK; i++)
 		if ((r = add_detail(x, f,
-		         f->gov[i].met ? xprintf(a, "met: %s (%s)", f->gov[i].expr, f->gov[i].role)
-		                       : xprintf(a, "or: %s", gov_line(a, &f->gov[i])))) != 0)
+		         f->gov[i].met
+		             ? cx_arena_printf(a, "met: %s (%s)", f->gov[i].expr, f->gov[i].role)
+		             : cx_arena_printf(a, "or: %s", gov_line(a, &f->gov[i])))) != 0)
 			return r;
 	return f->summary == NULL ? CX_ENOMEM : 0;
 }
@@ -733,7 +714,7 @@ problems_to(
 			continue;
 		if (path != NULL && (strncmp(q->msg, path, n) != 0 || q->msg[n] != ' '))
 			continue;
-		if ((r = add_detail(x, f, xprintf(&x->a, "%s", q->msg))) != 0)
+		if ((r = add_detail(x, f, cx_arena_printf(&x->a, "%s", q->msg))) != 0)
 			return r;
 		found = 1;
 	}
@@ -758,14 +739,14 @@ counters_vs_base(
 		/* root: incremental verification wants a bigger counter when root changes */
 		if (cx_identity_moves_on(t0, t1, f->path, &le) != 0) {
 			f->st = CX_EX_INVALID;
-			return add_detail(x, f, xprintf(&x->a, "counter: %s", le.msg));
+			return add_detail(x, f, cx_arena_printf(&x->a, "counter: %s", le.msg));
 		}
 	} else if (t1->epoch < t0->epoch || (t1->epoch == t0->epoch && t1->counter < t0->counter)) {
 		f->st = CX_EX_INVALID;
 		return add_detail(x, f, "counter: goes backwards (rollback?)");
 	}
 	r = add_detail(x, f,
-	    xprintf(&x->a, "counter 0x%llX -> 0x%llX, epoch 0x%llX -> 0x%llX: moves on",
+	    cx_arena_printf(&x->a, "counter 0x%llX -> 0x%llX, epoch 0x%llX -> 0x%llX: moves on",
 	        (unsigned long long)t0->counter, (unsigned long long)t1->counter,
 	        (unsigned long long)t0->epoch, (unsigned long long)t1->epoch));
 	return r;
@@ -811,7 +792,7 @@ explain_identity(struct run *rn, struct cx_explain_file *f, const char *id)
 	}
 	if ((t = peek(rn, 1, f->path, CX_R_TARGETS, &le)) == NULL) {
 		f->st = CX_EX_INVALID;
-		f->summary = xprintf(a, "malformed: %s", le.msg);
+		f->summary = cx_arena_printf(a, "malformed: %s", le.msg);
 		return f->summary ? 0 : CX_ENOMEM;
 	}
 	f->st = CX_EX_OK;
@@ -824,11 +805,12 @@ explain_identity(struct run *rn, struct cx_explain_file *f, const char *id)
 		missing_signers(d->vexpr, d->signers, d->nsigners, &mb, 0);
 		if (d->valid)
 			r = add_detail(x, f,
-			    xprintf(a, "self-valid: valid %s, signed by %s", expr_str(a, d->vexpr),
+			    cx_arena_printf(a, "self-valid: valid %s, signed by %s",
+			        expr_str(a, d->vexpr),
 			        ids_str(a, d->signers, d->nsigners, "nobody")));
 		else
 			r = add_detail(x, f,
-			    xprintf(a,
+			    cx_arena_printf(a,
 			        "NOT self-valid: valid %s, signed by %s; missing signers: %.*s%s",
 			        d->vexpr ? expr_str(a, d->vexpr) : "?",
 			        ids_str(a, d->signers, d->nsigners, "nobody"), (int)mb.len,
@@ -836,7 +818,7 @@ explain_identity(struct run *rn, struct cx_explain_file *f, const char *id)
 		cx_buf_free(&mb);
 		if (r != 0)
 			return r;
-		if (d->why != NULL && (r = add_detail(x, f, xprintf(a, "%s", d->why))) != 0)
+		if (d->why != NULL && (r = add_detail(x, f, cx_arena_printf(a, "%s", d->why))) != 0)
 			return r;
 		if (!d->valid)
 			f->st = CX_EX_NOT_YET;
@@ -869,14 +851,15 @@ explain_identity(struct run *rn, struct cx_explain_file *f, const char *id)
 		if (has_id(it->counting, it->ncounting, id)) {
 			counts = 1;
 			r = add_detail(x, f,
-			    xprintf(a, "counts for the %s (key hash and epoch 0x%llX match)",
+			    cx_arena_printf(a,
+			        "counts for the %s (key hash and epoch 0x%llX match)",
 			        role_of(p, it), (unsigned long long)k->epoch));
 		} else if (d != NULL && d->vhash_ok &&
 		    (d->epoch != k->epoch ||
 		        memcmp(k->digest.value, d->vhex, CX_SHA256_HEX) != 0)) {
 			pinbad = 1;
 			r = add_detail(x, f,
-			    xprintf(a,
+			    cx_arena_printf(a,
 			        "does not count for the %s: it pins sha256=%.*s epoch 0x%llX, the "
 			        "file has sha256=%s epoch 0x%llX",
 			        role_of(p, it), (int)k->digest.len, k->digest.value,
@@ -884,7 +867,7 @@ explain_identity(struct run *rn, struct cx_explain_file *f, const char *id)
 			        (unsigned long long)d->epoch));
 		} else {
 			r = add_detail(
-			    x, f, xprintf(a, "does not count for the %s", role_of(p, it)));
+			    x, f, cx_arena_printf(a, "does not count for the %s", role_of(p, it)));
 		}
 		if (r != 0)
 			return r;
@@ -971,12 +954,15 @@ explain_root(struct run *rn, struct cx_explain_file *f)
 	}
 	f->st = CX_EX_OK;
 	r = add_detail(x, f,
-	    xprintf(a, "%zu valid signature(s) by trust anchors, %d required (--quorum); valid %s",
-	        rs.n, o->quorum < 1 ? 1 : o->quorum, expr_str(a, rn->root->valid)));
+	    cx_arena_printf(a,
+	        "%zu valid signature(s) by trust anchors, %d required (--quorum); valid %s", rs.n,
+	        o->quorum < 1 ? 1 : o->quorum, expr_str(a, rn->root->valid)));
 	for (size_t i = 0; r == 0 && i < rs.n; i++)
-		r = add_detail(x, f, xprintf(a, "signed by %s (sha256=%s)", rs.ids[i], rs.hex[i]));
+		r = add_detail(
+		    x, f, cx_arena_printf(a, "signed by %s (sha256=%s)", rs.ids[i], rs.hex[i]));
 	if (r == 0 && mb.len)
-		r = add_detail(x, f, xprintf(a, "root keys not signing: %.*s", (int)mb.len, mb.d));
+		r = add_detail(
+		    x, f, cx_arena_printf(a, "root keys not signing: %.*s", (int)mb.len, mb.d));
 	cx_buf_free(&mb);
 	if (r != 0)
 		return r;
@@ -986,8 +972,8 @@ explain_root(struct run *rn, struct cx_explain_file *f)
 		f->st = CX_EX_INVALID;
 	if ((r = counters_vs_base(rn, f, rn->root, CX_R_ROOT)) != 0)
 		return r;
-	f->summary =
-	    f->st == CX_EX_OK ? xprintf(a, "anchored signatures: %zu", rs.n) : "does not verify";
+	f->summary = f->st == CX_EX_OK ? cx_arena_printf(a, "anchored signatures: %zu", rs.n)
+	                               : "does not verify";
 	return f->summary ? 0 : CX_ENOMEM;
 }
 
@@ -1006,11 +992,11 @@ explain_role(struct run *rn, struct cx_explain_file *f, enum cx_rtype t)
 	}
 	if ((res = peek(rn, 1, f->path, t, &le)) == NULL) {
 		f->st = CX_EX_INVALID;
-		f->summary = xprintf(&x->a, "malformed: %s", le.msg);
+		f->summary = cx_arena_printf(&x->a, "malformed: %s", le.msg);
 		return f->summary ? 0 : CX_ENOMEM;
 	}
 	f->st = CX_EX_OK;
-	if ((r = add_detail(x, f, xprintf(&x->a, "created %s", res->created))) != 0)
+	if ((r = add_detail(x, f, cx_arena_printf(&x->a, "created %s", res->created))) != 0)
 		return r;
 	if (t == CX_R_TIMESTAMP)
 		r = problems_to(rn, f, CX_STAGE_TIMESTAMP, CX_STAGE_TIMESTAMP, NULL);

@@ -747,26 +747,6 @@ tf_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
 	return 0;
 }
 
-static char *arena_printf(struct cx_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *
-arena_printf(struct cx_arena *a, const char *fmt, ...)
-{
-	va_list ap;
-	char *s, *r;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (s == NULL)
-		return NULL;
-	r = cx_arena_strdup(a, s);
-	free(s);
-	return r;
-}
-
 /* Drops a targets file: logged, and kept for the observer and the override messages. */
 static void drop(struct vctx *v, struct tfile *f, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -898,7 +878,7 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl)
 	char *path;
 	int r;
 
-	if (ovl && (key = arena_printf(&v->a, "%zu/%s", ovl, id)) == NULL)
+	if (ovl && (key = cx_arena_printf(&v->a, "%zu/%s", ovl, id)) == NULL)
 		return NULL;
 	if ((f = smap_get(cache, key)) != NULL)
 		return f;
@@ -929,13 +909,13 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl)
 			drop(v, f, "%s, dropped", le.msg);
 			goto notify;
 		}
-		if ((path = arena_printf(&v->a, "%s/keys/%s",
+		if ((path = cx_arena_printf(&v->a, "%s/keys/%s",
 		         cx_overrides_dir(v->o->overrides, ovl - 1), id)) == NULL)
 			return NULL;
 	} else {
 		if (smap_put(cache, key, f) < 0)
 			return NULL;
-		if ((path = arena_printf(&v->a, "%s/%s", v->root->keydir, id)) == NULL)
+		if ((path = cx_arena_printf(&v->a, "%s/%s", v->root->keydir, id)) == NULL)
 			return NULL;
 		r = read_meta(v, path);
 		if (r == CX_ENOMEM)

@@ -30,8 +30,17 @@ struct fx {
 	struct rb_world w;
 	char *tmp, *base;
 	char anchor[80];
-	char *out; /* the last command's stdout */
+	char *out;      /* the last command's stdout */
+	char *keep[32]; /* paths handed out, freed by fx_free */
+	int nkeep;
 };
+
+static char *
+fx_keep(struct fx *f, char *s)
+{
+	ck_assert_int_lt(f->nkeep, 32);
+	return f->keep[f->nkeep++] = s;
+}
 
 static void
 fx_init(struct fx *f, int nm, int q)
@@ -54,9 +63,11 @@ fx_free(struct fx *f)
 	free(f->tmp);
 	free(f->base);
 	free(f->out);
+	for (int i = 0; i < f->nkeep; i++)
+		free(f->keep[i]);
 }
 
-/* tmp/name as a copy of tmp/from; the world signs into it now.  Caller frees. */
+/* tmp/name as a copy of tmp/from; the world signs into it now. */
 static char *
 fx_copy(struct fx *f, const char *from, const char *name)
 {
@@ -67,7 +78,7 @@ fx_copy(struct fx *f, const char *from, const char *name)
 	rb_copy_tree(src, dst);
 	rb_world_set_dir(&f->w, dst);
 	free(src);
-	return dst;
+	return fx_keep(f, dst);
 }
 
 /* tmp/<a>-<b>.diff: `diff -ruaN a b`. */
@@ -81,10 +92,9 @@ fx_diff(struct fx *f, const char *a, const char *b)
 	d = rb_diff_ruaN(f->tmp, a, b, &len);
 	ck_assert_int_ge(asprintf(&rel, "%s-%s.diff", a, b), 0);
 	cx_test_write(f->tmp, rel, d, len);
-	free(d);
 	free(rel);
 	ck_assert_int_ge(asprintf(&rel, "%s/%s-%s.diff", f->tmp, a, b), 0);
-	return rel;
+	return fx_keep(f, rel);
 }
 
 static int run(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -111,6 +121,22 @@ run(struct fx *f, const char *fmt, ...)
 	free(args);
 	free(outp);
 	return r;
+}
+
+/* conex check of the change diff on base, as of the world's time. */
+static int
+check_on(struct fx *f, const char *base, const char *diff)
+{
+	return run(
+	    f, "check -t %s -r '%s' --patch '%s' --now %s", f->anchor, base, diff, f->w.created);
+}
+
+/* Snapshot over keydir and timestamp, signed again: what a release ends with. */
+static void
+resign_roles(struct fx *f)
+{
+	rb_world_sign_snapshot_keydir(&f->w);
+	rb_world_sign_timestamp(&f->w);
 }
 
 static void
@@ -157,19 +183,16 @@ agree_dir(struct fx *f, const char *dir, const char *extra, int want)
 START_TEST(test_quorum_missing_then_met)
 {
 	struct fx f;
-	char *v2, *v3, *d2, *d3;
+	char *v3, *d2, *d3;
 
 	fx_init(&f, 3, 2);
 	/* a new release signed by m1 only, snapshot and timestamp updated */
-	v2 = fx_copy(&f, "v1", "v2");
+	fx_copy(&f, "v1", "v2");
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
 	rb_world_sign_maintainer(&f.w, 0);
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d2 = fx_diff(&f, "v1", "v2");
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d2, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d2), 1);
 	assert_out_has(&f,
 	    "packages/foo/foo.2.0.0/opam: NOT YET: needs 2 of [m1 m2 m3] (maintainer role); has "
 	    "m1; missing 1; can complete: m2, m3\n");
@@ -186,12 +209,9 @@ START_TEST(test_quorum_missing_then_met)
 	/* the second maintainer signs: the quorum is met */
 	v3 = fx_copy(&f, "v2", "v3");
 	rb_world_sign_maintainer(&f.w, 1);
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d3 = fx_diff(&f, "v1", "v3");
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d3, f.w.created),
-	    0);
+	ck_assert_int_eq(check_on(&f, f.base, d3), 0);
 	assert_out_has(
 	    &f, "packages/foo/foo.2.0.0/opam: OK: 2 of [m1 m2 m3] (maintainer role); has m1, m2\n");
 	assert_out_has(&f, "conex verify: accepted\n");
@@ -201,10 +221,6 @@ START_TEST(test_quorum_missing_then_met)
 	assert_out_has(&f, "root: OK");
 	assert_out_has(&f, "snap: OK");
 	assert_out_has(&f, "timestamp: OK");
-	free(v2);
-	free(v3);
-	free(d2);
-	free(d3);
 	fx_free(&f);
 }
 END_TEST
@@ -213,23 +229,19 @@ END_TEST
 START_TEST(test_snapshot_not_updated)
 {
 	struct fx f;
-	char *v2, *d2;
+	char *d2;
 
 	fx_init(&f, 3, 2);
-	v2 = fx_copy(&f, "v1", "v2");
+	fx_copy(&f, "v1", "v2");
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
 	rb_world_sign_maintainer(&f.w, 0);
 	rb_world_sign_maintainer(&f.w, 1);
 	d2 = fx_diff(&f, "v1", "v2");
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d2, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d2), 1);
 	assert_out_has(&f, "packages/foo/foo.2.0.0/opam: OK");
 	assert_out_has(&f, "keys/m1: INVALID");
 	assert_out_has(&f, "keys/m1 does not match snapshot snap");
 	agree_patch(&f, d2, 1);
-	free(v2);
-	free(d2);
 	fx_free(&f);
 }
 END_TEST
@@ -250,12 +262,9 @@ START_TEST(test_role_unmet)
 	f.w.rm[1]->nsigs = 0;
 	rb_sign(&f.w.a, f.w.rm[1], f.w.m[0], f.w.created);
 	rb_write(f.w.rm[1], v2, "keys/m2");
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d2 = fx_diff(&f, "v1", "v2");
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d2, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d2), 1);
 	assert_out_has(&f,
 	    "packages/foo/foo.2.0.0/opam: NOT YET: needs 2 of [m1 m2] (maintainer "
 	    "role); has m1; missing 1; can complete: m2 (not counting: couldn't "
@@ -263,8 +272,6 @@ START_TEST(test_role_unmet)
 	assert_out_has(&f, "keys/m2: NOT YET: needs more signatures\n");
 	assert_out_has(&f, "NOT self-valid: valid m2, signed by nobody; missing signers: m2");
 	agree_patch(&f, d2, 1);
-	free(v2);
-	free(d2);
 	fx_free(&f);
 }
 END_TEST
@@ -273,7 +280,7 @@ END_TEST
 START_TEST(test_delegation)
 {
 	struct fx f;
-	char *v2, *v3, *d2, *d3, hash[CX_SHA256_HEX + 1];
+	char *v2, *d2, *d3, hash[CX_SHA256_HEX + 1];
 	struct rb_key *alice;
 	struct cx_resource *ra;
 	struct cx_keyref ref;
@@ -291,15 +298,13 @@ START_TEST(test_delegation)
 		    &f.w.a, f.w.rm[i], "packages/foo", rb_quorum(&f.w.a, 1, &ref, 1), 1);
 		rb_world_sign_maintainer(&f.w, i);
 	}
-	rb_world_sign_snapshot_keydir(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	ck_assert_int_eq(run(&f, "check -t %s -r '%s' --now %s", f.anchor, v2, f.w.created), 0);
 	/* a release that m1 signs, but not alice */
-	v3 = fx_copy(&f, "v2", "v3");
+	fx_copy(&f, "v2", "v3");
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
 	rb_world_sign_maintainer(&f.w, 0);
-	rb_world_sign_snapshot_keydir(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d2 = fx_diff(&f, "v2", "v3");
 	ck_assert_int_eq(run(&f, "check -t %s -r '%s/v2' --patch '%s' --now %s", f.anchor, f.tmp,
 	                     d2, f.w.created),
@@ -313,8 +318,7 @@ START_TEST(test_delegation)
 	    "complete: m2, m3\n");
 	/* alice signs it: accepted through her delegation */
 	rb_world_sign_targets(&f.w, ra, alice, foo, 1);
-	rb_world_sign_snapshot_keydir(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d3 = fx_diff(&f, "v2", "v3");
 	ck_assert_int_eq(run(&f, "check -t %s -r '%s/v2' --patch '%s' --now %s", f.anchor, f.tmp,
 	                     d3, f.w.created),
@@ -325,10 +329,6 @@ START_TEST(test_delegation)
 	assert_out_has(&f, "keys/alice: OK: self-valid\n");
 	assert_out_has(&f, "counts for the terminating delegation of packages/foo");
 	rb_key_free(alice);
-	free(v2);
-	free(v3);
-	free(d2);
-	free(d3);
 	fx_free(&f);
 }
 END_TEST
@@ -348,13 +348,9 @@ START_TEST(test_tampered)
 	agree_dir(&f, bad, "", 1);
 	d = fx_diff(&f, "v1", "bad");
 	agree_patch(&f, d, 1);
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d), 1);
 	assert_out_has(&f, "packages/foo/foo.1.0.0/opam: MISMATCH");
 	ck_assert_ptr_null(strstr(f.out, "packages/bar"));
-	free(bad);
-	free(d);
 	fx_free(&f);
 }
 END_TEST
@@ -480,8 +476,7 @@ START_TEST(test_json)
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/files/a\"b\\c", "x\n");
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/files/caf\xe9", "y\n");
 	rb_world_sign_maintainer(&f.w, 0);
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d2 = fx_diff(&f, "v1", "v2");
 	ck_assert_msg(run(&f, "status --json -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base,
 	                  d2, f.w.created) == 0,
@@ -501,8 +496,6 @@ START_TEST(test_json)
 	    run(&f, "check --json -t %s -r '%s' --now %s", f.anchor, v2, f.w.created), 1);
 	assert_json(f.out);
 	assert_out_has(&f, "\"ok\":false");
-	free(v2);
-	free(d2);
 	fx_free(&f);
 }
 END_TEST
@@ -523,8 +516,7 @@ START_TEST(test_api)
 	v2 = fx_copy(&f, "v1", "v2");
 	rb_world_file(&f.w, "packages/foo/foo.2.0.0/opam", OPAM_FOO2);
 	rb_world_sign_maintainer(&f.w, 2);
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	memset(&o, 0, sizeof(o));
 	anchors[0] = f.w.root->keyid;
 	o.anchors = anchors;
@@ -555,7 +547,6 @@ START_TEST(test_api)
 	ck_assert(x.files[i].gov[0].cand[0].counts);
 	cx_explain_free(&x);
 	cx_repo_close(repo);
-	free(v2);
 	fx_free(&f);
 }
 END_TEST
@@ -584,57 +575,41 @@ START_TEST(test_agreement_attacks)
 	agree_dir(&f, t, "", 1);
 	d = fx_diff(&f, "v1", "unsigned");
 	agree_patch(&f, d, 1);
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d), 1);
 	assert_out_has(&f,
 	    "packages/foo/foo.1.0.0/files/evil.sh: UNCOVERED: needs 2 of [m1 m2 m3] "
 	    "(maintainer role); has nobody; missing 2; can complete: m1, m2, m3\n");
-	free(t);
-	free(d);
 	/* key compromise below the threshold: one maintainer signs evil bytes */
 	t = fx_copy(&f, "v1", "compromised");
 	rb_world_file(&f.w, "packages/foo/foo.1.0.0/opam", OPAM_EVIL);
 	rb_world_sign_maintainer(&f.w, 0);
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	agree_dir(&f, t, "", 1);
 	d = fx_diff(&f, "v1", "compromised");
 	agree_patch(&f, d, 1);
-	free(t);
-	free(d);
 	/* a foreign identity, not delegated to, signs a package */
 	t = fx_copy(&f, "v1", "foreign");
 	evil = rb_key_gen("evil", ALG);
 	rt = rb_world_identity(&f.w, evil);
 	rb_world_file(&f.w, "packages/foo/foo.1.0.0/opam", OPAM_EVIL);
 	rb_world_sign_targets(&f.w, rt, evil, subs, 1);
-	rb_world_sign_snapshot_keydir(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	agree_dir(&f, t, "", 1);
 	d = fx_diff(&f, "v1", "foreign");
 	agree_patch(&f, d, 1);
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, f.base, d, f.w.created),
-	    1);
+	ck_assert_int_eq(check_on(&f, f.base, d), 1);
 	assert_out_has(&f, "keys/evil: OK");
 	assert_out_has(&f, "no evaluated delegation names it");
 	rb_key_free(evil);
-	free(t);
-	free(d);
 	/* rollback: an update to an older, validly signed snapshot and timestamp */
 	t = fx_copy(&f, "v1", "newer");
-	rb_world_sign_snapshot(&f.w);
-	rb_world_sign_timestamp(&f.w);
+	resign_roles(&f);
 	d = fx_diff(&f, "newer", "v1");
 	agree_patch_on(&f, t, d, 1);
 	assert_out_has(&f, "rollback");
-	ck_assert_int_eq(
-	    run(&f, "check -t %s -r '%s' --patch '%s' --now %s", f.anchor, t, d, f.w.created), 1);
+	ck_assert_int_eq(check_on(&f, t, d), 1);
 	assert_out_has(&f, "snap: INVALID: does not verify\n");
 	assert_out_has(&f, "counter: goes backwards (rollback?)");
-	free(t);
-	free(d);
 	/* a wrong anchor: status explains all the same, and says why root fails */
 	ck_assert_int_eq(
 	    run(&f, "status -t sha256=%s -r '%s' --now %s", f.w.m[0]->keyid, f.base, f.w.created),

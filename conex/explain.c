@@ -1257,6 +1257,34 @@ cx_explain_free(struct cx_explain *x)
 
 /* ---- output ---- */
 
+static int line(struct cx_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * One line of the report.  Ids, paths and messages come from the files under
+ * review: a control character (a newline in an identity name, an escape
+ * sequence) becomes '?', so that a pull request cannot forge report lines in a
+ * CI log or drive the terminal.
+ */
+static int
+line(struct cx_buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return CX_ENOMEM;
+	for (unsigned char *c = (unsigned char *)s; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	r = cx_buf_put_str(out, s);
+	free(s);
+	return r == 0 ? cx_buf_put_u8(out, '\n') : r;
+}
+
 int
 cx_explain_text(const struct cx_explain *x, struct cx_buf *out)
 {
@@ -1264,25 +1292,24 @@ cx_explain_text(const struct cx_explain *x, struct cx_buf *out)
 
 	for (size_t i = 0; i < x->nfiles && r == 0; i++) {
 		const struct cx_explain_file *f = &x->files[i];
-		r = cx_buf_putf(
-		    out, "%s: %s: %s\n", f->path, cx_explain_status_name(f->st), f->summary);
+		r = line(out, "%s: %s: %s", f->path, cx_explain_status_name(f->st), f->summary);
 		if (r == 0 && strcmp(f->kind, "data") == 0 && !f->deleted && f->sha256[0])
-			r = cx_buf_putf(out, "  sha256=%s, %llu bytes\n", f->sha256,
-			    (unsigned long long)f->size);
+			r = line(
+			    out, "  sha256=%s, %llu bytes", f->sha256, (unsigned long long)f->size);
 		for (size_t j = 0; j < f->ndetails && r == 0; j++)
-			r = cx_buf_putf(out, "  %s\n", f->details[j]);
+			r = line(out, "  %s", f->details[j]);
 	}
 	for (size_t i = 0; i < x->nproblems && r == 0; i++)
-		r = cx_buf_putf(out, "problem (%s): %s\n", stage_name(x->problems[i].stage),
-		    x->problems[i].msg);
+		r = line(
+		    out, "problem (%s): %s", stage_name(x->problems[i].stage), x->problems[i].msg);
 	if (r == 0 && !x->evaluated)
-		r = cx_buf_putf(out, "not evaluated: %s\n", x->eval_error ? x->eval_error : "?");
+		r = line(out, "not evaluated: %s", x->eval_error ? x->eval_error : "?");
 	if (r == 0)
-		r = x->verified ? cx_buf_putf(out, "conex verify: accepted\n")
-		                : cx_buf_putf(out, "conex verify: rejected: %s\n",
+		r = x->verified ? line(out, "conex verify: accepted")
+		                : line(out, "conex verify: rejected: %s",
 		                      x->verify_error ? x->verify_error : "?");
 	if (r == 0 && x->inconsistency)
-		r = cx_buf_putf(out, "INCONSISTENT: %s\n", x->inconsistency);
+		r = line(out, "INCONSISTENT: %s", x->inconsistency);
 	return r;
 }
 

@@ -146,6 +146,8 @@ assert_out_has(struct fx *f, const char *s)
 		ck_abort_msg("output lacks '%s':\n%s", s, f->out);
 }
 
+static void assert_json(const char *s);
+
 /* check and verify on the same change: the same verdict, and check's is the one expected. */
 static void
 agree_patch_on(struct fx *f, const char *base, const char *diff, int want)
@@ -329,6 +331,36 @@ START_TEST(test_delegation)
 	assert_out_has(&f, "keys/alice: OK: self-valid\n");
 	assert_out_has(&f, "counts for the terminating delegation of packages/foo");
 	rb_key_free(alice);
+	fx_free(&f);
+}
+END_TEST
+
+/* Names from the files under review cannot forge report lines. */
+START_TEST(test_control_chars)
+{
+	struct fx f;
+	char *d;
+
+	fx_init(&f, 3, 2);
+	fx_copy(&f, "v1", "v2");
+	f.w.rm[1]->name = "m2\npackages/evil/opam: OK: \x1b[32mfine";
+	f.w.rm[1]->counter++;
+	f.w.rm[1]->sigs = NULL;
+	f.w.rm[1]->nsigs = 0;
+	rb_sign(&f.w.a, f.w.rm[1], f.w.m[1], f.w.created);
+	rb_write(f.w.rm[1], f.w.dir, "keys/m2");
+	resign_roles(&f);
+	d = fx_diff(&f, "v1", "v2");
+	ck_assert_int_eq(check_on(&f, f.base, d), 1);
+	assert_out_has(
+	    &f, "name 'm2?packages/evil/opam: OK: ?[32mfine' does not match the file name");
+	ck_assert_ptr_null(strstr(f.out, "\npackages/evil"));
+	ck_assert_ptr_null(strstr(f.out, "\x1b"));
+	ck_assert_int_eq(run(&f, "status --json -t %s -r '%s' --patch '%s' --now %s", f.anchor,
+	                     f.base, d, f.w.created),
+	    0);
+	assert_json(f.out);
+	assert_out_has(&f, "m2\\npackages/evil/opam: OK: \\u001b[32mfine");
 	fx_free(&f);
 }
 END_TEST
@@ -644,6 +676,7 @@ main(void)
 	tcase_add_test(tc, test_snapshot_not_updated);
 	tcase_add_test(tc, test_role_unmet);
 	tcase_add_test(tc, test_delegation);
+	tcase_add_test(tc, test_control_chars);
 	tcase_add_test(tc, test_tampered);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_api);

@@ -765,28 +765,26 @@ drop(struct vctx *v, struct tfile *f, const char *fmt, ...)
 }
 
 /*
- * Checks everything about the targets file f->id that does not depend on the
- * referencing keyref.  ovl > 0: the bytes are overlay ovl's, in v->buf
- * already, and not subject to the snapshot (local trust).  0 or CX_ENOMEM.
+ * Checks everything about the targets file f->id (bytes data, len, sha256
+ * hex) that does not depend on the referencing keyref.  ovl > 0: the bytes
+ * are overlay ovl's, not subject to the snapshot (local trust).  0 or
+ * CX_ENOMEM.
  */
 static int
-load_body(struct vctx *v, struct tfile *f, const char *path, size_t ovl)
+load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data, size_t len,
+    const char *hex, size_t ovl)
 {
 	const char *id = f->id;
 	struct tf_sigs sigs;
 	struct cx_expr_env env = {tf_local, NULL, NULL};
 	struct cx_err le;
 	struct cx_buf canon;
-	uint8_t h[CX_SHA256_LEN];
-	char hex[CX_SHA256_HEX + 1];
 	size_t i;
 	int r;
 
-	cx_sha256(v->buf.d, v->buf.len, h);
-	cx_hex_encode(h, CX_SHA256_LEN, hex);
 	if (v->snap != NULL && ovl == 0) {
 		const struct cx_target *t = snap_target(v, path);
-		if (t == NULL || !target_matches(t, path, v->buf.len, hex)) {
+		if (t == NULL || !target_matches(t, path, len, hex)) {
 			drop(v, f, "no match in snapshot targets, dropped");
 			/*
 			 * conex status: a rejection all the same, but explain the rest
@@ -803,8 +801,8 @@ load_body(struct vctx *v, struct tfile *f, const char *path, size_t ovl)
 				return r == CX_ENOMEM ? r : 0;
 		}
 	}
-	if ((r = cx_resource_parse(
-	         &v->a, path, v->buf.d, v->buf.len, CX_R_TARGETS, &f->t, v->log, &le)) != 0) {
+	if ((r = cx_resource_parse(&v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le)) !=
+	    0) {
 		f->t = NULL;
 		if (r == CX_ENOMEM)
 			return r;
@@ -875,7 +873,8 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl)
 	const char *key = id;
 	struct tfile *f;
 	struct cx_err le;
-	char *path;
+	uint8_t h[CX_SHA256_LEN];
+	char *path, hex[CX_SHA256_HEX + 1];
 	int r;
 
 	if (ovl && (key = cx_arena_printf(&v->a, "%zu/%s", ovl, id)) == NULL)
@@ -925,7 +924,9 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl)
 			goto notify;
 		}
 	}
-	if (load_body(v, f, path, ovl) != 0)
+	cx_sha256(v->buf.d, v->buf.len, h);
+	cx_hex_encode(h, CX_SHA256_LEN, hex);
+	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl) != 0)
 		return NULL;
 notify:
 	if (ob != NULL && ob->identity != NULL)

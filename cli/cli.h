@@ -36,16 +36,16 @@ enum {
 	CX_OPT_OVERLAY,
 	CX_OPT_OWN
 };
-#define CX_CLI_COMMON_LONGOPTS                                     \
-	{"trust-anchors", required_argument, NULL, 't'},           \
-	    {"quorum", required_argument, NULL, CX_OPT_QUORUM},    \
-	    {"root", required_argument, NULL, CX_OPT_ROOT},        \
-	    {"expiry", required_argument, NULL, CX_OPT_EXPIRY},    \
-	    {"now", required_argument, NULL, CX_OPT_NOW},          \
-	    {"no-opam", no_argument, NULL, CX_OPT_NOOPAM},         \
-	{                                                          \
-		"overlay", required_argument, NULL, CX_OPT_OVERLAY \
-	}
+/* clang-format off */
+#define CX_CLI_COMMON_LONGOPTS \
+	{"trust-anchors", required_argument, NULL, 't'}, \
+	{"quorum", required_argument, NULL, CX_OPT_QUORUM}, \
+	{"root", required_argument, NULL, CX_OPT_ROOT}, \
+	{"expiry", required_argument, NULL, CX_OPT_EXPIRY}, \
+	{"now", required_argument, NULL, CX_OPT_NOW}, \
+	{"no-opam", no_argument, NULL, CX_OPT_NOOPAM}, \
+	{"overlay", required_argument, NULL, CX_OPT_OVERLAY}
+/* clang-format on */
 
 struct cx_cli_common {
 	char *anchors[CX_CLI_MAX_ANCHORS];
@@ -71,5 +71,13 @@ int cx_cli_add_anchors(const char *arg, char **anchors, size_t *n);
 uint8_t *cx_cli_slurp(const char *path, size_t *len, struct cx_err *e);
 /* Loads every --overlay into ovr: an exit code, the message printed as "cmd: --overlay: ...". */
 int cx_cli_overlays(struct cx_overrides *ovr, const char *const *dirs, size_t n, const char *cmd);
+
+/* The signing tools (docs/tools.md). */
+int cx_cmd_key(int argc, char **argv);
+int cx_cmd_root(int argc, char **argv);
+int cx_cmd_targets(int argc, char **argv);
+int cx_cmd_release(int argc, char **argv);
+int cx_cmd_snapshot(int argc, char **argv);
+int cx_cmd_timestamp(int argc, char **argv);
 
 #endif

@@ -92,6 +92,7 @@ fx_diff(struct fx *f, const char *a, const char *b)
 	d = rb_diff_ruaN(f->tmp, a, b, &len);
 	ck_assert_int_ge(asprintf(&rel, "%s-%s.diff", a, b), 0);
 	cx_test_write(f->tmp, rel, d, len);
+	free(d);
 	free(rel);
 	ck_assert_int_ge(asprintf(&rel, "%s/%s-%s.diff", f->tmp, a, b), 0);
 	return fx_keep(f, rel);

@@ -1027,13 +1027,14 @@ strip(const char *dir, const char *p)
 }
 
 static int
-add_file(
-    struct cx_explain_priv *p, const char *path, int deleted, const uint8_t *sha, uint64_t size)
+add_file(struct cx_explain_priv *p, int dedupe, const char *path, int deleted, const uint8_t *sha,
+    uint64_t size)
 {
 	struct cx_explain *x = p->x;
 	struct cx_explain_file *n, *f;
 
-	for (size_t i = 0; i < x->nfiles; i++)
+	/* a walk lists each path once; a patch names few, one maybe twice (renames) */
+	for (size_t i = 0; dedupe && i < x->nfiles; i++)
 		if (strcmp(x->files[i].path, path) == 0)
 			return 0;
 	if ((n = cx_arena_grow(&x->a, x->files, sizeof(*n), &p->capfiles, x->nfiles + 1)) == NULL)
@@ -1112,7 +1113,7 @@ changed_files(struct run *rn, struct cx_err *e)
 			return r;
 		}
 		for (i = 0, r = 0; i < fl.n && r == 0; i++)
-			r = add_file(p, fl.v[i].path, 0, fl.v[i].sha256, fl.v[i].size);
+			r = add_file(p, 0, fl.v[i].path, 0, fl.v[i].sha256, fl.v[i].size);
 		cx_file_list_free(&fl);
 		return r;
 	}
@@ -1125,10 +1126,10 @@ changed_files(struct run *rn, struct cx_err *e)
 			r = cx_repo_read(
 			    rn->view, paths[k], (size_t)CX_REPO_FILE_MAX, &rn->buf, &le);
 			if (r == CX_ENOENT) {
-				r = add_file(p, paths[k], 1, NULL, 0);
+				r = add_file(p, 1, paths[k], 1, NULL, 0);
 			} else if (r == CX_EREJECT || r == CX_EPARSE || r == CX_ETOOBIG) {
 				/* a symlink, or a hunk that does not apply: reported, not fatal */
-				if ((r = add_file(p, paths[k], 0, NULL, 0)) == 0) {
+				if ((r = add_file(p, 1, paths[k], 0, NULL, 0)) == 0) {
 					struct cx_explain_file *f = &p->x->files[p->x->nfiles - 1];
 					f->kind = "other";
 					f->st = CX_EX_INVALID;
@@ -1136,7 +1137,7 @@ changed_files(struct run *rn, struct cx_err *e)
 				}
 			} else if (r == 0) {
 				cx_sha256(rn->buf.d, rn->buf.len, h);
-				r = add_file(p, paths[k], 0, h, rn->buf.len);
+				r = add_file(p, 1, paths[k], 0, h, rn->buf.len);
 			} else {
 				return cx_err_set(e, r, "%s", le.msg);
 			}

@@ -11,6 +11,8 @@ usage(FILE *f)
 	    "usage: conex <command> [options]\n\n"
 	    "commands:\n"
 	    "  verify    verify a conex-signed repository (opam's repository-validation-command)\n"
+	    "  status    per changed file: who signed, which quorum governs it, who can complete it\n"
+	    "  check     like status; exits 1 unless every changed file verifies (CI on pull requests)\n"
 	    "  agent     talk to conex-agent: list, login, generate, add-key, lock, audit, ...\n"
 	    "\nsigning tools (every signature through conex-agent):\n"
 	    "  key       keys on tokens: generate, import, show, list\n"
@@ -33,6 +35,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "verify") == 0)
 		return cx_cmd_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "check") == 0)
+		return cx_cmd_status(argc - 1, argv + 1);
 	if (strcmp(argv[1], "agent") == 0)
 		return cx_cmd_agent(argc - 1, argv + 1);
 	static const struct {

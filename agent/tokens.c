@@ -309,11 +309,22 @@ mech_of(enum cx_p11_alg alg)
 	}
 }
 
+/*
+ * The audit record of a token signature is two lines: "sign-intent" (result
+ * "pending"), written just before the data goes to the token, and "sign" with
+ * the result after.  The signature leaves the agent only once the intent line
+ * is durable; its sync runs on the audit syncer while the token signs, so on
+ * a disk whose sync is shorter than the token's signature it costs nothing.
+ * The result line is made durable by the next sync (at most AUDIT_LAZY_MS
+ * later): after a crash, an intent without its result means "may have been
+ * signed and handed out", which is what a reader must assume anyway.
+ */
 static void
 run_sign(struct agent *a, struct tok *t, struct job *j)
 {
 	char why[400], *pin = NULL;
 	size_t len = 0;
+	uint64_t intent = 0;
 	int r, fresh = 0;
 
 	if (atomic_load(&j->cancelled))
@@ -335,6 +346,13 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	}
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
+	if (cx_audit_rec(a, CX_AUDIT_KICK, &intent, &j->peer, "sign-intent", j->keyidstr, t->serial,
+	        j->rtype, j->rname, j->data_sha, "pending") != 0) {
+		/* no record, no signature: the token is not even asked */
+		j->aerr = CX_AERR_TOKEN_ERROR;
+		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
+		goto out;
+	}
 	r = cx_p11_token_sign(
 	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
 	if (r == 0 && fresh)
@@ -348,13 +366,27 @@ cancelled:
 out:
 	if (pin != NULL)
 		sodium_free(pin);
-	note_state(t, j);
-	if (cx_audit(a, &j->peer, "sign", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
+	if (j->aerr != 0 || t->t == NULL)
+		note_state(t, j);
+	else {
+		/* it just signed, so the session is logged in: no need to ask the token */
+		j->info = *cx_p11_token_get_info(t->t);
+		j->have_info = 1;
+		j->logged_in = 1;
+	}
+	/* an error answer carries no signature: nobody waits for its line */
+	if (cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
+	        j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
 	        j->aerr == 0                     ? "ok"
 	            : atomic_load(&j->cancelled) ? "cancelled"
 	                                         : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
 	    j->aerr == 0) {
 		/* no record, no signature */
+		cx_buf_free(&j->sig);
+		j->aerr = CX_AERR_TOKEN_ERROR;
+		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
+	}
+	if (j->aerr == 0 && cx_audit_wait(a, intent) != 0) {
 		cx_buf_free(&j->sig);
 		j->aerr = CX_AERR_TOKEN_ERROR;
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
@@ -781,7 +813,7 @@ modload_done(struct agent *a, struct job *j)
 			    m->path, *j->filter ? "matching " : "", j->filter);
 		}
 	}
-	cx_audit(a, &j->peer, "add-token", "", j->filter, "", j->path, NULL,
+	cx_audit_nowait(a, &j->peer, "add-token", "", j->filter, "", j->path, NULL,
 	    j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 	if (c == NULL)
 		return;
@@ -926,7 +958,7 @@ present_tok(struct agent *a, struct conn *c, const char *serial, const char *op)
 
 	/* a token being opened is as good as present: the job queues behind the open */
 	if ((t = cx_tokens_find(a, serial)) == NULL || (!t->present && !t->reopening)) {
-		cx_audit(a, &c->peer, op, "", serial, "", "", NULL,
+		cx_audit_nowait(a, &c->peer, op, "", serial, "", "", NULL,
 		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\" is %s",
 		    serial, t == NULL ? "attached" : "present");
@@ -964,7 +996,7 @@ cx_tokens_add(struct agent *a, struct conn *c, const struct cx_msg *m)
 	struct job *j;
 
 	if (realpath(m->u.add_token.module, rp) == NULL) {
-		cx_audit(a, &c->peer, "add-token", "", m->u.add_token.token, "",
+		cx_audit_nowait(a, &c->peer, "add-token", "", m->u.add_token.token, "",
 		    m->u.add_token.module, NULL, cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "module %s: %s", m->u.add_token.module,
 		    strerror(errno));
@@ -991,8 +1023,8 @@ cx_tokens_remove(struct agent *a, struct conn *c, const struct cx_msg *m)
 	char **ne, *s;
 
 	if ((t = cx_tokens_find(a, m->u.remove_token.serial)) == NULL) {
-		cx_audit(a, &c->peer, "remove-token", "", m->u.remove_token.serial, "", "", NULL,
-		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
+		cx_audit_nowait(a, &c->peer, "remove-token", "", m->u.remove_token.serial, "", "",
+		    NULL, cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\"",
 		    m->u.remove_token.serial);
 		return;
@@ -1016,7 +1048,7 @@ cx_tokens_remove(struct agent *a, struct conn *c, const struct cx_msg *m)
 			cx_worker_push(&t->w, j);
 		}
 	}
-	cx_audit(a, &c->peer, "remove-token", "", t->serial, "", "", NULL, "ok");
+	cx_audit_nowait(a, &c->peer, "remove-token", "", t->serial, "", "", NULL, "ok");
 	cx_agent_log(a, LOG_INFO, "token %s (serial %s) removed by request", t->label, t->serial);
 	cx_conn_ok(a, c);
 }

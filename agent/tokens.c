@@ -314,10 +314,12 @@ mech_of(enum cx_p11_alg alg)
  * "pending"), written just before the data goes to the token, and "sign" with
  * the result after.  The signature leaves the agent only once the intent line
  * is durable; its sync runs on the audit syncer while the token signs, so on
- * a disk whose sync is shorter than the token's signature it costs nothing.
- * The result line is made durable by the next sync (at most AUDIT_LAZY_MS
- * later): after a crash, an intent without its result means "may have been
- * signed and handed out", which is what a reader must assume anyway.
+ * a disk whose sync is shorter than the token's signature it costs little.
+ * The result line is written just after the answer and made durable by the
+ * next sync (at most AUDIT_LAZY_MS later): after a crash, an intent without
+ * its result means "may have been signed and handed out", which is what a
+ * reader must assume anyway.  An error answer carries no signature, so its
+ * line is not waited for either.
  */
 static void
 run_sign(struct agent *a, struct tok *t, struct job *j)
@@ -374,23 +376,23 @@ out:
 		j->have_info = 1;
 		j->logged_in = 1;
 	}
-	/* an error answer carries no signature: nobody waits for its line */
-	if (cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
-	        j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
-	        j->aerr == 0                     ? "ok"
-	            : atomic_load(&j->cancelled) ? "cancelled"
-	                                         : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
-	    j->aerr == 0) {
+	if (j->aerr == 0 && cx_audit_wait(a, intent) != 0) {
 		/* no record, no signature */
 		cx_buf_free(&j->sig);
 		j->aerr = CX_AERR_TOKEN_ERROR;
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
 	}
-	if (j->aerr == 0 && cx_audit_wait(a, intent) != 0) {
-		cx_buf_free(&j->sig);
-		j->aerr = CX_AERR_TOKEN_ERROR;
-		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
-	}
+	/*
+	 * The answer first: what it carries is on record (the intent, durable),
+	 * and the result line's write could wait behind a sync in progress.
+	 */
+	cx_conn_worker_reply(j);
+	/* nobody waits for the result line: the next sync takes it along */
+	cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
+	    j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
+	    j->aerr == 0                     ? "ok"
+	        : atomic_load(&j->cancelled) ? "cancelled"
+	                                     : cx_agent_err_name((uint32_t)j->aerr));
 }
 
 static void

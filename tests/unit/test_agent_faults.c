@@ -156,7 +156,11 @@ start(struct ag *g, ...)
 	}
 }
 
-/* SIGTERM: exit 0 (under ASan: no leaks), the audit chain intact. */
+/*
+ * SIGTERM: exit 0 (under ASan: no leaks), the audit chain intact.  Result
+ * lines are written just after their answers, so a test reads the log after
+ * this.
+ */
 static void
 stop(struct ag *g)
 {
@@ -178,6 +182,11 @@ stop(struct ag *g)
 		cx_test_sh("tail -50 '%s' >&2", g->log);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status 0x%x", st);
 	ck_assert_msg(cx_audit_verify(g->audit, &nlines, &e) == 0, "%s", e.msg);
+}
+
+static void
+cleanup(struct ag *g)
+{
 	cx_test_rm_rf(g->dir);
 	free(g->dir);
 }
@@ -362,12 +371,12 @@ START_TEST(test_removal)
 	ck_assert_msg(
 	    sign(c, keyid, keystr, &m, msg, sizeof(msg)) == 0, "after re-insertion: %s", msg);
 	ck_assert_int_eq(calls(&g, "C_Login"), 2);
-	ck_assert(grep_file(g.audit, "\"result\":\"token-absent\""));
-
 	cx_buf_free(&m);
 	cx_agent_close(c);
 	cx_agent_close(c2);
 	stop(&g);
+	ck_assert(grep_file(g.audit, "\"result\":\"token-absent\""));
+	cleanup(&g);
 }
 END_TEST
 
@@ -407,6 +416,9 @@ START_TEST(test_key_cache)
 	/* a stale handle is never signed with: C_SignInit saw only good handles */
 	ck_assert_int_eq(calls(&g, "C_SignInit"), 8);
 
+	cx_buf_free(&m);
+	cx_agent_close(c);
+	stop(&g);
 	ck_assert(grep_file(g.audit, "\"op\":\"sign-intent\""));
 	ck_assert_int_eq(
 	    cx_test_sh("test $(grep -c '\"op\":\"sign-intent\".*\"result\":\"pending\"' "
@@ -421,10 +433,7 @@ START_TEST(test_key_cache)
 	                            "awk '$1 != 1 {exit 1}'",
 	                     g.audit),
 	    0);
-
-	cx_buf_free(&m);
-	cx_agent_close(c);
-	stop(&g);
+	cleanup(&g);
 }
 END_TEST
 
@@ -452,6 +461,7 @@ START_TEST(test_final_try)
 
 	cx_agent_close(c);
 	stop(&g);
+	cleanup(&g);
 }
 END_TEST
 
@@ -467,10 +477,11 @@ START_TEST(test_pin_locked)
 	ck_assert_uint_eq(login(c, PIN, 0), CX_AERR_PIN_LOCKED);
 	ck_assert_uint_eq(login(c, PIN, 1), CX_AERR_PIN_LOCKED);
 	ck_assert_int_eq(calls(&g, "C_Login"), 0);
-	ck_assert(grep_file(g.audit, "\"result\":\"pin-locked\""));
 
 	cx_agent_close(c);
 	stop(&g);
+	ck_assert(grep_file(g.audit, "\"result\":\"pin-locked\""));
+	cleanup(&g);
 }
 END_TEST
 

@@ -426,10 +426,16 @@ out:
 	    j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 }
 
-/* Every token in m's slots (uninitialised ones, without a serial, left out). */
+/*
+ * Every token in m's slots (uninitialised ones, without a serial, left out).
+ * A slot listed as holding a token whose info cannot be read for another
+ * reason than its absence (SoftHSM: CKR_GENERAL_ERROR while another process
+ * rewrites the token's file) is no evidence that the token left: with strict,
+ * the whole scan then fails, so that the rescan drops nothing.
+ */
 static int
-scan_module(struct amodule *am, struct cx_p11_module *m, struct scan_ent **ents, size_t *n,
-    struct cx_err *e)
+scan_module(struct amodule *am, struct cx_p11_module *m, int strict, struct scan_ent **ents,
+    size_t *n, struct cx_err *e)
 {
 	unsigned long *slots = NULL;
 	struct scan_ent *ne;
@@ -440,7 +446,12 @@ scan_module(struct amodule *am, struct cx_p11_module *m, struct scan_ent **ents,
 		return r;
 	for (i = 0; i < ns; i++) {
 		struct cx_p11_token_info ti;
-		if (cx_p11_token_info(m, slots[i], &ti, NULL) != 0 || ti.serial[0] == '\0')
+		if ((r = cx_p11_token_info(m, slots[i], &ti, e)) != 0 && r != CX_P11_ABSENT &&
+		    strict) {
+			free(slots);
+			return r;
+		}
+		if (r != 0 || ti.serial[0] == '\0')
 			continue;
 		if ((ne = reallocarray(*ents, *n + 1, sizeof(**ents))) == NULL) {
 			free(slots);
@@ -472,7 +483,7 @@ run_modload(struct agent *a, struct job *j)
 		return;
 	} else
 		j->loaded = m;
-	if ((r = scan_module(j->mod, m, &j->scan, &j->nscan, &j->err)) != 0)
+	if ((r = scan_module(j->mod, m, 0, &j->scan, &j->nscan, &j->err)) != 0)
 		j->aerr = aerr_of(r);
 }
 
@@ -484,7 +495,7 @@ run_rescan(struct agent *a, struct job *j)
 	if ((j->scanned = calloc(j->nmods ? j->nmods : 1, sizeof(int))) == NULL)
 		return;
 	for (size_t i = 0; i < j->nmods; i++)
-		if (scan_module(j->mods[i], j->mods[i]->m, &j->scan, &j->nscan, &e) == 0)
+		if (scan_module(j->mods[i], j->mods[i]->m, 1, &j->scan, &j->nscan, &e) == 0)
 			j->scanned[i] = 1;
 }
 
@@ -710,7 +721,7 @@ cx_tokens_start(struct agent *a, struct cx_err *e)
 		}
 		am->all = 1;
 		n = 0;
-		if ((r = scan_module(am, m, &se, &n, e)) != 0) {
+		if ((r = scan_module(am, m, 0, &se, &n, e)) != 0) {
 			free(se);
 			return r;
 		}

@@ -19,6 +19,9 @@
  *   pin-locked     the token flags CKF_USER_PIN_LOCKED; C_Login gets CKR_PIN_LOCKED
  *   rehandle-N     the key objects have handle numbers of generation N, so
  *                  handles from an earlier generation are CKR_OBJECT_HANDLE_INVALID
+ *   info-error     C_GetTokenInfo fails with CKR_GENERAL_ERROR while the slot
+ *                  still lists the token (SoftHSM does this while another
+ *                  process rewrites the token's file)
  * Each C_Login, C_FindObjectsInit, C_SignInit and C_Sign appends its name to
  * the file named by $CX_MOCK_P11_LOG, if set, so a test can count them.
  */
@@ -65,7 +68,7 @@ static struct sess sessions[MAX_SESS];
 static CK_SESSION_HANDLE next_session = 1;
 
 struct ctl {
-	int present, final_try, locked;
+	int present, final_try, locked, info_error;
 	unsigned long gen;
 };
 
@@ -87,6 +90,8 @@ read_ctl(struct ctl *c)
 			c->final_try = 1;
 		else if (strcmp(word, "pin-locked") == 0)
 			c->locked = 1;
+		else if (strcmp(word, "info-error") == 0)
+			c->info_error = 1;
 		else if (strncmp(word, "rehandle-", 9) == 0)
 			c->gen = strtoul(word + 9, NULL, 10);
 	}
@@ -262,6 +267,8 @@ m_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO *ti)
 	pthread_mutex_unlock(&mu);
 	if (!c.present)
 		return CKR_TOKEN_NOT_PRESENT;
+	if (c.info_error)
+		return CKR_GENERAL_ERROR;
 	memset(ti, 0, sizeof(*ti));
 	pad(ti->label, sizeof(ti->label), "mock");
 	pad(ti->manufacturerID, sizeof(ti->manufacturerID), "conex tests");

@@ -465,6 +465,41 @@ START_TEST(test_final_try)
 }
 END_TEST
 
+/*
+ * A token whose info cannot be read for a while (C_GetTokenInfo fails, the
+ * slot still lists it) has not left: the rescans keep it, and it signs on.
+ */
+START_TEST(test_info_error)
+{
+	char keystr[512], msg[CX_ERR_MSG];
+	uint8_t keyid[32];
+	struct cx_agent_conn *c;
+	struct ag g;
+	struct cx_buf m;
+	int present;
+
+	start(&g, NULL);
+	c = conn(&g);
+	ck_assert_uint_eq(login(c, PIN, 0), 0);
+	ck_assert(find_m1(c, keyid, keystr, sizeof(keystr), &present));
+	tbs_m1(&m);
+	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), 0);
+	ctl(&g, "info-error");
+	/* two rescans (every 2 s) at least */
+	usleep(4500000);
+	ck_assert(find_m1(c, keyid, keystr, sizeof(keystr), &present));
+	ck_assert_msg(present, "a token whose info failed was taken for removed");
+	ck_assert_msg(sign(c, keyid, keystr, &m, msg, sizeof(msg)) == 0, "%s", msg);
+	ctl(&g, "");
+	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), 0);
+
+	cx_buf_free(&m);
+	cx_agent_close(c);
+	stop(&g);
+	cleanup(&g);
+}
+END_TEST
+
 /* CKF_USER_PIN_LOCKED: PIN_LOCKED, and no PIN is sent to the token. */
 START_TEST(test_pin_locked)
 {
@@ -498,6 +533,7 @@ main(void)
 	tcase_add_test(tc, test_key_cache);
 	tcase_add_test(tc, test_final_try);
 	tcase_add_test(tc, test_pin_locked);
+	tcase_add_test(tc, test_info_error);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

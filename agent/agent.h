@@ -275,7 +275,13 @@ struct agent {
 	struct cx_lock lock;
 	int locking, unlocking; /* a LOCK / UNLOCK job is in flight */
 
-	struct cx_audit *audit; /* thread-safe on its own */
+	/*
+	 * Thread-safe on its own.  audit_lock (read: every record and wait;
+	 * write: closing it) keeps a worker that shutdown gave up on (stuck in
+	 * a module call) from appending to a freed log when it comes back.
+	 */
+	pthread_rwlock_t audit_lock;
+	struct cx_audit *audit;
 };
 
 /* main.c */

@@ -595,6 +595,12 @@ cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e)
 	int r = 0, err;
 
 	pthread_mutex_lock(&a->mu);
+	if (seq >= a->seq) {
+		/* never written: no sync would ever cover it */
+		pthread_mutex_unlock(&a->mu);
+		return cx_err_set(
+		    e, CX_EINVAL, "%s: line %" PRIu64 " was not written", a->path, seq);
+	}
 	while (a->synced < seq) {
 		if (a->failed) {
 			r = cx_err_set(

@@ -474,9 +474,11 @@ shutdown_agent(struct agent *a, int made_tmp)
 		sodium_free(a->secret);
 	cx_buf_free(&a->scratch);
 	sodium_memzero(&a->lock, sizeof(a->lock));
-	/* every worker is gone: nobody appends any more */
+	/* a detached worker may still come back and append: it finds no log */
+	pthread_rwlock_wrlock(&a->audit_lock);
 	cx_audit_close(a->audit);
 	a->audit = NULL;
+	pthread_rwlock_unlock(&a->audit_lock);
 	cx_policy_free(a);
 	if (a->evfd >= 0)
 		close(a->evfd);
@@ -511,6 +513,7 @@ main(int argc, char **argv)
 	a.uid = getuid();
 	a.lfd = a.evfd = a.sigfd = -1;
 	a.defpolicy.types = CX_POLICY_ALL;
+	pthread_rwlock_init(&a.audit_lock, NULL);
 	while ((ch = getopt_long(argc, argv, "a:c:dfhkm:P:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':

@@ -60,8 +60,6 @@ cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct
 
 	if (seq != NULL)
 		*seq = 0;
-	if (a->audit == NULL)
-		return 0;
 	memset(&en, 0, sizeof(en));
 	en.op = op;
 	en.uid = p != NULL ? p->uid : a->uid;
@@ -73,7 +71,11 @@ cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct
 	en.name = name != NULL ? name : "";
 	en.data_sha256 = sha;
 	en.result = result;
-	if ((r = cx_audit_write(a->audit, &en, &s, &e)) == 0) {
+	pthread_rwlock_rdlock(&a->audit_lock);
+	if (a->audit == NULL)
+		/* shutdown closed it under a worker it gave up on: no record, no signature */
+		r = cx_err_set(&e, CX_EIO, "the audit log is closed");
+	else if ((r = cx_audit_write(a->audit, &en, &s, &e)) == 0) {
 		if (seq != NULL)
 			*seq = s;
 		if (how == CX_AUDIT_DURABLE)
@@ -81,6 +83,7 @@ cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct
 		else if (how == CX_AUDIT_KICK)
 			cx_audit_kick(a->audit, s);
 	}
+	pthread_rwlock_unlock(&a->audit_lock);
 	if (r != 0)
 		cx_agent_log(a, LOG_ERR, "audit log: %s", e.msg);
 	return r;
@@ -107,9 +110,13 @@ cx_audit_wait(struct agent *a, uint64_t seq)
 	struct cx_err e = {0};
 	int r;
 
-	if (a->audit == NULL || seq == 0)
+	if (seq == 0)
 		return 0;
-	if ((r = cx_audit_sync(a->audit, seq, &e)) != 0)
+	pthread_rwlock_rdlock(&a->audit_lock);
+	r = a->audit != NULL ? cx_audit_sync(a->audit, seq, &e)
+	                     : cx_err_set(&e, CX_EIO, "the audit log is closed");
+	pthread_rwlock_unlock(&a->audit_lock);
+	if (r != 0)
 		cx_agent_log(a, LOG_ERR, "audit log: %s", e.msg);
 	return r;
 }

@@ -21,7 +21,8 @@
 struct cx_audit;
 
 struct cx_audit_entry {
-	const char *op; /* "sign", "login", "lock", "unlock", "add-key", ... */
+	/* "sign-intent" (before a token signs), "sign", "login", "lock", "unlock", "add-key", ... */
+	const char *op;
 	uid_t uid;
 	pid_t pid;
 	const char *exe;            /* the peer's /proc/<pid>/exe, or "" */

@@ -446,10 +446,12 @@ scan_module(struct amodule *am, struct cx_p11_module *m, int strict, struct scan
 		return r;
 	for (i = 0; i < ns; i++) {
 		struct cx_p11_token_info ti;
-		if ((r = cx_p11_token_info(m, slots[i], &ti, e)) != 0 && r != CX_P11_ABSENT &&
+		struct cx_err ie = {0};
+
+		if ((r = cx_p11_token_info(m, slots[i], &ti, &ie)) != 0 && r != CX_P11_ABSENT &&
 		    strict) {
 			free(slots);
-			return r;
+			return cx_err_set(e, r, "%s", ie.msg);
 		}
 		if (r != 0 || ti.serial[0] == '\0')
 			continue;

@@ -374,7 +374,8 @@ int cx_policy_locked(struct agent *a); /* locked, or a lock is being set */
 enum cx_audit_how {
 	CX_AUDIT_DURABLE = 1, /* returns once the line is durable (workers) */
 	CX_AUDIT_KICK,        /* written; the syncer makes it durable now, nobody waits */
-	CX_AUDIT_LAZY         /* written; durable with the next sync (within AUDIT_LAZY_MS) */
+	CX_AUDIT_LAZY,        /* written; durable with the next sync (within AUDIT_LAZY_MS) */
+	CX_AUDIT_DEFER        /* handed to the syncer, which writes and syncs it (no seq) */
 };
 int cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct peer *p,
     const char *op, const char *keyid, const char *token, const char *type, const char *name,
@@ -382,7 +383,7 @@ int cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const st
 /* CX_AUDIT_DURABLE: worker threads. */
 int cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
     const char *token, const char *type, const char *name, const uint8_t *sha, const char *result);
-/* CX_AUDIT_KICK: the event loop, which must never wait for the disk. */
+/* CX_AUDIT_DEFER: the event loop, which must never wait for the disk. */
 int cx_audit_nowait(struct agent *a, const struct peer *p, const char *op, const char *keyid,
     const char *token, const char *type, const char *name, const uint8_t *sha, const char *result);
 /* Returns once line seq (from cx_audit_rec) is durable; 0 or the sync failed. */

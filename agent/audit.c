@@ -59,6 +59,14 @@
 static const char zero_prev[CX_SHA256_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* A line handed to the syncer to write (cx_audit_defer): the entry and its strings. */
+struct deferred {
+	struct deferred *next;
+	struct cx_audit_entry en;
+	uint8_t sha[CX_SHA256_LEN];
+	char s[]; /* the entry's strings, one after another */
+};
+
 struct cx_audit {
 	int fd;
 	char *path; /* for messages */
@@ -68,11 +76,12 @@ struct cx_audit {
 	int failed;   /* an fsync or rollback failed: the file state is unknown */
 	uint64_t seq; /* of the next line */
 	char prev[CX_SHA256_HEX + 1];
-	uint64_t synced; /* lines 1..synced of this run are durable */
-	int syncing;     /* a thread is in fdatasync (outside mu) */
-	uint64_t want;   /* the syncer is asked to cover this line */
-	int stop;        /* the syncer must finish and exit */
-	int syncer;      /* the background syncer runs */
+	uint64_t synced;                /* lines 1..synced of this run are durable */
+	int syncing;                    /* a thread is in fdatasync (outside mu) */
+	uint64_t want;                  /* the syncer is asked to cover this line */
+	int stop;                       /* the syncer must finish and exit */
+	int syncer;                     /* the background syncer runs */
+	struct deferred *qhead, *qtail; /* cx_audit_defer's lines, for the syncer to write */
 	pthread_t syncer_th;
 };
 
@@ -632,6 +641,86 @@ cx_audit_kick(struct cx_audit *a, uint64_t seq)
 	pthread_mutex_unlock(&a->mu);
 }
 
+/*
+ * Writes the deferred lines, in the order they came, and asks for their
+ * sync; under a->mu.  One that cannot be written is a record lost: the log
+ * is then marked failed, so that no signature goes out unrecorded after it.
+ */
+static void
+write_deferred(struct cx_audit *a)
+{
+	struct deferred *d;
+	struct cx_err e = {0};
+	uint64_t seq;
+
+	while ((d = a->qhead) != NULL) {
+		if ((a->qhead = d->next) == NULL)
+			a->qtail = NULL;
+		if (!a->failed && append_locked(a, &d->en, &seq, &e) != 0)
+			a->failed = 1;
+		free(d);
+	}
+	if (a->seq - 1 > a->want)
+		a->want = a->seq - 1;
+	pthread_cond_broadcast(&a->cv);
+}
+
+int
+cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e)
+{
+	const char *src[7] = {
+	    en->op, en->exe, en->keyid, en->token, en->type, en->name, en->result};
+	const char **dst[7];
+	struct deferred *d;
+	size_t len[7], total = 0, off = 0;
+	uint64_t seq;
+	int r = 0;
+
+	if (!a->syncer)
+		return cx_audit_write(a, en, &seq, e);
+	for (int i = 0; i < 7; i++) {
+		len[i] = strlen(src[i] != NULL ? src[i] : "") + 1;
+		if (len[i] > AUDIT_LINE_MAX)
+			return cx_err_set(e, CX_ETOOBIG, "%s: audit line too long", a->path);
+		total += len[i];
+	}
+	if ((d = calloc(1, sizeof(*d) + total)) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	d->en = *en;
+	dst[0] = &d->en.op;
+	dst[1] = &d->en.exe;
+	dst[2] = &d->en.keyid;
+	dst[3] = &d->en.token;
+	dst[4] = &d->en.type;
+	dst[5] = &d->en.name;
+	dst[6] = &d->en.result;
+	for (int i = 0; i < 7; i++) {
+		memcpy(d->s + off, src[i] != NULL ? src[i] : "", len[i]);
+		*dst[i] = d->s + off;
+		off += len[i];
+	}
+	if (en->data_sha256 != NULL) {
+		memcpy(d->sha, en->data_sha256, sizeof(d->sha));
+		d->en.data_sha256 = d->sha;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (a->failed)
+		r = cx_err_set(e, CX_EIO,
+		    "%s: an earlier write failed; the audit log must be reopened", a->path);
+	else {
+		if (a->qtail != NULL)
+			a->qtail->next = d;
+		else
+			a->qhead = d;
+		a->qtail = d;
+		d = NULL;
+		pthread_cond_broadcast(&a->cv);
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(d);
+	return r;
+}
+
 static void *
 syncer_main(void *arg)
 {
@@ -639,7 +728,13 @@ syncer_main(void *arg)
 	struct timespec ts;
 
 	pthread_mutex_lock(&a->mu);
-	while (!a->stop) {
+	for (;;) {
+		if (a->qhead != NULL) {
+			write_deferred(a);
+			continue;
+		}
+		if (a->stop)
+			break;
 		if (a->failed || a->syncing || (a->want <= a->synced && a->seq - 1 <= a->synced)) {
 			pthread_cond_wait(&a->cv, &a->mu);
 			continue;

@@ -46,6 +46,13 @@ int cx_audit_write(
     struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq, struct cx_err *e);
 /* Returns once line seq (and every line before it) is durable: group commit. */
 int cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e);
+/*
+ * Hands the line to the syncer, which writes it (in the order given) and
+ * syncs it soon: for a thread that must not wait even for write(2), which
+ * can block behind a sync in progress.  Without a syncer it is written now.
+ * A deferred line that cannot be written marks the log failed.
+ */
+int cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
 /* Asks the syncer to make line seq durable now, without waiting for it. */
 void cx_audit_kick(struct cx_audit *a, uint64_t seq);
 /*

@@ -14,8 +14,10 @@
  * worker: Argon2 takes a tenth of a second and 64 MiB, which the loop must
  * not wait for), and the audit log, which every worker and the loop append
  * to.  Workers wait for their lines to be durable; the loop never waits for
- * the disk (cx_audit_nowait): its records (refusals, policy changes) carry no
- * signature, so a slow disk must not stall every client for them.
+ * the disk, not even for write(2), which can block behind a sync in progress
+ * (cx_audit_nowait hands the line to the audit syncer): its records
+ * (refusals, policy changes) carry no signature, so a slow disk must not
+ * stall every client for them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -75,6 +77,8 @@ cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct
 	if (a->audit == NULL)
 		/* shutdown closed it under a worker it gave up on: no record, no signature */
 		r = cx_err_set(&e, CX_EIO, "the audit log is closed");
+	else if (how == CX_AUDIT_DEFER)
+		r = cx_audit_defer(a->audit, &en, &e);
 	else if ((r = cx_audit_write(a->audit, &en, &s, &e)) == 0) {
 		if (seq != NULL)
 			*seq = s;
@@ -101,7 +105,7 @@ int
 cx_audit_nowait(struct agent *a, const struct peer *p, const char *op, const char *keyid,
     const char *token, const char *type, const char *name, const uint8_t *sha, const char *result)
 {
-	return cx_audit_rec(a, CX_AUDIT_KICK, NULL, p, op, keyid, token, type, name, sha, result);
+	return cx_audit_rec(a, CX_AUDIT_DEFER, NULL, p, op, keyid, token, type, name, sha, result);
 }
 
 int

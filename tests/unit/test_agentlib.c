@@ -347,14 +347,38 @@ gc_thread(void *p)
 	return NULL;
 }
 
+/* Lines handed to the syncer (the event loop's way), beside the appenders. */
+static void *
+gc_defer_thread(void *p)
+{
+	struct gc_arg *g = p;
+	struct cx_err e = {0};
+	uint8_t h[32];
+
+	memset(h, 0xab, sizeof(h));
+	for (int i = 0; i < GC_LINES; i++) {
+		struct cx_audit_entry en = {.op = "sign",
+		    .exe = "/usr/bin/conex",
+		    .name = "deferred",
+		    .data_sha256 = i % 2 ? h : NULL,
+		    .result = "refused"};
+
+		if (cx_audit_defer(g->a, &en, &e) != 0) {
+			g->failed = 1;
+			break;
+		}
+	}
+	return NULL;
+}
+
 START_TEST(test_audit_group_commit)
 {
 	char *dir, *p = make_log(&dir);
-	struct gc_arg args[GC_THREADS];
-	pthread_t th[GC_THREADS];
+	struct gc_arg args[GC_THREADS], dargs;
+	pthread_t th[GC_THREADS], dth;
 	struct cx_audit *a = NULL;
 	struct cx_err e = {0};
-	uint8_t seen[50 + GC_THREADS * GC_LINES + 1];
+	uint8_t seen[50 + (GC_THREADS + 1) * GC_LINES + 1];
 	uint64_t n;
 
 	ck_assert_msg(cx_audit_open(p, &a, &e) == 0, "open: %s", e.msg);
@@ -367,8 +391,13 @@ START_TEST(test_audit_group_commit)
 		args[i].id = i;
 		ck_assert_int_eq(pthread_create(&th[i], NULL, gc_thread, &args[i]), 0);
 	}
+	memset(&dargs, 0, sizeof(dargs));
+	dargs.a = a;
+	ck_assert_int_eq(pthread_create(&dth, NULL, gc_defer_thread, &dargs), 0);
 	for (int i = 0; i < GC_THREADS; i++)
 		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	ck_assert_int_eq(pthread_join(dth, NULL), 0);
+	ck_assert(!dargs.failed);
 	/* every line got its own number, after the 50 that were there, in order per thread */
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < GC_THREADS; i++) {
@@ -376,16 +405,19 @@ START_TEST(test_audit_group_commit)
 		for (int k = 0; k < GC_LINES; k++) {
 			uint64_t s = args[i].seqs[k];
 			ck_assert_uint_gt(s, 50);
-			ck_assert_uint_le(s, 50 + GC_THREADS * GC_LINES);
+			ck_assert_uint_le(s, 50 + (GC_THREADS + 1) * GC_LINES);
 			ck_assert(!seen[s]);
 			seen[s] = 1;
 			if (k > 0)
 				ck_assert_uint_gt(s, args[i].seqs[k - 1]);
 		}
 	}
+	/* closing writes what the syncer still holds */
 	cx_audit_close(a);
 	ck_assert_msg(cx_audit_verify(p, &n, &e) == 0, "verify: %s", e.msg);
-	ck_assert_uint_eq(n, 50 + GC_THREADS * GC_LINES);
+	ck_assert_uint_eq(n, 50 + (GC_THREADS + 1) * GC_LINES);
+	ck_assert_int_eq(
+	    cx_test_sh("test $(grep -c '\"name\":\"deferred\"' '%s') -eq %d", p, GC_LINES), 0);
 	free(p);
 	cx_test_rm_rf(dir);
 	free(dir);

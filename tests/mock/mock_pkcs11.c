@@ -4,7 +4,7 @@
  * and CKF_USER_PIN_LOCKED, key handles that go stale.  Tests only; it is
  * never installed and no allow-list but a test's names it.
  *
- * One slot (0), one token (serial MOCK0000000001, label "mock", user PIN
+ * One slot (0, or N after slot-N), one token (serial MOCK0000000001, label "mock", user PIN
  * "1234"), one Ed25519 key pair (CKA_LABEL "m1", CKA_ID 01) made from a fixed
  * seed with libsodium, so that its signatures verify like a real token's.
  * The private key is visible only while logged in, as on most tokens.
@@ -19,6 +19,8 @@
  *   pin-locked     the token flags CKF_USER_PIN_LOCKED; C_Login gets CKR_PIN_LOCKED
  *   rehandle-N     the key objects have handle numbers of generation N, so
  *                  handles from an earlier generation are CKR_OBJECT_HANDLE_INVALID
+ *   slot-N         the token sits in slot N instead of slot 0: moving it is
+ *                  a removal and an insertion elsewhere, as with a reader change
  *   info-error     C_GetTokenInfo fails with CKR_GENERAL_ERROR while the slot
  *                  still lists the token (SoftHSM does this while another
  *                  process rewrites the token's file)
@@ -54,6 +56,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int initialized;
 static int logged_in;
 static int was_present = 1;
+static CK_SLOT_ID was_slot;
 static uint8_t pk[crypto_sign_PUBLICKEYBYTES];
 static uint8_t sk[crypto_sign_SECRETKEYBYTES];
 static uint8_t point[2 + crypto_sign_PUBLICKEYBYTES]; /* DER OCTET STRING */
@@ -69,6 +72,7 @@ static CK_SESSION_HANDLE next_session = 1;
 
 struct ctl {
 	int present, final_try, locked, info_error;
+	CK_SLOT_ID slot;
 	unsigned long gen;
 };
 
@@ -90,6 +94,8 @@ read_ctl(struct ctl *c)
 			c->final_try = 1;
 		else if (strcmp(word, "pin-locked") == 0)
 			c->locked = 1;
+		else if (strncmp(word, "slot-", 5) == 0)
+			c->slot = strtoul(word + 5, NULL, 10);
 		else if (strcmp(word, "info-error") == 0)
 			c->info_error = 1;
 		else if (strncmp(word, "rehandle-", 9) == 0)
@@ -115,11 +121,12 @@ static void
 state(struct ctl *c)
 {
 	read_ctl(c);
-	if (!c->present && was_present) {
+	if ((!c->present && was_present) || c->slot != was_slot) {
 		memset(sessions, 0, sizeof(sessions));
 		logged_in = 0;
 	}
 	was_present = c->present;
+	was_slot = c->slot;
 }
 
 static CK_OBJECT_HANDLE
@@ -188,6 +195,7 @@ m_initialize(void *args)
 	memset(sessions, 0, sizeof(sessions));
 	logged_in = 0;
 	was_present = 1;
+	was_slot = 0;
 	initialized = 1;
 	pthread_mutex_unlock(&mu);
 	return CKR_OK;
@@ -232,7 +240,7 @@ m_get_slot_list(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count)
 			return CKR_BUFFER_TOO_SMALL;
 		}
 		if (n == 1)
-			list[0] = 0;
+			list[0] = c.slot;
 	}
 	*count = n;
 	return CKR_OK;
@@ -243,11 +251,11 @@ m_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO *info)
 {
 	struct ctl c;
 
-	if (slot != 0)
-		return CKR_SLOT_ID_INVALID;
 	pthread_mutex_lock(&mu);
 	state(&c);
 	pthread_mutex_unlock(&mu);
+	if (slot != c.slot)
+		return CKR_SLOT_ID_INVALID;
 	memset(info, 0, sizeof(*info));
 	pad(info->slotDescription, sizeof(info->slotDescription), "mock slot");
 	pad(info->manufacturerID, sizeof(info->manufacturerID), "conex tests");
@@ -260,11 +268,11 @@ m_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO *ti)
 {
 	struct ctl c;
 
-	if (slot != 0)
-		return CKR_SLOT_ID_INVALID;
 	pthread_mutex_lock(&mu);
 	state(&c);
 	pthread_mutex_unlock(&mu);
+	if (slot != c.slot)
+		return CKR_SLOT_ID_INVALID;
 	if (!c.present)
 		return CKR_TOKEN_NOT_PRESENT;
 	if (c.info_error)
@@ -286,7 +294,12 @@ m_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO *ti)
 static CK_RV
 m_get_mechanism_info(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info)
 {
-	if (slot != 0)
+	struct ctl c;
+
+	pthread_mutex_lock(&mu);
+	read_ctl(&c);
+	pthread_mutex_unlock(&mu);
+	if (slot != c.slot)
 		return CKR_SLOT_ID_INVALID;
 	if (type != CKM_EDDSA)
 		return CKR_MECHANISM_INVALID;
@@ -306,13 +319,13 @@ m_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void *app, CK_NOTIFY notify, CK_
 
 	(void)app;
 	(void)notify;
-	if (slot != 0)
-		return CKR_SLOT_ID_INVALID;
 	if (!(flags & CKF_SERIAL_SESSION))
 		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 	pthread_mutex_lock(&mu);
 	state(&c);
-	if (!c.present)
+	if (slot != c.slot)
+		rv = CKR_SLOT_ID_INVALID;
+	else if (!c.present)
 		rv = CKR_TOKEN_NOT_PRESENT;
 	else
 		for (int i = 0; i < MAX_SESS; i++)
@@ -358,7 +371,7 @@ m_get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO *si)
 	pthread_mutex_lock(&mu);
 	if ((rv = sess_of(h, &c, &s)) == CKR_OK) {
 		memset(si, 0, sizeof(*si));
-		si->slotID = 0;
+		si->slotID = c.slot;
 		si->flags = s->flags;
 		if (s->flags & CKF_RW_SESSION)
 			si->state = logged_in ? CKS_RW_USER_FUNCTIONS : CKS_RW_PUBLIC_SESSION;

@@ -328,9 +328,9 @@ soft_key(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen)
 
 /*
  * Pulled out: SIGN answers TOKEN_ABSENT, everything else goes on (LIST, a
- * software key's signature, on another connection too).  Put back:
- * re-attached by serial; its cached PIN went with the removal, so one login,
- * and signing works again.
+ * software key's signature, on another connection too).  Put back, in
+ * another slot: re-attached by serial; its cached PIN went with the removal,
+ * so one login, and signing works again.
  */
 START_TEST(test_removal)
 {
@@ -352,7 +352,7 @@ START_TEST(test_removal)
 	soft_key(c2, softid, softstr, sizeof(softstr));
 
 	ctl(&g, "remove");
-	/* at once, before any rescan: the worker meets CKR_DEVICE_REMOVED itself */
+	/* at once: the worker meets CKR_DEVICE_REMOVED itself (or a rescan was quicker) */
 	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), CX_AERR_TOKEN_ABSENT);
 	/* and after the rescan, from the loop: the key is listed, not present */
 	wait_present(c2, 0, keyid, keystr, sizeof(keystr));
@@ -362,7 +362,8 @@ START_TEST(test_removal)
 	ck_assert_uint_eq(sign(c2, softid, softstr, &m, msg, sizeof(msg)), 0);
 	ck_assert_uint_eq(sign(c, softid, softstr, &m, msg, sizeof(msg)), 0);
 
-	ctl(&g, "");
+	/* back, in another slot (another reader): found by its serial */
+	ctl(&g, "slot-1");
 	wait_present(c2, 1, keyid, keystr, sizeof(keystr));
 	/* a removal flushes the token's cached PIN: the same serial back needs a login */
 	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), CX_AERR_PIN_REQUIRED);
@@ -376,6 +377,9 @@ START_TEST(test_removal)
 	cx_agent_close(c2);
 	stop(&g);
 	ck_assert(grep_file(g.audit, "\"result\":\"token-absent\""));
+	/* attached at start-up, and again after coming back */
+	ck_assert_int_eq(
+	    cx_test_sh("test $(grep -c 'serial %s) attached' '%s') -eq 2", SERIAL, g.log), 0);
 	cleanup(&g);
 }
 END_TEST

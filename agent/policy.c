@@ -542,13 +542,23 @@ cx_policy_run(struct agent *a, struct job *j)
 		cx_audit(a, &j->peer, "lock", "", "", "", "", NULL,
 		    r == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 		break;
-	case JOB_UNLOCK:
+	case JOB_UNLOCK: {
+		unsigned failures = j->lock.failures;
 		r = cx_lock_unlock(&j->lock, j->secret, j->secretlen, j->now, &j->wait, &j->err);
+		/*
+		 * A wrong password's back-off runs from when the hash said so, not
+		 * from the request: Argon2 takes a good part of a second, and a
+		 * one-second back-off counted from the request could be over
+		 * before the answer is out.
+		 */
+		if (r != 0 && j->lock.failures > failures)
+			j->lock.next_try = cx_agent_now() + j->wait;
 		if (r != 0)
 			j->aerr = CX_AERR_AGENT_LOCKED;
 		cx_audit(a, &j->peer, "unlock", "", "", "", "", NULL,
 		    r == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 		break;
+	}
 	default:
 		break;
 	}

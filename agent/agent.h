@@ -36,8 +36,13 @@
 #define AGENT_TICK_MS         1000 /* timer: PIN cache, lifetimes, rescans, stalled frames */
 #define AGENT_RESCAN_S        2    /* seconds between token rescans */
 #define AGENT_FRAME_TIMEOUT_S 30   /* a frame begun must be finished within this */
-#define AGENT_STOP_WAIT_S     3    /* shutdown: how long a busy worker is waited for */
-#define AGENT_SPIN_US         200  /* an idle worker yields this long before it sleeps */
+/* Large frames (SIGN, up to CX_PROTO_SIGN_MAX) being read at once, in bytes. */
+#define AGENT_BIG_BUDGET (256u * 1024u * 1024u)
+/* The decoder's scratch: up to a whole SIGN; kept between requests up to KEEP. */
+#define AGENT_SCRATCH_MAX  (CX_PROTO_SIGN_MAX + 4096u)
+#define AGENT_SCRATCH_KEEP (2u * CX_PROTO_MAX + 4096u)
+#define AGENT_STOP_WAIT_S  3   /* shutdown: how long a busy worker is waited for */
+#define AGENT_SPIN_US      200 /* an idle worker yields this long before it sleeps */
 
 struct agent;
 struct conn;
@@ -176,6 +181,7 @@ struct conn {
 	int close_after; /* close once out is written */
 	struct job *job; /* in flight */
 	int dead; /* closed while its job runs: fd kept (the worker may write) until it ends */
+	uint32_t bigcharge; /* what this frame counts against AGENT_BIG_BUDGET */
 };
 
 /* ---- token side (tokens.c) ---- */
@@ -259,6 +265,7 @@ struct agent {
 	atomic_int running;    /* jobs queued or running in any worker */
 	int spin;              /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
+	size_t bigbytes;       /* large frames being read: see AGENT_BIG_BUDGET */
 	uint8_t *secret;       /* decoder secrets: sodium_malloc(CX_PROTO_MAX) */
 
 	/* done queue: workers to main */
@@ -275,7 +282,12 @@ struct agent {
 	struct cx_lock lock;
 	int locking, unlocking; /* a LOCK / UNLOCK job is in flight */
 
-	pthread_mutex_t audit_mu;
+	/*
+	 * Thread-safe on its own.  audit_lock (read: every record and wait;
+	 * write: closing it) keeps a worker that shutdown gave up on (stuck in
+	 * a module call) from appending to a freed log when it comes back.
+	 */
+	pthread_rwlock_t audit_lock;
 	struct cx_audit *audit;
 };
 
@@ -365,9 +377,24 @@ void cx_policy_unlock(struct agent *a, struct conn *c, const struct cx_msg *m);
 void cx_policy_run(struct agent *a, struct job *j); /* pw worker */
 void cx_policy_done(struct agent *a, struct job *j);
 int cx_policy_locked(struct agent *a); /* locked, or a lock is being set */
-/* Audit: thread-safe. 0, or the append failed (logged). */
+/* Audit: thread-safe; 0, or the append (or the sync) failed (logged). */
+enum cx_audit_how {
+	CX_AUDIT_DURABLE = 1, /* returns once the line is durable (workers) */
+	CX_AUDIT_KICK,        /* written; the syncer makes it durable now, nobody waits */
+	CX_AUDIT_LAZY,        /* written; durable with the next sync (within AUDIT_LAZY_MS) */
+	CX_AUDIT_DEFER        /* handed to the syncer, which writes and syncs it (no seq) */
+};
+int cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct peer *p,
+    const char *op, const char *keyid, const char *token, const char *type, const char *name,
+    const uint8_t *sha, const char *result);
+/* CX_AUDIT_DURABLE: worker threads. */
 int cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
     const char *token, const char *type, const char *name, const uint8_t *sha, const char *result);
+/* CX_AUDIT_DEFER: the event loop, which must never wait for the disk. */
+int cx_audit_nowait(struct agent *a, const struct peer *p, const char *op, const char *keyid,
+    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result);
+/* Returns once line seq (from cx_audit_rec) is durable; 0 or the sync failed. */
+int cx_audit_wait(struct agent *a, uint64_t seq);
 void cx_keyid_str(const uint8_t keyid[32], char out[72]);
 
 /* pincache.c */

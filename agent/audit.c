@@ -18,16 +18,29 @@
  * an invalid byte 0xE9 reads back as U+00E9 ("é"), the Latin-1 meaning, so
  * such a name is recorded faithfully only to a reader who knows this rule.
  *
- * Writes: one write(2) of the whole line on an O_APPEND descriptor, then
- * fsync(2).  A failed write is rolled back with ftruncate(2) so that no torn
- * fragment is left for the next line to glue onto; the open descriptor holds
- * an exclusive flock(2) so that a second agent cannot fork the chain.
+ * Writes: one write(2) of the whole line on an O_APPEND descriptor.  A failed
+ * write is rolled back with ftruncate(2) so that no torn fragment is left for
+ * the next line to glue onto; the open descriptor holds an exclusive flock(2)
+ * so that a second agent cannot fork the chain.
+ *
+ * Durability is a group commit.  Appending (seq, chain hash, write) is
+ * serialised by mu so that the file order is the chain order; fdatasync runs
+ * outside mu, and one call covers every line written before it started.
+ * Whoever needs line N durable (cx_audit_sync) waits while another thread's
+ * sync is running and does the next one itself if N is still not covered, so
+ * a slow disk costs each waiter at most two syncs and never blocks an append.
+ * fdatasync, not fsync: an O_APPEND write changes the size, which fdatasync
+ * does write; only the timestamps are left to the next full writeback.  An
+ * optional background syncer (cx_audit_start) lets a caller start a sync
+ * without waiting for it (cx_audit_kick), and makes lines nobody waits for
+ * durable within AUDIT_LAZY_MS.
  */
 #include "agent/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -40,16 +53,36 @@
 
 /* Longer lines are refused on write and reported on read (exe paths, names). */
 #define AUDIT_LINE_MAX (64u * 1024u)
+/* lines nobody waits for (results, loop-side records) are synced this late at most */
+#define AUDIT_LAZY_MS 20
 
 static const char zero_prev[CX_SHA256_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* A line handed to the syncer to write (cx_audit_defer): the entry and its strings. */
+struct deferred {
+	struct deferred *next;
+	struct cx_audit_entry en;
+	uint8_t sha[CX_SHA256_LEN];
+	char s[]; /* the entry's strings, one after another */
+};
+
 struct cx_audit {
 	int fd;
+	char *path; /* for messages */
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* synced, syncing, failed or want changed */
+	/* under mu: */
 	int failed;   /* an fsync or rollback failed: the file state is unknown */
 	uint64_t seq; /* of the next line */
 	char prev[CX_SHA256_HEX + 1];
-	char *path; /* for messages */
+	uint64_t synced;                /* lines 1..synced of this run are durable */
+	int syncing;                    /* a thread is in fdatasync (outside mu) */
+	uint64_t want;                  /* the syncer is asked to cover this line */
+	int stop;                       /* the syncer must finish and exit */
+	int syncer;                     /* the background syncer runs */
+	struct deferred *qhead, *qtail; /* cx_audit_defer's lines, for the syncer to write */
+	pthread_t syncer_th;
 };
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629 table), 0 if invalid. */
@@ -375,6 +408,8 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 		free(a);
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
 	}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
 	/* O_NOFOLLOW: a symlink planted at the log path must not redirect appends */
 	a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (a->fd < 0) {
@@ -405,6 +440,8 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 	}
 	if ((r = read_tail(a, e)) != 0)
 		goto fail;
+	/* what is already in the file counts as durable: nothing of ours is in it yet */
+	a->synced = a->seq - 1;
 	*out = a;
 	return 0;
 fail:
@@ -417,8 +454,21 @@ cx_audit_close(struct cx_audit *a)
 {
 	if (a == NULL)
 		return;
-	if (a->fd >= 0)
+	if (a->syncer) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->syncer_th, NULL);
+	}
+	if (a->fd >= 0) {
+		/* lines nobody waited for (results, refusals) are made durable too */
+		if (!a->failed && a->synced + 1 < a->seq)
+			(void)fdatasync(a->fd);
 		close(a->fd); /* also releases the flock */
+	}
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
 	free(a->path);
 	free(a);
 }
@@ -440,8 +490,9 @@ write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int
-cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e)
+/* Builds, chains and writes one line; under a->mu. *seq: its number. */
+static int
+append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq, struct cx_err *e)
 {
 	char tbuf[32], hex[CX_SHA256_HEX + 1], next[CX_SHA256_HEX + 1];
 	struct timespec ts;
@@ -499,18 +550,237 @@ cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_e
 		r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(saved));
 		goto out;
 	}
-	if (fsync(a->fd) != 0) {
-		/* after a failed fsync the kernel may have dropped the page: state unknown */
-		a->failed = 1;
-		r = cx_err_set(e, CX_EIO, "%s: fsync: %s", a->path, strerror(errno));
-		goto out;
-	}
-	a->seq++;
+	*seq = a->seq++;
 	memcpy(a->prev, next, sizeof(a->prev));
 	r = 0;
 out:
 	cx_buf_free(&b);
 	return r;
+}
+
+int
+cx_audit_write(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq, struct cx_err *e)
+{
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	r = append_locked(a, en, seq, e);
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+/*
+ * One fdatasync covering every line written so far; entered and left with
+ * a->mu held, which is released around the call.  0 or the errno.
+ */
+static int
+sync_round(struct cx_audit *a)
+{
+	uint64_t target = a->seq - 1;
+	int err = 0;
+
+	a->syncing = 1;
+	pthread_mutex_unlock(&a->mu);
+	while (fdatasync(a->fd) != 0) {
+		if (errno != EINTR) {
+			err = errno;
+			break;
+		}
+	}
+	pthread_mutex_lock(&a->mu);
+	a->syncing = 0;
+	if (err != 0)
+		/* after a failed sync the kernel may have dropped the pages: state unknown */
+		a->failed = 1;
+	else if (target > a->synced)
+		a->synced = target;
+	pthread_cond_broadcast(&a->cv);
+	return err;
+}
+
+int
+cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e)
+{
+	int r = 0, err;
+
+	pthread_mutex_lock(&a->mu);
+	if (seq >= a->seq) {
+		/* never written: no sync would ever cover it */
+		pthread_mutex_unlock(&a->mu);
+		return cx_err_set(
+		    e, CX_EINVAL, "%s: line %" PRIu64 " was not written", a->path, seq);
+	}
+	while (a->synced < seq) {
+		if (a->failed) {
+			r = cx_err_set(
+			    e, CX_EIO, "%s: a sync failed: the log's state is unknown", a->path);
+			break;
+		}
+		if (a->syncing) {
+			/* the running sync may have started before our line was written */
+			pthread_cond_wait(&a->cv, &a->mu);
+			continue;
+		}
+		if ((err = sync_round(a)) != 0) {
+			r = cx_err_set(e, CX_EIO, "%s: fdatasync: %s", a->path, strerror(err));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+void
+cx_audit_kick(struct cx_audit *a, uint64_t seq)
+{
+	pthread_mutex_lock(&a->mu);
+	if (seq > a->want) {
+		a->want = seq;
+		pthread_cond_broadcast(&a->cv);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * Writes the deferred lines, in the order they came, and asks for their
+ * sync; under a->mu.  One that cannot be written is a record lost: the log
+ * is then marked failed, so that no signature goes out unrecorded after it.
+ */
+static void
+write_deferred(struct cx_audit *a)
+{
+	struct deferred *d;
+	struct cx_err e = {0};
+	uint64_t seq;
+
+	while ((d = a->qhead) != NULL) {
+		if ((a->qhead = d->next) == NULL)
+			a->qtail = NULL;
+		if (!a->failed && append_locked(a, &d->en, &seq, &e) != 0)
+			a->failed = 1;
+		free(d);
+	}
+	if (a->seq - 1 > a->want)
+		a->want = a->seq - 1;
+	pthread_cond_broadcast(&a->cv);
+}
+
+int
+cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e)
+{
+	const char *src[7] = {
+	    en->op, en->exe, en->keyid, en->token, en->type, en->name, en->result};
+	const char **dst[7];
+	struct deferred *d;
+	size_t len[7], total = 0, off = 0;
+	uint64_t seq;
+	int r = 0;
+
+	if (!a->syncer)
+		return cx_audit_write(a, en, &seq, e);
+	for (int i = 0; i < 7; i++) {
+		len[i] = strlen(src[i] != NULL ? src[i] : "") + 1;
+		if (len[i] > AUDIT_LINE_MAX)
+			return cx_err_set(e, CX_ETOOBIG, "%s: audit line too long", a->path);
+		total += len[i];
+	}
+	if ((d = calloc(1, sizeof(*d) + total)) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	d->en = *en;
+	dst[0] = &d->en.op;
+	dst[1] = &d->en.exe;
+	dst[2] = &d->en.keyid;
+	dst[3] = &d->en.token;
+	dst[4] = &d->en.type;
+	dst[5] = &d->en.name;
+	dst[6] = &d->en.result;
+	for (int i = 0; i < 7; i++) {
+		memcpy(d->s + off, src[i] != NULL ? src[i] : "", len[i]);
+		*dst[i] = d->s + off;
+		off += len[i];
+	}
+	if (en->data_sha256 != NULL) {
+		memcpy(d->sha, en->data_sha256, sizeof(d->sha));
+		d->en.data_sha256 = d->sha;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (a->failed)
+		r = cx_err_set(e, CX_EIO,
+		    "%s: an earlier write failed; the audit log must be reopened", a->path);
+	else {
+		if (a->qtail != NULL)
+			a->qtail->next = d;
+		else
+			a->qhead = d;
+		a->qtail = d;
+		d = NULL;
+		pthread_cond_broadcast(&a->cv);
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(d);
+	return r;
+}
+
+static void *
+syncer_main(void *arg)
+{
+	struct cx_audit *a = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		if (a->qhead != NULL) {
+			write_deferred(a);
+			continue;
+		}
+		if (a->stop)
+			break;
+		if (a->failed || a->syncing || (a->want <= a->synced && a->seq - 1 <= a->synced)) {
+			pthread_cond_wait(&a->cv, &a->mu);
+			continue;
+		}
+		if (a->want <= a->synced) {
+			/* only lazy lines: give a waiter or a kick the chance to batch them */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += AUDIT_LAZY_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0)
+				continue;
+			if (a->stop || a->failed || a->syncing || a->seq - 1 <= a->synced)
+				continue;
+		}
+		(void)sync_round(a);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+int
+cx_audit_start(struct cx_audit *a, struct cx_err *e)
+{
+	int r;
+
+	if (a->syncer)
+		return 0;
+	if ((r = pthread_create(&a->syncer_th, NULL, syncer_main, a)) != 0)
+		return cx_err_set(
+		    e, CX_EIO, "%s: cannot start the syncer: %s", a->path, strerror(r));
+	a->syncer = 1;
+	return 0;
+}
+
+int
+cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e)
+{
+	uint64_t seq;
+	int r;
+
+	if ((r = cx_audit_write(a, en, &seq, e)) != 0)
+		return r;
+	return cx_audit_sync(a, seq, e);
 }
 
 int

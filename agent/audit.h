@@ -21,7 +21,8 @@
 struct cx_audit;
 
 struct cx_audit_entry {
-	const char *op; /* "sign", "login", "lock", "unlock", "add-key", ... */
+	/* "sign-intent" (before a token signs), "sign", "login", "lock", "unlock", "add-key", ... */
+	const char *op;
 	uid_t uid;
 	pid_t pid;
 	const char *exe;            /* the peer's /proc/<pid>/exe, or "" */
@@ -35,7 +36,32 @@ struct cx_audit_entry {
 
 /* Opens (creating 0600) and reads the tail to continue the chain; a broken tail is an error. */
 int cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e);
+/* Writes the line and returns once it is durable (cx_audit_write + cx_audit_sync). */
 int cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
+/*
+ * Writes the line (chained, in order) without waiting for the disk; *seq is
+ * its number for cx_audit_sync / cx_audit_kick.  Thread-safe.
+ */
+int cx_audit_write(
+    struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq, struct cx_err *e);
+/* Returns once line seq (and every line before it) is durable: group commit. */
+int cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e);
+/*
+ * Hands the line to the syncer, which writes it (in the order given) and
+ * syncs it soon: for a thread that must not wait even for write(2), which
+ * can block behind a sync in progress.  Without a syncer it is written now.
+ * A deferred line that cannot be written marks the log failed.
+ */
+int cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
+/* Asks the syncer to make line seq durable now, without waiting for it. */
+void cx_audit_kick(struct cx_audit *a, uint64_t seq);
+/*
+ * Starts the background syncer thread (after any fork): it serves kicks and
+ * syncs unwaited lines within a few milliseconds.  Without it, lines become
+ * durable only through cx_audit_sync and at close.
+ */
+int cx_audit_start(struct cx_audit *a, struct cx_err *e);
+/* Stops the syncer, syncs what is left, closes. */
 void cx_audit_close(struct cx_audit *a);
 /* Checks the whole chain; on a break, e names the line number and what is wrong. *nlines out. */
 int cx_audit_verify(const char *path, uint64_t *nlines, struct cx_err *e);

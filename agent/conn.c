@@ -46,8 +46,10 @@ cx_conn_find(struct agent *a, size_t slot, uint64_t gen)
 }
 
 static void
-body_free(struct conn *c, int wipe)
+body_free(struct agent *a, struct conn *c, int wipe)
 {
+	a->bigbytes -= c->bigcharge;
+	c->bigcharge = 0;
 	if (c->body != NULL) {
 		if (wipe)
 			sodium_memzero(c->body, c->bodyoff);
@@ -63,7 +65,7 @@ body_free(struct conn *c, int wipe)
 static void
 conn_free(struct agent *a, struct conn *c)
 {
-	body_free(c, 1);
+	body_free(a, c, 1);
 	cx_buf_free(&c->out);
 	close(c->fd);
 	a->conns[c->slot] = NULL;
@@ -86,7 +88,7 @@ cx_conn_close(struct agent *a, struct conn *c)
 		 */
 		atomic_store(&c->job->cancelled, 1);
 		c->dead = 1;
-		body_free(c, 1);
+		body_free(a, c, 1);
 		cx_buf_free(&c->out);
 		return;
 	}
@@ -299,7 +301,7 @@ bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
 	va_end(ap);
 	cx_agent_log(a, LOG_INFO, "connection %zu.%llu (pid %ld): %s: closed", c->slot,
 	    (unsigned long long)c->gen, (long)c->peer.pid, msg);
-	body_free(c, 1);
+	body_free(a, c, 1);
 	c->close_after = 1;
 	cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "%s", msg);
 }
@@ -477,6 +479,14 @@ secret_len(const struct cx_msg *m)
 	}
 }
 
+/* After a large SIGN: the handlers copied what they keep (policy.c), so the scratch can go. */
+static void
+scratch_shrink(struct agent *a)
+{
+	cx_buf_free(&a->scratch);
+	cx_buf_init(&a->scratch, AGENT_SCRATCH_MAX);
+}
+
 static int
 has_secret(uint8_t type)
 {
@@ -495,8 +505,11 @@ request(struct agent *a, struct conn *c)
 	c->deadline = 0;
 	r = cx_msg_decode(
 	    c->type, c->body, c->bodylen, &m, &a->scratch, a->secret, CX_PROTO_MAX, &e);
+	/* a large SIGN's copy need not stay: give the scratch back its usual size */
+	if (r != 0 && a->scratch.alloc > AGENT_SCRATCH_KEEP)
+		scratch_shrink(a);
 	/* the body may have held a PIN, a password or a key; decoded copies are in a->secret */
-	body_free(c, has_secret(c->type));
+	body_free(a, c, has_secret(c->type));
 	if (r == CX_EUNSUPPORTED && c->type < CX_MSG_OK) {
 		/*
 		 * A well-formed frame of a request type we do not know: a
@@ -515,6 +528,8 @@ request(struct agent *a, struct conn *c)
 	/* handlers copy what outlives the call (sodium_malloc'ed); nothing stays here */
 	if ((slen = secret_len(&m)) > 0 || has_secret(m.type))
 		sodium_memzero(a->secret, slen + 1 < CX_PROTO_MAX ? slen + 1 : CX_PROTO_MAX);
+	if (a->scratch.alloc > AGENT_SCRATCH_KEEP)
+		scratch_shrink(a);
 }
 
 /* Reads what is there; a complete frame goes to request(). */
@@ -586,10 +601,26 @@ read_in(struct agent *a, struct conn *c)
 					bad_frame(a, c, "frame of %u bytes exceeds the limit of %u",
 					    (unsigned)c->hdr[0] << 24 | (unsigned)c->hdr[1] << 16 |
 					        (unsigned)c->hdr[2] << 8 | c->hdr[3],
-					    CX_PROTO_MAX);
+					    cx_frame_max(c->hdr[4]));
 				else
 					bad_frame(a, c, "frame with a zero length");
 				return;
+			}
+			/*
+			 * Only SIGN may be large; what all large frames being
+			 * read at once may take is bounded, so that a few
+			 * clients announcing 64 MiB each cannot exhaust memory.
+			 */
+			if (c->bodylen >= CX_PROTO_MAX) {
+				if (a->bigbytes + c->bodylen > AGENT_BIG_BUDGET) {
+					bad_frame(a, c,
+					    "a %u-byte request while %zu bytes of large requests "
+					    "are being read (budget %u): try again",
+					    c->bodylen, a->bigbytes, AGENT_BIG_BUDGET);
+					return;
+				}
+				a->bigbytes += c->bodylen;
+				c->bigcharge = c->bodylen;
 			}
 			c->bodyoff = 0;
 			continue;

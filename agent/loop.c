@@ -120,7 +120,7 @@ worker_main(void *arg)
 		stop = j->kind == JOB_STOP;
 		w->run(w->a, j);
 		/* the answer goes out from here: the loop need not wake up first */
-		if (j->kind == JOB_SIGN)
+		if (j->kind == JOB_SIGN && !j->replied)
 			cx_conn_worker_reply(j);
 		atomic_fetch_sub(&w->a->running, 1);
 		cx_job_done(w->a, j);

@@ -423,7 +423,7 @@ init_daemon(struct agent *a, struct cx_err *e)
 	if ((a->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return cx_err_set(e, CX_EIO, "eventfd: %s", strerror(errno));
 	/* decoder buffers, once: strings (scratch), secrets (guarded, wiped after each request) */
-	cx_buf_init(&a->scratch, 2 * CX_PROTO_MAX + 4096);
+	cx_buf_init(&a->scratch, AGENT_SCRATCH_MAX);
 	if (cx_buf_reserve(&a->scratch, CX_PROTO_MAX + 4096, NULL) != 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
 	cx_buf_reset(&a->scratch);
@@ -434,6 +434,9 @@ init_daemon(struct agent *a, struct cx_err *e)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
 	pthread_mutex_init(&a->done_mu, NULL);
 	atomic_init(&a->running, 0);
+	/* after the fork and with the signals blocked, like every other thread */
+	if ((r = cx_audit_start(a->audit, e)) != 0)
+		return r;
 	a->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	if (cx_worker_start(a, &a->soft, "soft", NULL, cx_reg_soft_run) != 0 ||
 	    cx_worker_start(a, &a->pw, "lock", NULL, cx_policy_run) != 0)
@@ -471,10 +474,11 @@ shutdown_agent(struct agent *a, int made_tmp)
 		sodium_free(a->secret);
 	cx_buf_free(&a->scratch);
 	sodium_memzero(&a->lock, sizeof(a->lock));
-	pthread_mutex_lock(&a->audit_mu);
+	/* a detached worker may still come back and append: it finds no log */
+	pthread_rwlock_wrlock(&a->audit_lock);
 	cx_audit_close(a->audit);
 	a->audit = NULL;
-	pthread_mutex_unlock(&a->audit_mu);
+	pthread_rwlock_unlock(&a->audit_lock);
 	cx_policy_free(a);
 	if (a->evfd >= 0)
 		close(a->evfd);
@@ -509,7 +513,7 @@ main(int argc, char **argv)
 	a.uid = getuid();
 	a.lfd = a.evfd = a.sigfd = -1;
 	a.defpolicy.types = CX_POLICY_ALL;
-	pthread_mutex_init(&a.audit_mu, NULL);
+	pthread_rwlock_init(&a.audit_lock, NULL);
 	while ((ch = getopt_long(argc, argv, "a:c:dfhkm:P:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':

@@ -13,7 +13,11 @@
  * Also here: the policy file (-c), the whole-agent lock (hashing on the pw
  * worker: Argon2 takes a tenth of a second and 64 MiB, which the loop must
  * not wait for), and the audit log, which every worker and the loop append
- * to under one mutex.
+ * to.  Workers wait for their lines to be durable; the loop never waits for
+ * the disk, not even for write(2), which can block behind a sync in progress
+ * (cx_audit_nowait hands the line to the audit syncer): its records
+ * (refusals, policy changes) carry no signature, so a slow disk must not
+ * stall every client for them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,13 +51,17 @@ cx_keyid_str(const uint8_t keyid[32], char out[72])
 /* ---- audit ---- */
 
 int
-cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
-    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result)
+cx_audit_rec(struct agent *a, enum cx_audit_how how, uint64_t *seq, const struct peer *p,
+    const char *op, const char *keyid, const char *token, const char *type, const char *name,
+    const uint8_t *sha, const char *result)
 {
 	struct cx_audit_entry en;
 	struct cx_err e = {0};
+	uint64_t s = 0;
 	int r;
 
+	if (seq != NULL)
+		*seq = 0;
 	memset(&en, 0, sizeof(en));
 	en.op = op;
 	en.uid = p != NULL ? p->uid : a->uid;
@@ -65,9 +73,53 @@ cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyi
 	en.name = name != NULL ? name : "";
 	en.data_sha256 = sha;
 	en.result = result;
-	pthread_mutex_lock(&a->audit_mu);
-	r = a->audit != NULL ? cx_audit_append(a->audit, &en, &e) : 0;
-	pthread_mutex_unlock(&a->audit_mu);
+	pthread_rwlock_rdlock(&a->audit_lock);
+	if (a->audit == NULL)
+		/* shutdown closed it under a worker it gave up on: no record, no signature */
+		r = cx_err_set(&e, CX_EIO, "the audit log is closed");
+	else if (how == CX_AUDIT_DEFER)
+		r = cx_audit_defer(a->audit, &en, &e);
+	else if ((r = cx_audit_write(a->audit, &en, &s, &e)) == 0) {
+		if (seq != NULL)
+			*seq = s;
+		if (how == CX_AUDIT_DURABLE)
+			r = cx_audit_sync(a->audit, s, &e);
+		else if (how == CX_AUDIT_KICK)
+			cx_audit_kick(a->audit, s);
+	}
+	pthread_rwlock_unlock(&a->audit_lock);
+	if (r != 0)
+		cx_agent_log(a, LOG_ERR, "audit log: %s", e.msg);
+	return r;
+}
+
+int
+cx_audit(struct agent *a, const struct peer *p, const char *op, const char *keyid,
+    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result)
+{
+	return cx_audit_rec(
+	    a, CX_AUDIT_DURABLE, NULL, p, op, keyid, token, type, name, sha, result);
+}
+
+int
+cx_audit_nowait(struct agent *a, const struct peer *p, const char *op, const char *keyid,
+    const char *token, const char *type, const char *name, const uint8_t *sha, const char *result)
+{
+	return cx_audit_rec(a, CX_AUDIT_DEFER, NULL, p, op, keyid, token, type, name, sha, result);
+}
+
+int
+cx_audit_wait(struct agent *a, uint64_t seq)
+{
+	struct cx_err e = {0};
+	int r;
+
+	if (seq == 0)
+		return 0;
+	pthread_rwlock_rdlock(&a->audit_lock);
+	r = a->audit != NULL ? cx_audit_sync(a->audit, seq, &e)
+	                     : cx_err_set(&e, CX_EIO, "the audit log is closed");
+	pthread_rwlock_unlock(&a->audit_lock);
 	if (r != 0)
 		cx_agent_log(a, LOG_ERR, "audit log: %s", e.msg);
 	return r;
@@ -280,8 +332,10 @@ refuse(struct agent *a, struct conn *c, const char *keyid, const struct akey *k,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	cx_audit(a, &c->peer, "sign", keyid, k != NULL && k->tok != NULL ? k->tok->serial : "",
-	    type, name, sha, cx_agent_err_name(code));
+	/* on the loop: written now, made durable by the syncer (no signature waits on it) */
+	cx_audit_nowait(a, &c->peer, "sign", keyid,
+	    k != NULL && k->tok != NULL ? k->tok->serial : "", type, name, sha,
+	    cx_agent_err_name(code));
 	cx_conn_error(a, c, code, detail, "%s", msg);
 }
 
@@ -453,7 +507,7 @@ cx_policy_unlock(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (now < a->lock.next_try) {
 		/* backing off: not even the right password is tried */
-		cx_audit(a, &c->peer, "unlock", "", "", "", "", NULL,
+		cx_audit_nowait(a, &c->peer, "unlock", "", "", "", "", NULL,
 		    cx_agent_err_name(CX_AERR_AGENT_LOCKED));
 		cx_conn_error(a, c, CX_AERR_AGENT_LOCKED, (uint32_t)(a->lock.next_try - now),
 		    "unlock refused for %ld more seconds after %u failed attempts",
@@ -488,13 +542,23 @@ cx_policy_run(struct agent *a, struct job *j)
 		cx_audit(a, &j->peer, "lock", "", "", "", "", NULL,
 		    r == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 		break;
-	case JOB_UNLOCK:
+	case JOB_UNLOCK: {
+		unsigned failures = j->lock.failures;
 		r = cx_lock_unlock(&j->lock, j->secret, j->secretlen, j->now, &j->wait, &j->err);
+		/*
+		 * A wrong password's back-off runs from when the hash said so, not
+		 * from the request: Argon2 takes a good part of a second, and a
+		 * one-second back-off counted from the request could be over
+		 * before the answer is out.
+		 */
+		if (r != 0 && j->lock.failures > failures)
+			j->lock.next_try = cx_agent_now() + j->wait;
 		if (r != 0)
 			j->aerr = CX_AERR_AGENT_LOCKED;
 		cx_audit(a, &j->peer, "unlock", "", "", "", "", NULL,
 		    r == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 		break;
+	}
 	default:
 		break;
 	}

@@ -242,8 +242,8 @@ cx_reg_tick(struct agent *a, int64_t now)
 			k->expired = 1;
 			cx_keyid_str(k->keyid, kid);
 			cx_agent_log(a, LOG_INFO, "key %s (%s) reached its lifetime", k->id, kid);
-			cx_audit(a, NULL, "expire", kid, k->tok != NULL ? k->tok->serial : "", "",
-			    "", NULL, "ok");
+			cx_audit_nowait(a, NULL, "expire", kid,
+			    k->tok != NULL ? k->tok->serial : "", "", "", NULL, "ok");
 		}
 		/* an expired software key's material goes as soon as no job uses it */
 		if (k->expired && k->soft != NULL && k->refs == 1) {
@@ -330,7 +330,7 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 	}
 	if (cx_softkey_load(m->u.add_key.id, (const uint8_t *)m->u.add_key.pem, m->u.add_key.pemlen,
 	        &sk, &e) != 0) {
-		cx_audit(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL,
+		cx_audit_nowait(a, &c->peer, "add-key", "", "", "", m->u.add_key.id, NULL,
 		    cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "%s", e.msg);
 		return;
@@ -339,8 +339,8 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 	if ((k = cx_reg_find(a, cx_softkey_keyid(sk))) != NULL) {
 		if (k->tok != NULL) {
 			cx_softkey_free(sk);
-			cx_audit(a, &c->peer, "add-key", kid, k->tok->serial, "", m->u.add_key.id,
-			    NULL, cx_agent_err_name(CX_AERR_REFUSED));
+			cx_audit_nowait(a, &c->peer, "add-key", kid, k->tok->serial, "",
+			    m->u.add_key.id, NULL, cx_agent_err_name(CX_AERR_REFUSED));
 			cx_conn_error(
 			    a, c, CX_AERR_REFUSED, 0, "key %s is on token %s", kid, k->tok->serial);
 			return;
@@ -359,7 +359,7 @@ cx_reg_add_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 	k->keyalg = cx_softkey_is_ed25519(sk) ? CX_MKEY_ED25519 : CX_MKEY_RSA;
 	k->policy = m->u.add_key.policy;
 	cx_agent_log(a, LOG_INFO, "software key %s (%s) added", k->id, kid);
-	cx_audit(a, &c->peer, "add-key", kid, "", "", k->id, NULL, "ok");
+	cx_audit_nowait(a, &c->peer, "add-key", kid, "", "", k->id, NULL, "ok");
 	cx_conn_ok(a, c);
 }
 
@@ -371,19 +371,19 @@ cx_reg_remove_key(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.remove_key.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.remove_key.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, "", "", "", NULL,
+		cx_audit_nowait(a, &c->peer, "remove-key", kid, "", "", "", NULL,
 		    cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
 	}
 	if (k->tok != NULL) {
-		cx_audit(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL,
+		cx_audit_nowait(a, &c->peer, "remove-key", kid, k->tok->serial, "", k->id, NULL,
 		    cx_agent_err_name(CX_AERR_REFUSED));
 		cx_conn_error(a, c, CX_AERR_REFUSED, 0,
 		    "key %s is on token %s: remove the token instead", kid, k->tok->serial);
 		return;
 	}
-	cx_audit(a, &c->peer, "remove-key", kid, "", "", k->id, NULL, "ok");
+	cx_audit_nowait(a, &c->peer, "remove-key", kid, "", "", k->id, NULL, "ok");
 	cx_agent_log(a, LOG_INFO, "software key %s (%s) removed", k->id, kid);
 	unlink_key(a, k);
 	cx_conn_ok(a, c);
@@ -397,7 +397,7 @@ cx_reg_set_policy(struct agent *a, struct conn *c, const struct cx_msg *m)
 
 	cx_keyid_str(m->u.set_policy.keyid, kid);
 	if ((k = cx_reg_find(a, m->u.set_policy.keyid)) == NULL) {
-		cx_audit(a, &c->peer, "set-policy", kid, "", "", "", NULL,
+		cx_audit_nowait(a, &c->peer, "set-policy", kid, "", "", "", NULL,
 		    cx_agent_err_name(CX_AERR_NO_SUCH_KEY));
 		cx_conn_error(a, c, CX_AERR_NO_SUCH_KEY, 0, "no key %s in the agent", kid);
 		return;
@@ -406,8 +406,8 @@ cx_reg_set_policy(struct agent *a, struct conn *c, const struct cx_msg *m)
 	/* a new lifetime counts from now; a software key past its old one is gone already */
 	k->since = cx_agent_now();
 	k->expired = 0;
-	cx_audit(a, &c->peer, "set-policy", kid, k->tok != NULL ? k->tok->serial : "", "", k->id,
-	    NULL, "ok");
+	cx_audit_nowait(a, &c->peer, "set-policy", kid, k->tok != NULL ? k->tok->serial : "", "",
+	    k->id, NULL, "ok");
 	cx_conn_ok(a, c);
 }
 

@@ -309,11 +309,24 @@ mech_of(enum cx_p11_alg alg)
 	}
 }
 
+/*
+ * The audit record of a token signature is two lines: "sign-intent" (result
+ * "pending"), written just before the data goes to the token, and "sign" with
+ * the result after.  The signature leaves the agent only once the intent line
+ * is durable; its sync runs on the audit syncer while the token signs, so on
+ * a disk whose sync is shorter than the token's signature it costs little.
+ * The result line is written just after the answer and made durable by the
+ * next sync (at most AUDIT_LAZY_MS later): after a crash, an intent without
+ * its result means "may have been signed and handed out", which is what a
+ * reader must assume anyway.  An error answer carries no signature, so its
+ * line is not waited for either.
+ */
 static void
 run_sign(struct agent *a, struct tok *t, struct job *j)
 {
 	char why[400], *pin = NULL;
 	size_t len = 0;
+	uint64_t intent = 0;
 	int r, fresh = 0;
 
 	if (atomic_load(&j->cancelled))
@@ -335,6 +348,13 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	}
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
+	if (cx_audit_rec(a, CX_AUDIT_KICK, &intent, &j->peer, "sign-intent", j->keyidstr, t->serial,
+	        j->rtype, j->rname, j->data_sha, "pending") != 0) {
+		/* no record, no signature: the token is not even asked */
+		j->aerr = CX_AERR_TOKEN_ERROR;
+		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
+		goto out;
+	}
 	r = cx_p11_token_sign(
 	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
 	if (r == 0 && fresh)
@@ -348,17 +368,31 @@ cancelled:
 out:
 	if (pin != NULL)
 		sodium_free(pin);
-	note_state(t, j);
-	if (cx_audit(a, &j->peer, "sign", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
-	        j->aerr == 0                     ? "ok"
-	            : atomic_load(&j->cancelled) ? "cancelled"
-	                                         : cx_agent_err_name((uint32_t)j->aerr)) != 0 &&
-	    j->aerr == 0) {
+	if (j->aerr != 0 || t->t == NULL)
+		note_state(t, j);
+	else {
+		/* it just signed, so the session is logged in: no need to ask the token */
+		j->info = *cx_p11_token_get_info(t->t);
+		j->have_info = 1;
+		j->logged_in = 1;
+	}
+	if (j->aerr == 0 && cx_audit_wait(a, intent) != 0) {
 		/* no record, no signature */
 		cx_buf_free(&j->sig);
 		j->aerr = CX_AERR_TOKEN_ERROR;
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
 	}
+	/*
+	 * The answer first: what it carries is on record (the intent, durable),
+	 * and the result line's write could wait behind a sync in progress.
+	 */
+	cx_conn_worker_reply(j);
+	/* nobody waits for the result line: the next sync takes it along */
+	cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
+	    j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
+	    j->aerr == 0                     ? "ok"
+	        : atomic_load(&j->cancelled) ? "cancelled"
+	                                     : cx_agent_err_name((uint32_t)j->aerr));
 }
 
 static void
@@ -392,10 +426,16 @@ out:
 	    j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 }
 
-/* Every token in m's slots (uninitialised ones, without a serial, left out). */
+/*
+ * Every token in m's slots (uninitialised ones, without a serial, left out).
+ * A slot listed as holding a token whose info cannot be read for another
+ * reason than its absence (SoftHSM: CKR_GENERAL_ERROR while another process
+ * rewrites the token's file) is no evidence that the token left: with strict,
+ * the whole scan then fails, so that the rescan drops nothing.
+ */
 static int
-scan_module(struct amodule *am, struct cx_p11_module *m, struct scan_ent **ents, size_t *n,
-    struct cx_err *e)
+scan_module(struct amodule *am, struct cx_p11_module *m, int strict, struct scan_ent **ents,
+    size_t *n, struct cx_err *e)
 {
 	unsigned long *slots = NULL;
 	struct scan_ent *ne;
@@ -406,7 +446,14 @@ scan_module(struct amodule *am, struct cx_p11_module *m, struct scan_ent **ents,
 		return r;
 	for (i = 0; i < ns; i++) {
 		struct cx_p11_token_info ti;
-		if (cx_p11_token_info(m, slots[i], &ti, NULL) != 0 || ti.serial[0] == '\0')
+		struct cx_err ie = {0};
+
+		if ((r = cx_p11_token_info(m, slots[i], &ti, &ie)) != 0 && r != CX_P11_ABSENT &&
+		    strict) {
+			free(slots);
+			return cx_err_set(e, r, "%s", ie.msg);
+		}
+		if (r != 0 || ti.serial[0] == '\0')
 			continue;
 		if ((ne = reallocarray(*ents, *n + 1, sizeof(**ents))) == NULL) {
 			free(slots);
@@ -438,7 +485,7 @@ run_modload(struct agent *a, struct job *j)
 		return;
 	} else
 		j->loaded = m;
-	if ((r = scan_module(j->mod, m, &j->scan, &j->nscan, &j->err)) != 0)
+	if ((r = scan_module(j->mod, m, 0, &j->scan, &j->nscan, &j->err)) != 0)
 		j->aerr = aerr_of(r);
 }
 
@@ -450,7 +497,7 @@ run_rescan(struct agent *a, struct job *j)
 	if ((j->scanned = calloc(j->nmods ? j->nmods : 1, sizeof(int))) == NULL)
 		return;
 	for (size_t i = 0; i < j->nmods; i++)
-		if (scan_module(j->mods[i], j->mods[i]->m, &j->scan, &j->nscan, &e) == 0)
+		if (scan_module(j->mods[i], j->mods[i]->m, 1, &j->scan, &j->nscan, &e) == 0)
 			j->scanned[i] = 1;
 }
 
@@ -676,7 +723,7 @@ cx_tokens_start(struct agent *a, struct cx_err *e)
 		}
 		am->all = 1;
 		n = 0;
-		if ((r = scan_module(am, m, &se, &n, e)) != 0) {
+		if ((r = scan_module(am, m, 0, &se, &n, e)) != 0) {
 			free(se);
 			return r;
 		}
@@ -781,7 +828,7 @@ modload_done(struct agent *a, struct job *j)
 			    m->path, *j->filter ? "matching " : "", j->filter);
 		}
 	}
-	cx_audit(a, &j->peer, "add-token", "", j->filter, "", j->path, NULL,
+	cx_audit_nowait(a, &j->peer, "add-token", "", j->filter, "", j->path, NULL,
 	    j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr));
 	if (c == NULL)
 		return;
@@ -926,7 +973,7 @@ present_tok(struct agent *a, struct conn *c, const char *serial, const char *op)
 
 	/* a token being opened is as good as present: the job queues behind the open */
 	if ((t = cx_tokens_find(a, serial)) == NULL || (!t->present && !t->reopening)) {
-		cx_audit(a, &c->peer, op, "", serial, "", "", NULL,
+		cx_audit_nowait(a, &c->peer, op, "", serial, "", "", NULL,
 		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\" is %s",
 		    serial, t == NULL ? "attached" : "present");
@@ -964,7 +1011,7 @@ cx_tokens_add(struct agent *a, struct conn *c, const struct cx_msg *m)
 	struct job *j;
 
 	if (realpath(m->u.add_token.module, rp) == NULL) {
-		cx_audit(a, &c->peer, "add-token", "", m->u.add_token.token, "",
+		cx_audit_nowait(a, &c->peer, "add-token", "", m->u.add_token.token, "",
 		    m->u.add_token.module, NULL, cx_agent_err_name(CX_AERR_BAD_REQUEST));
 		cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "module %s: %s", m->u.add_token.module,
 		    strerror(errno));
@@ -991,8 +1038,8 @@ cx_tokens_remove(struct agent *a, struct conn *c, const struct cx_msg *m)
 	char **ne, *s;
 
 	if ((t = cx_tokens_find(a, m->u.remove_token.serial)) == NULL) {
-		cx_audit(a, &c->peer, "remove-token", "", m->u.remove_token.serial, "", "", NULL,
-		    cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
+		cx_audit_nowait(a, &c->peer, "remove-token", "", m->u.remove_token.serial, "", "",
+		    NULL, cx_agent_err_name(CX_AERR_TOKEN_ABSENT));
 		cx_conn_error(a, c, CX_AERR_TOKEN_ABSENT, 0, "no token with serial \"%s\"",
 		    m->u.remove_token.serial);
 		return;
@@ -1016,7 +1063,7 @@ cx_tokens_remove(struct agent *a, struct conn *c, const struct cx_msg *m)
 			cx_worker_push(&t->w, j);
 		}
 	}
-	cx_audit(a, &c->peer, "remove-token", "", t->serial, "", "", NULL, "ok");
+	cx_audit_nowait(a, &c->peer, "remove-token", "", t->serial, "", "", NULL, "ok");
 	cx_agent_log(a, LOG_INFO, "token %s (serial %s) removed by request", t->label, t->serial);
 	cx_conn_ok(a, c);
 }

@@ -707,8 +707,15 @@ slot_of(struct cx_p11_module *m, const char *label, char serial[17])
 	if (cx_p11_slots(m, &slots, &n, &e) != 0)
 		die("slots: %s", e.msg);
 	for (i = 0; i < n; i++) {
-		if (cx_p11_token_info(m, slots[i], &ti, &e) != 0)
-			die("token info: %s", e.msg);
+		/*
+		 * SoftHSM answers CKR_GENERAL_ERROR while another process (the
+		 * other direct child logging in) rewrites the token's file: ask again.
+		 */
+		for (int tries = 0; cx_p11_token_info(m, slots[i], &ti, &e) != 0; tries++) {
+			if (tries == 100)
+				die("token info: %s", e.msg);
+			usleep(10000);
+		}
 		if (strcmp(ti.label, label) == 0) {
 			s = slots[i];
 			memcpy(serial, ti.serial, 17);

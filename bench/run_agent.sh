@@ -10,8 +10,9 @@
 #
 # Run 1 keeps the agent's audit log next to the tokens (TMPDIR, on disk as a
 # real audit log is).  Run 2, when /dev/shm is there, puts it on tmpfs: the
-# agent fsyncs the log before every answer, and the difference between the
-# two runs is that fsync.
+# agent releases a signature only once its audit intent line is durable (an
+# fdatasync that runs while the token signs), and the difference between the
+# two runs is what of that sync the token's work does not hide.
 #
 # Environment:
 #   BUILD_DIR        build directory (default build-bench/, CMAKE_BUILD_TYPE=Release)
@@ -101,7 +102,7 @@ main() {
 
 	if [ -n "$SHM" ]; then
 		echo
-		echo "== run 2: the audit log on tmpfs ($SHM): the same without the cost of its fsync"
+		echo "== run 2: the audit log on tmpfs ($SHM): the same without the cost of its sync"
 		run "$BENCH" "${ARGS[@]}" --audit-dir "$SHM"
 	fi
 

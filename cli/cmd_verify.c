@@ -9,12 +9,11 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "conex/overrides.h"
 #include "conex/patch.h"
 #include "conex/repo.h"
 #include "conex/state.h"
 #include "conex/verify.h"
-
-#define MAX_ANCHORS 256
 
 static void
 verify_usage(FILE *f)
@@ -36,6 +35,8 @@ verify_usage(FILE *f)
 	    "      --state DIR        where accepted versions are kept (default\n"
 	    "                         $XDG_STATE_HOME/conex or ~/.local/state/conex)\n"
 	    "      --no-state         keep no state (no rollback protection across full fetches)\n"
+	    "      --overlay DIR      local trust overrides in DIR/overrides (repeatable;\n"
+	    "                         docs/trust-overrides.md)\n"
 	    "  -q, --quiet            print nothing on success\n"
 	    "  -v, --verbose          print warnings (-vv: details)\n\n"
 	    "exit status: 0 accepted, 1 rejected, 2 usage error, 3 I/O or internal error\n");
@@ -64,8 +65,8 @@ is_hex64(const char *s, size_t n)
 }
 
 /* Adds the anchors of one comma-separated argument; malformed ones are reported and skipped. */
-static int
-add_anchors(const char *arg, char **anchors, size_t *n)
+int
+cx_cli_add_anchors(const char *arg, char **anchors, size_t *n)
 {
 	const char *p = arg, *end;
 
@@ -74,8 +75,8 @@ add_anchors(const char *arg, char **anchors, size_t *n)
 		end = strchr(p, ',');
 		len = end ? (size_t)(end - p) : strlen(p);
 		if (len > 7 && strncmp(p, "sha256=", 7) == 0 && is_hex64(p + 7, len - 7)) {
-			if (*n >= MAX_ANCHORS) {
-				fprintf(stderr, "conex verify: too many trust anchors\n");
+			if (*n >= CX_CLI_MAX_ANCHORS) {
+				fprintf(stderr, "conex: too many trust anchors\n");
 				return -1;
 			}
 			if ((anchors[*n] = strndup(p + 7, CX_SHA256_HEX)) == NULL)
@@ -83,7 +84,7 @@ add_anchors(const char *arg, char **anchors, size_t *n)
 			(*n)++;
 		} else if (len > 0) {
 			fprintf(stderr,
-			    "conex verify: ignoring malformed trust anchor '%.*s' (want "
+			    "conex: ignoring malformed trust anchor '%.*s' (want "
 			    "sha256=<64 lowercase hex digits>)\n",
 			    (int)len, p);
 		}
@@ -113,8 +114,8 @@ exit_for(int code)
 	return CX_EXIT_ERROR;
 }
 
-static uint8_t *
-slurp(const char *path, size_t *len, struct cx_err *e)
+uint8_t *
+cx_cli_slurp(const char *path, size_t *len, struct cx_err *e)
 {
 	FILE *f = fopen(path, "rb");
 	struct cx_buf b;
@@ -137,37 +138,110 @@ slurp(const char *path, size_t *len, struct cx_err *e)
 	return (uint8_t *)cx_buf_steal_str(&b, len);
 }
 
+void
+cx_cli_verify_defaults(struct cx_verify_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->quorum = 1;
+	o->root_name = "root";
+	o->opam = 1;
+	o->strict = 1;
+	o->expiry = 900;
+	o->now = (int64_t)time(NULL);
+}
+
+int
+cx_cli_common_opt(
+    int ch, const char *arg, struct cx_cli_common *c, struct cx_verify_opts *o, const char *cmd)
+{
+	char *end;
+	long long ll;
+
+	switch (ch) {
+	case 't':
+		return cx_cli_add_anchors(arg, c->anchors, &c->nanchors) != 0 ? -1 : 1;
+	case CX_OPT_QUORUM:
+		ll = strtoll(arg, &end, 10);
+		if (*arg == 0 || *end != 0 || ll < 0 || ll > 1000) {
+			fprintf(stderr, "%s: --quorum: want a number from 0 to 1000\n", cmd);
+			return -1;
+		}
+		/* opam lets a user add a repository with quorum 0: at least one anyway */
+		o->quorum = ll < 1 ? 1 : (int)ll;
+		return 1;
+	case CX_OPT_ROOT:
+		if (cx_path_check(arg, strlen(arg)) != 0 || strchr(arg, '/') != NULL) {
+			fprintf(stderr, "%s: --root: want a file name\n", cmd);
+			return -1;
+		}
+		o->root_name = arg;
+		return 1;
+	case CX_OPT_EXPIRY:
+		ll = strtoll(arg, &end, 10);
+		if (*arg == 0 || *end != 0 || ll < 0) {
+			fprintf(stderr, "%s: --expiry: want seconds\n", cmd);
+			return -1;
+		}
+		o->expiry = ll;
+		return 1;
+	case CX_OPT_NOW:
+		if (cx_time_parse(arg, &o->now) != 0) {
+			fprintf(stderr, "%s: --now: want YYYY-MM-DDThh:mm:ssZ\n", cmd);
+			return -1;
+		}
+		return 1;
+	case CX_OPT_NOOPAM:
+		o->opam = 0;
+		return 1;
+	case CX_OPT_OVERLAY:
+		if (c->noverlays == CX_CLI_MAX_OVERLAYS) {
+			fprintf(stderr, "%s: too many --overlay\n", cmd);
+			return -1;
+		}
+		c->overlays[c->noverlays++] = arg;
+		return 1;
+	}
+	return 0;
+}
+
+void
+cx_cli_common_free(struct cx_cli_common *c)
+{
+	for (size_t i = 0; i < c->nanchors; i++)
+		free(c->anchors[i]);
+	c->nanchors = 0;
+}
+
+int
+cx_cli_overlays(struct cx_overrides *ovr, const char *const *dirs, size_t n, const char *cmd)
+{
+	struct cx_err e = {0};
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if ((r = cx_overrides_add_dir(ovr, dirs[i], &e)) != 0) {
+			fprintf(stderr, "%s: --overlay: %s\n", cmd, e.msg);
+			/* a broken local configuration is the caller's to fix: a usage error */
+			return r == CX_EIO || r == CX_ENOMEM ? CX_EXIT_ERROR : CX_EXIT_USAGE;
+		}
+	return CX_EXIT_OK;
+}
+
 int
 cx_cmd_verify(int argc, char **argv)
 {
-	enum {
-		O_QUORUM = 256,
-		O_DIR,
-		O_PATCH,
-		O_INCR,
-		O_ROOT,
-		O_EXPIRY,
-		O_NOOPAM,
-		O_NOSTRICT,
-		O_NOW,
-		O_STATE,
-		O_NOSTATE,
-		O_NOCOLOR
-	};
-	static const struct option opts[] = {{"trust-anchors", required_argument, NULL, 't'},
-	    {"quorum", required_argument, NULL, O_QUORUM}, {"dir", required_argument, NULL, O_DIR},
-	    {"repository", required_argument, NULL, 'r'},
+	enum { O_DIR = CX_OPT_OWN, O_PATCH, O_INCR, O_NOSTRICT, O_STATE, O_NOSTATE, O_NOCOLOR };
+	static const struct option opts[] = {CX_CLI_COMMON_LONGOPTS,
+	    {"dir", required_argument, NULL, O_DIR}, {"repository", required_argument, NULL, 'r'},
 	    {"patch", required_argument, NULL, O_PATCH}, {"incremental", no_argument, NULL, O_INCR},
-	    {"root", required_argument, NULL, O_ROOT},
-	    {"expiry", required_argument, NULL, O_EXPIRY}, {"no-opam", no_argument, NULL, O_NOOPAM},
 	    {"nostrict", no_argument, NULL, O_NOSTRICT},
 	    {"ignore-missing", no_argument, NULL, O_NOSTRICT},
-	    {"now", required_argument, NULL, O_NOW}, {"state", required_argument, NULL, O_STATE},
-	    {"no-state", no_argument, NULL, O_NOSTATE}, {"no-color", no_argument, NULL, O_NOCOLOR},
-	    {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	char *anchors[MAX_ANCHORS];
-	size_t nanchors = 0, patchlen = 0;
+	    {"state", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NOSTATE},
+	    {"no-color", no_argument, NULL, O_NOCOLOR}, {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct cx_cli_common c;
+	size_t patchlen = 0;
 	const char *dir = NULL, *repository = NULL, *patchfile = NULL, *statedir = NULL;
 	int incremental = 0, quiet = 0, verbose = 0, nostate = 0, ch, rc = CX_EXIT_ERROR, r;
 	struct cx_verify_opts o;
@@ -178,35 +252,21 @@ cx_cmd_verify(int argc, char **argv)
 	struct cx_counters prev;
 	struct cx_err e = {0};
 	uint8_t *patchdata = NULL;
-	char *statepath = NULL, *end;
+	char *statepath = NULL;
 	int found = 0;
-	long long ll;
+	struct cx_overrides ovr;
 
-	memset(&o, 0, sizeof(o));
-	o.quorum = 1;
-	o.root_name = "root";
-	o.opam = 1;
-	o.strict = 1;
-	o.expiry = 900;
-	o.now = (int64_t)time(NULL);
+	memset(&c, 0, sizeof(c));
+	cx_cli_verify_defaults(&o);
 	o.log = &log;
+	cx_overrides_init(&ovr);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:r:qvh", opts, NULL)) != -1) {
+		if ((r = cx_cli_common_opt(ch, optarg, &c, &o, "conex verify")) < 0)
+			goto out_usage;
+		if (r > 0)
+			continue;
 		switch (ch) {
-		case 't':
-			if (add_anchors(optarg, anchors, &nanchors) != 0)
-				goto out_usage;
-			break;
-		case O_QUORUM:
-			ll = strtoll(optarg, &end, 10);
-			if (*optarg == 0 || *end != 0 || ll < 0 || ll > 1000) {
-				fprintf(stderr,
-				    "conex verify: --quorum: want a number from 0 to 1000\n");
-				goto out_usage;
-			}
-			/* opam lets a user add a repository with quorum 0: at least one anyway */
-			o.quorum = ll < 1 ? 1 : (int)ll;
-			break;
 		case O_DIR:
 			dir = optarg;
 			break;
@@ -219,33 +279,8 @@ cx_cmd_verify(int argc, char **argv)
 		case O_INCR:
 			incremental = 1;
 			break;
-		case O_ROOT:
-			if (cx_path_check(optarg, strlen(optarg)) != 0 ||
-			    strchr(optarg, '/') != NULL) {
-				fprintf(stderr, "conex verify: --root: want a file name\n");
-				goto out_usage;
-			}
-			o.root_name = optarg;
-			break;
-		case O_EXPIRY:
-			ll = strtoll(optarg, &end, 10);
-			if (*optarg == 0 || *end != 0 || ll < 0) {
-				fprintf(stderr, "conex verify: --expiry: want seconds\n");
-				goto out_usage;
-			}
-			o.expiry = ll;
-			break;
-		case O_NOOPAM:
-			o.opam = 0;
-			break;
 		case O_NOSTRICT:
 			o.strict = 0;
-			break;
-		case O_NOW:
-			if (cx_time_parse(optarg, &o.now) != 0) {
-				fprintf(stderr, "conex verify: --now: want YYYY-MM-DDThh:mm:ssZ\n");
-				goto out_usage;
-			}
 			break;
 		case O_STATE:
 			statedir = optarg;
@@ -284,14 +319,19 @@ cx_cmd_verify(int argc, char **argv)
 		    "--repository and --patch\n");
 		goto out_usage;
 	}
-	if (nanchors == 0) {
+	if (c.nanchors == 0) {
 		fprintf(stderr, "conex verify: no valid trust anchor given (-t sha256=...)\n");
 		goto out_usage;
 	}
-	o.anchors = (const char *const *)anchors;
-	o.nanchors = nanchors;
+	o.anchors = (const char *const *)c.anchors;
+	o.nanchors = c.nanchors;
+	if ((rc = cx_cli_overlays(&ovr, c.overlays, c.noverlays, "conex verify")) != CX_EXIT_OK)
+		goto out;
+	if (c.noverlays)
+		o.overrides = &ovr;
+	rc = CX_EXIT_ERROR;
 	if (!nostate) {
-		if ((r = cx_state_path(statedir, o.anchors, nanchors, &statepath, &e)) != 0 ||
+		if ((r = cx_state_path(statedir, o.anchors, c.nanchors, &statepath, &e)) != 0 ||
 		    (r = cx_state_load(statepath, &prev, &found, &e)) != 0) {
 			fprintf(stderr, "conex verify: state: %s\n", e.msg);
 			rc = CX_EXIT_ERROR;
@@ -304,7 +344,7 @@ cx_cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (incremental) {
-		if ((patchdata = slurp(patchfile, &patchlen, &e)) == NULL) {
+		if ((patchdata = cx_cli_slurp(patchfile, &patchlen, &e)) == NULL) {
 			fprintf(stderr, "conex verify: %s\n", e.msg);
 			rc = CX_EXIT_USAGE;
 			goto out;
@@ -335,13 +375,13 @@ cx_cmd_verify(int argc, char **argv)
 out_usage:
 	rc = CX_EXIT_USAGE;
 out:
+	cx_overrides_free(&ovr);
 	if (patch != NULL)
 		cx_patch_free(patch);
 	free(patchdata);
 	if (repo != NULL)
 		cx_repo_close(repo);
 	free(statepath);
-	for (size_t i = 0; i < nanchors; i++)
-		free(anchors[i]);
+	cx_cli_common_free(&c);
 	return rc;
 }

@@ -174,7 +174,7 @@ send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline
 	if ((r = cx_msg_encode(req, &c->out)) != 0) {
 		if (r == CX_ETOOBIG)
 			return cx_err_set(e, r, "%s: request exceeds the %u-byte frame limit",
-			    req_name(req->type), CX_PROTO_MAX);
+			    req_name(req->type), cx_frame_max(req->type));
 		return cx_err_set(
 		    e, r, "%s: cannot encode the request: %s", req_name(req->type), cx_code_str(r));
 	}
@@ -265,7 +265,7 @@ cx_agent_connect_fd(int fd, struct cx_agent_conn **out, struct cx_err *e)
 		return cx_err_set(e, CX_ENOMEM, "connect: out of memory");
 	}
 	c->fd = fd;
-	cx_buf_init(&c->out, CX_PROTO_HDR + CX_PROTO_MAX);
+	cx_buf_init(&c->out, CX_PROTO_HDR + CX_PROTO_SIGN_MAX);
 	cx_buf_init(&c->in, CX_PROTO_MAX);
 	cx_buf_init(&c->scratch, 0);
 	/* the whole frame now: later requests never realloc, so never leave a secret behind */

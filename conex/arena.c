@@ -1,6 +1,8 @@
 #include "conex/arena.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,4 +110,21 @@ cx_arena_grow(struct cx_arena *a, void *old, size_t elsize, size_t *cap, size_t 
 		memcpy(n, old, *cap * elsize);
 	*cap = ncap;
 	return n;
+}
+
+char *
+cx_arena_printf(struct cx_arena *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s, *r;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL)
+		return NULL;
+	r = cx_arena_strdup(a, s);
+	free(s);
+	return r;
 }

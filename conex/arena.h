@@ -20,6 +20,9 @@ void cx_arena_free(struct cx_arena *a);
 void *cx_arena_alloc(struct cx_arena *a, size_t n);
 void *cx_arena_memdup(struct cx_arena *a, const void *p, size_t n); /* adds a NUL */
 char *cx_arena_strdup(struct cx_arena *a, const char *s);
+/* A formatted string in the arena; NULL on exhaustion. */
+char *cx_arena_printf(struct cx_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Grow an array held in the arena: *cap doubles, old contents copied. */
 void *cx_arena_grow(struct cx_arena *a, void *old, size_t elsize, size_t *cap, size_t need);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conex/targets_fast.h"
+#include "conex/overrides.h"
 #include "conex/verify.h"
 
 struct acc_ent { /* one accepted (digest, size) of a path */
@@ -32,12 +33,17 @@ struct tfile { /* a targets file, loaded once */
 	struct cx_resource *old;
 	int full;
 	char vhex0[CX_SHA256_HEX + 1];
+	const char *why;      /* why it was dropped: for the observer and overrides */
+	const char **signers; /* the ids whose signature verified */
+	size_t nsigners;
 };
 
 struct qitem {
 	const char *path; /* "" for the root of the tree */
 	const struct cx_expr *expr;
 	int terminating;
+	size_t ovr;  /* 1-based index of the local override it comes from, or 0 */
+	size_t item; /* its number in the queue, for the observer */
 };
 
 /* A string-keyed hash map (open addressing, power-of-two capacity). */
@@ -71,6 +77,11 @@ struct vctx {
 	struct smap acc;
 	/* targets files by id (exact) -> struct tfile, arena-held so pointers stay valid */
 	struct smap tf;
+	/* overlay identities by "<overlay>/<id>" (overrides.h), not subject to the snapshot */
+	struct smap tfo;
+	/* observer keep_going: the first rejection reported and gone past */
+	struct cx_err soft;
+	int soft_set;
 	/* the data directory, walked and hashed on other threads meanwhile */
 	pthread_t walker;
 	int walking;
@@ -229,6 +240,26 @@ static int
 nomem(struct vctx *v)
 {
 	return cx_err_set(v->e, CX_ENOMEM, "out of memory");
+}
+
+/*
+ * With an observer that keeps going (conex status), a rejection r is
+ * reported and evaluation goes on; the first one is still the result.
+ */
+static int
+soft(struct vctx *v, enum cx_stage st, int r)
+{
+	const struct cx_verify_observer *ob = v->o->obs;
+
+	if (r != CX_EREJECT || ob == NULL || !ob->keep_going)
+		return r;
+	if (ob->problem != NULL)
+		ob->problem(ob->arg, st, v->e->msg);
+	if (!v->soft_set) {
+		v->soft = *v->e;
+		v->soft_set = 1;
+	}
+	return 0;
 }
 
 static struct acc_slot *
@@ -575,15 +606,19 @@ verify_timestamp_snapshot(struct vctx *v)
 		if (cx_time_parse(v->ts->created, &created) != 0)
 			return reject(v, "timestamp %s: cannot parse created '%s'", v->ts->name,
 			    v->ts->created);
-		if (created > v->o->now && created - v->o->now > v->o->expiry)
-			return reject(v, "timestamp %s: created %s is in the future", v->ts->name,
-			    v->ts->created);
-		if (created <= v->o->now && v->o->now - created > v->o->expiry)
-			return reject(v,
-			    "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
-			    "seconds (freeze attack?)",
-			    v->ts->name, v->ts->created, (long long)(v->o->now - created),
-			    (long long)v->o->expiry);
+		if (created > v->o->now && created - v->o->now > v->o->expiry &&
+		    (r = soft(v, CX_STAGE_TIMESTAMP,
+		         reject(v, "timestamp %s: created %s is in the future", v->ts->name,
+		             v->ts->created))) != 0)
+			return r;
+		if (created <= v->o->now && v->o->now - created > v->o->expiry &&
+		    (r = soft(v, CX_STAGE_TIMESTAMP,
+		         reject(v,
+		             "timestamp %s: stale: created %s, %lld seconds ago, expiry %lld "
+		             "seconds (freeze attack?)",
+		             v->ts->name, v->ts->created, (long long)(v->o->now - created),
+		             (long long)v->o->expiry))) != 0)
+			return r;
 	} else {
 		cx_log(v->log, CX_LOG_WARN, "no timestamp role in root: no freshness guarantee");
 	}
@@ -676,8 +711,11 @@ verify_keydir(struct vctx *v)
 		if (smap_put(&ondisk, path, path) < 0)
 			goto oom;
 		if ((t = snap_target(v, path)) == NULL) {
-			r = reject(v, "%s is not listed in snapshot %s", path, v->snap_id);
-			goto out;
+			if ((r = soft(v, CX_STAGE_KEYDIR,
+			         reject(v, "%s is not listed in snapshot %s", path, v->snap_id))) !=
+			    0)
+				goto out;
+			continue;
 		}
 		if (v->inc != NULL && !is_touched(v, path)) {
 			if ((r = old_snapshot_matches(v, t)) != 0)
@@ -687,9 +725,12 @@ verify_keydir(struct vctx *v)
 		if (v->inc != NULL && (kf = newbytes_get(v, path)) != NULL) {
 			/* read and hashed on another thread (a failed read is read again here) */
 			if (!target_matches(t, path, kf->b.len, kf->hex)) {
-				r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)",
-				    path, v->snap_id, kf->b.len, kf->hex);
-				goto out;
+				if ((r = soft(v, CX_STAGE_KEYDIR,
+				         reject(v,
+				             "%s does not match snapshot %s (size %zu, sha256=%s)",
+				             path, v->snap_id, kf->b.len, kf->hex))) != 0)
+					goto out;
+				continue; /* load_targets reads it again and drops it */
 			}
 		} else {
 			if ((r = read_meta(v, path)) != 0)
@@ -697,9 +738,12 @@ verify_keydir(struct vctx *v)
 			cx_sha256(v->buf.d, v->buf.len, h);
 			cx_hex_encode(h, CX_SHA256_LEN, hex);
 			if (!target_matches(t, path, v->buf.len, hex)) {
-				r = reject(v, "%s does not match snapshot %s (size %zu, sha256=%s)",
-				    path, v->snap_id, v->buf.len, hex);
-				goto out;
+				if ((r = soft(v, CX_STAGE_KEYDIR,
+				         reject(v,
+				             "%s does not match snapshot %s (size %zu, sha256=%s)",
+				             path, v->snap_id, v->buf.len, hex))) != 0)
+					goto out;
+				continue;
 			}
 			if (v->inc == NULL)
 				continue;
@@ -718,14 +762,17 @@ verify_keydir(struct vctx *v)
 	for (i = 0; i < v->snap->ntargets; i++) {
 		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
 		if (rel == NULL || strchr(rel, '/') != NULL) {
-			r = reject(v, "snapshot %s lists %s, which is not a file of %s", v->snap_id,
-			    p, v->root->keydir);
-			goto out;
+			if ((r = soft(v, CX_STAGE_KEYDIR,
+			         reject(v, "snapshot %s lists %s, which is not a file of %s",
+			             v->snap_id, p, v->root->keydir))) != 0)
+				goto out;
+			continue;
 		}
-		if (smap_get(&ondisk, p) == NULL) {
-			r = reject(v, "snapshot %s lists %s, which does not exist", v->snap_id, p);
+		if (smap_get(&ondisk, p) == NULL &&
+		    (r = soft(v, CX_STAGE_KEYDIR,
+		         reject(v, "snapshot %s lists %s, which does not exist", v->snap_id, p))) !=
+		        0)
 			goto out;
-		}
 	}
 	r = 0;
 	goto out;
@@ -769,17 +816,95 @@ tf_sig_ok(void *arg, const struct cx_sig *s, const struct cx_key *k)
 	return 0;
 }
 
+/* Drops a targets file: logged, and kept for the observer and the override messages. */
+static void drop(struct vctx *v, struct tfile *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+drop(struct vctx *v, struct tfile *f, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[CX_ERR_MSG];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cx_log(v->log, CX_LOG_WARN, "targets %s: %s", f->id, msg);
+	f->why = cx_arena_strdup(&v->a, msg);
+}
+
+/*
+ * Checks everything about the targets file f->id (bytes data, len, sha256
+ * hex) that does not depend on the referencing keyref.  ovl > 0: the bytes
+ * are overlay ovl's, not subject to the snapshot (local trust).  0 or
+ * CX_ENOMEM.
+ */
+static int load_check(struct vctx *v, struct tfile *f, struct cx_log *log, char *why);
+
+static int
+load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data, size_t len,
+    const char *hex, size_t ovl, int mode, int defer)
+{
+	const char *id = f->id;
+	struct cx_err le;
+	size_t i;
+	int r;
+
+	if (v->snap != NULL && ovl == 0) {
+		const struct cx_target *t = snap_target(v, path);
+		if (t == NULL || !target_matches(t, path, len, hex)) {
+			drop(v, f, "no match in snapshot targets, dropped");
+			/*
+			 * conex status: a rejection all the same, but explain the rest
+			 * as if the snapshot were signed again (pull requests usually
+			 * leave that to the snapshot key holder).
+			 */
+			if (v->o->obs == NULL || !v->o->obs->keep_going)
+				return 0;
+			/* verify_keydir said so already, but for the snapshot's own id */
+			if (!v->soft_set &&
+			    (r = soft(v, CX_STAGE_KEYDIR,
+			         reject(v, "%s does not match snapshot %s", path, v->snap_id))) !=
+			        0)
+				return r == CX_ENOMEM ? r : 0;
+		}
+	}
+	if ((r = cx_resource_parse_ex(
+	         &v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le, mode)) != 0) {
+		f->t = NULL;
+		if (r == CX_ENOMEM)
+			return r;
+		drop(v, f, "malformed, dropped: %s", le.msg);
+		return 0;
+	}
+	if (!cx_id_equal(f->t->name, id)) {
+		drop(v, f, "name '%s' does not match the file name, dropped", f->t->name);
+		return 0;
+	}
+	if (v->o->opam)
+		for (i = 0; i < f->t->ntargets; i++)
+			if (!opam_path_ok(v->root->datadir, f->t->targets[i].path, 0)) {
+				drop(v, f, "invalid path %s (not an opam package file), dropped",
+				    f->t->targets[i].path);
+				return 0;
+			}
+	f->state = 0;
+	return defer ? 0 : load_check(v, f, v->log, NULL);
+}
+
 /*
  * The signatures, the expression and its hash of a parsed targets file:
- * state 0 becomes 1 or -1.  Uses neither the arena nor the repository, so
- * it may run on another thread (changed_identity) while this one goes on.
+ * state 0 becomes 1 or -1.  With why (changed_identity, on another thread,
+ * no observer), neither the arena nor the observer is touched: the reason a
+ * file is dropped goes to why, and the caller keeps it after the join.
  */
 static int
-tfile_check(struct tfile *f, struct cx_log *log)
+load_check(struct vctx *v, struct tfile *f, struct cx_log *log, char *why)
 {
 	struct tf_sigs sigs;
 	struct cx_expr_env env = {tf_local, NULL, NULL};
 	struct cx_err le;
+	size_t i;
 	int r;
 
 	f->state = -1;
@@ -792,13 +917,21 @@ tfile_check(struct tfile *f, struct cx_log *log)
 	sigs.n = 0;
 	r = cx_resource_verify(f->t, tf_sig_ok, &sigs, log, &le);
 	env.arg = sigs.ok;
+	if (why == NULL && r == 0 && v->o->obs != NULL &&
+	    (f->signers = cx_arena_alloc(&v->a, (sigs.n + 1) * sizeof(*f->signers))) != NULL) {
+		for (i = 0; i < sigs.n; i++)
+			f->signers[i] = sigs.ok[i]->id;
+		f->nsigners = sigs.n;
+	}
 	if (r == 0 && cx_expr_eval(f->t->valid, &env)) {
 		f->state = 1;
+	} else if (r == 0 && why != NULL) {
+		snprintf(why, CX_ERR_MSG,
+		    "couldn't validate its expression (%zu valid signatures), dropped", sigs.n);
+		cx_log(log, CX_LOG_WARN, "targets %s: %s", f->id, why);
 	} else if (r == 0) {
-		cx_log(log, CX_LOG_WARN,
-		    "targets %s: couldn't validate its expression (%zu valid "
-		    "signatures), dropped",
-		    f->id, sigs.n);
+		drop(v, f, "couldn't validate its expression (%zu valid signatures), dropped",
+		    sigs.n);
 	}
 	free(sigs.ok);
 	free(sigs.keyids);
@@ -808,8 +941,12 @@ tfile_check(struct tfile *f, struct cx_log *log)
 		if (cx_expr_hash(f->t->valid, f->t, f->vhash, &le) == 0) {
 			f->vhash_ok = 1;
 			cx_hex_encode(f->vhash, CX_SHA256_LEN, f->vhex);
+		} else if (why != NULL) {
+			snprintf(why, CX_ERR_MSG, "%.1000s, dropped", le.msg);
+			cx_log(log, CX_LOG_WARN, "targets %s: %s", f->id, why);
+			f->state = -1;
 		} else {
-			cx_log(log, CX_LOG_WARN, "targets %s: %s, dropped", f->id, le.msg);
+			drop(v, f, "%s, dropped", le.msg);
 			f->state = -1;
 		}
 	}
@@ -817,93 +954,92 @@ tfile_check(struct tfile *f, struct cx_log *log)
 }
 
 /*
- * Loads keys/<id> and checks everything that does not depend on the
- * referencing keyref.  With defer, a file that parses is left in state 0 for
- * tfile_check.
+ * Loads keydir/<id> (ovl 0), or overlay ovl's keys/<id> if it has one (else
+ * the repository's), once, and tells the observer.
  */
 static struct tfile *
-load_targets_ex(struct vctx *v, const char *id, int defer)
+load_targets_src(struct vctx *v, const char *id, size_t ovl, int defer)
 {
+	struct smap *cache = ovl ? &v->tfo : &v->tf;
+	const struct cx_verify_observer *ob = v->o->obs;
+	const char *key = id;
 	struct tfile *f;
+	struct kfile *kf;
 	struct cx_err le;
-	struct kfile *kf = NULL;
-	const uint8_t *data;
-	size_t len;
 	uint8_t h[CX_SHA256_LEN];
-	char hex[CX_SHA256_HEX + 1], *path;
-	size_t i;
+	char *path, hex[CX_SHA256_HEX + 1];
 	int r;
 
-	if ((f = smap_get(&v->tf, id)) != NULL)
+	if (ovl && (key = cx_arena_printf(&v->a, "%zu/%s", ovl, id)) == NULL)
+		return NULL;
+	if ((f = smap_get(cache, key)) != NULL)
 		return f;
-	if ((f = cx_arena_alloc(&v->a, sizeof(*f))) == NULL || smap_put(&v->tf, id, f) < 0)
+	if ((f = cx_arena_alloc(&v->a, sizeof(*f))) == NULL)
 		return NULL;
 	f->id = id;
 	f->state = -1;
-	if ((path = cx_arena_alloc(&v->a, strlen(v->root->keydir) + strlen(id) + 2)) == NULL)
-		return NULL;
-	sprintf(path, "%s/%s", v->root->keydir, id);
 	if (strchr(id, '/') != NULL || strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
-		cx_log(v->log, CX_LOG_WARN, "targets %s: not a valid file name, dropped", id);
-		return f;
+		if (smap_put(cache, key, f) < 0)
+			return NULL;
+		drop(v, f, "not a valid file name, dropped");
+		goto notify;
 	}
-	if (v->inc != NULL && (kf = smap_get(&v->inc->kcache, path)) != NULL) {
-		data = kf->b.d;
-		len = kf->b.len;
-		memcpy(hex, kf->hex, sizeof(hex));
+	if (ovl) {
+		size_t cap = v->o->max_meta ? v->o->max_meta : CX_VERIFY_MAX_META;
+		r = cx_overrides_identity(v->o->overrides, ovl - 1, id, cap, &v->buf, &le);
+		if (r == CX_ENOENT) {
+			/* not in the overlay: the repository's identity, snapshot and all */
+			if ((f = load_targets_src(v, id, 0, 0)) == NULL ||
+			    smap_put(cache, key, f) < 0)
+				return NULL;
+			return f;
+		}
+		if (smap_put(cache, key, f) < 0)
+			return NULL;
+		if (r == CX_ENOMEM)
+			return NULL;
+		if (r != 0) {
+			drop(v, f, "%s, dropped", le.msg);
+			goto notify;
+		}
+		if ((path = cx_arena_printf(&v->a, "%s/keys/%s",
+		         cx_overrides_dir(v->o->overrides, ovl - 1), id)) == NULL)
+			return NULL;
 	} else {
+		if (smap_put(cache, key, f) < 0)
+			return NULL;
+		if ((path = cx_arena_printf(&v->a, "%s/%s", v->root->keydir, id)) == NULL)
+			return NULL;
+		if (v->inc != NULL && (kf = smap_get(&v->inc->kcache, path)) != NULL) {
+			/* verify_keydir's bytes, ours until the end: the record may point into them */
+			if (load_body(v, f, path, kf->b.d, kf->b.len, kf->hex, ovl,
+			        CX_PARSE_INPLACE, defer && ob == NULL) != 0)
+				return NULL;
+			goto notify;
+		}
 		r = read_meta(v, path);
 		if (r == CX_ENOMEM)
 			return NULL;
 		if (r != 0) {
-			cx_log(v->log, CX_LOG_WARN, "targets %s: %s, dropped", id, v->e->msg);
-			return f;
-		}
-		data = v->buf.d;
-		len = v->buf.len;
-		cx_sha256(data, len, h);
-		cx_hex_encode(h, CX_SHA256_LEN, hex);
-	}
-	if (v->snap != NULL) {
-		const struct cx_target *t = snap_target(v, path);
-		if (t == NULL || !target_matches(t, path, len, hex)) {
-			cx_log(v->log, CX_LOG_WARN,
-			    "targets %s: no match in snapshot targets, dropped", id);
-			return f;
+			drop(v, f, "%s, dropped", v->e->msg);
+			goto notify;
 		}
 	}
-	/* the cached bytes are ours until the end: the record may point into them */
-	r = cx_resource_parse_ex(&v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le,
-	    kf != NULL ? CX_PARSE_INPLACE : CX_PARSE_FAST);
-	if (r != 0) {
-		if (r == CX_ENOMEM)
-			return NULL;
-		cx_log(v->log, CX_LOG_WARN, "targets %s: malformed, dropped: %s", id, le.msg);
-		return f;
-	}
-	if (!cx_id_equal(f->t->name, id)) {
-		cx_log(v->log, CX_LOG_WARN,
-		    "targets %s: name '%s' does not match the file name, dropped", id, f->t->name);
-		return f;
-	}
-	if (v->o->opam)
-		for (i = 0; i < f->t->ntargets; i++)
-			if (!opam_path_ok(v->root->datadir, f->t->targets[i].path, 0)) {
-				cx_log(v->log, CX_LOG_WARN,
-				    "targets %s: invalid path %s (not an opam package file), dropped",
-				    id, f->t->targets[i].path);
-				return f;
-			}
-	f->state = 0;
-	if (!defer && tfile_check(f, v->log) != 0)
+	cx_sha256(v->buf.d, v->buf.len, h);
+	cx_hex_encode(h, CX_SHA256_LEN, hex);
+	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl, CX_PARSE_FAST, 0) != 0)
 		return NULL;
+notify:
+	if (ob != NULL && ob->identity != NULL)
+		ob->identity(
+		    ob->arg, id, ovl, f->t, f->state == 1, f->signers, f->nsigners, f->why);
 	return f;
 }
 
 static struct tfile *
 load_targets(struct vctx *v, const char *id)
 {
-	return load_targets_ex(v, id, 0);
+	return load_targets_src(v, id, 0, 0);
 }
 
 /* The remote keyrefs of an expression, one per id (a higher epoch wins, §7.5.1). */
@@ -1071,8 +1207,77 @@ enqueue(struct vctx *v, const char *path, const struct cx_expr *x, int terminati
 		v->q = n;
 		v->capq = ncap;
 	}
-	v->q[v->nq++] = (struct qitem){path, x, terminating};
+	v->q[v->nq] = (struct qitem){path, x, terminating, 0, v->nq};
+	v->nq++;
 	return 0;
+}
+
+/* Is path at or below a local override, which alone governs it?  (overrides.h) */
+static int
+overridden(struct vctx *v, const struct qitem *it, const char *path)
+{
+	return it->ovr == 0 && v->o->overrides != NULL &&
+	    cx_overrides_find(v->o->overrides, path) != NULL;
+}
+
+/* Enqueues every local override as a terminating delegation from the user. */
+static int
+enqueue_overrides(struct vctx *v)
+{
+	const struct cx_overrides *ov = v->o->overrides;
+	int r;
+
+	for (size_t i = 0; ov != NULL && i < ov->n; i++) {
+		if ((r = enqueue(v, ov->v[i].path, ov->v[i].valid, 1)) != 0)
+			return r;
+		v->q[v->nq - 1].ovr = i + 1;
+	}
+	return 0;
+}
+
+/* An override that its identities do not satisfy: fail, naming it and why each one does not count. */
+static int
+override_unmet(struct vctx *v, const struct qitem *it, const struct refset *rs)
+{
+	const struct cx_override *o = &v->o->overrides->v[it->ovr - 1];
+	char why[CX_ERR_MSG];
+	size_t n = 0;
+
+	why[0] = 0;
+	for (size_t i = 0; i < rs->n && n < sizeof(why); i++) {
+		const struct cx_keyref *k = rs->v[i];
+		struct tfile *f = load_targets_src(v, k->id, o->overlay + 1, 0);
+		int m;
+		if (f == NULL)
+			return nomem(v);
+		if (f->state != 1)
+			m = snprintf(why + n, sizeof(why) - n, "; %s: %s", k->id,
+			    f->why ? f->why : "not valid");
+		else if (f->t->epoch != k->epoch || !hex_equal(&k->digest, f->vhex))
+			m = snprintf(why + n, sizeof(why) - n,
+			    "; %s: key hash sha256=%s epoch 0x%llX, the override pins sha256=%.*s "
+			    "epoch 0x%llX (rotated? update the override)",
+			    k->id, f->vhex, (unsigned long long)f->t->epoch, (int)k->digest.len,
+			    k->digest.value, (unsigned long long)k->epoch);
+		else
+			m = snprintf(why + n, sizeof(why) - n, "; %s: counts", k->id);
+		if (m < 0)
+			break;
+		n += (size_t)m;
+	}
+	return soft(v, CX_STAGE_TARGETS,
+	    reject(v, "local override of %s (%s) is not satisfied%s", o->path, o->where, why));
+}
+
+/* The observer's list of ids: counting files, or a subset of them. */
+static const char **
+obs_ids(const struct counting *c, const size_t *idx, size_t n)
+{
+	const char **ids = calloc(n + 1, sizeof(*ids));
+
+	for (size_t i = 0; ids != NULL && i < n; i++)
+		ids[i] = c[idx != NULL ? idx[i] : i].id;
+	return ids;
 }
 
 static int
@@ -1083,7 +1288,8 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 	struct tgt_claim *tc = NULL;
 	struct del_claim *dc = NULL;
 	size_t nc = 0, ntc = 0, ndc = 0, i, j, k, *idx = NULL, all;
-	int r = 0;
+	const struct cx_verify_observer *ob = v->o->obs;
+	int r = 0, met, held;
 
 	cx_expr_remotes(it->expr, refset_add, &rs);
 	if (rs.oom)
@@ -1092,7 +1298,9 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		goto oom;
 	for (i = 0; i < rs.n; i++) {
 		const struct cx_keyref *k0 = rs.v[i];
-		struct tfile *f = load_targets(v, k0->id);
+		struct tfile *f = it->ovr
+		    ? load_targets_src(v, k0->id, v->o->overrides->v[it->ovr - 1].overlay + 1, 0)
+		    : load_targets(v, k0->id);
 		if (f == NULL)
 			goto oom;
 		if (f->state != 1)
@@ -1111,14 +1319,29 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		goto oom;
 	for (i = 0; i < nc; i++)
 		idx[i] = i;
-	if (!eval_support(it->expr, c, idx, nc)) {
+	met = eval_support(it->expr, c, idx, nc);
+	if (ob != NULL && ob->delegation != NULL) {
+		const char **ids = obs_ids(c, NULL, nc);
+		if (ids == NULL)
+			goto oom;
+		ob->delegation(
+		    ob->arg, it->item, it->path, it->expr, it->terminating, it->ovr, ids, nc, met);
+		free(ids);
+	}
+	if (!met) {
 		cx_log(v->log, CX_LOG_WARN,
 		    "delegation for '%s': the expression is not satisfied by "
 		    "the %zu valid targets files",
 		    *it->path ? it->path : "(top)", nc);
-		goto done;
+		if (it->ovr)
+			r = override_unmet(v, it, &rs);
+		/* an observer still hears who lists what: "has m1" of a quorum not met */
+		if (r != 0 || ob == NULL || ob->claim == NULL)
+			goto done;
+	} else {
+		res->ntargets += nc;
 	}
-	res->ntargets += nc;
+	held = met;
 	/* targets below the path, grouped by (path, digest, size) */
 	for (i = 0, all = 0; i < nc; i++)
 		for (j = 0; j < c[i].f->t->ntargets; j++)
@@ -1131,6 +1354,12 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			const struct cx_target *tg = &t->targets[j];
 			if (v->inc != NULL && !inc_wants_path(v, tg->path))
 				continue;
+			if (overridden(v, it, tg->path)) {
+				cx_log(v->log, CX_LOG_INFO,
+				    "targets %s: ignoring %s, governed by a local override",
+				    c[i].id, tg->path);
+				continue;
+			}
 			if (!below(it->path, tg->path)) {
 				cx_log(v->log, CX_LOG_WARN,
 				    "targets %s: ignoring %s, not below '%s'", c[i].id, tg->path,
@@ -1152,7 +1381,15 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 		     j++)
 			if (ns == 0 || idx[ns - 1] != tc[j].who)
 				idx[ns++] = tc[j].who;
-		if (eval_support(it->expr, c, idx, ns)) {
+		met = held && eval_support(it->expr, c, idx, ns);
+		if (ob != NULL && ob->claim != NULL) {
+			const char **ids = obs_ids(c, idx, ns);
+			if (ids == NULL)
+				goto oom;
+			ob->claim(ob->arg, it->item, tc[i].path, tc[i].d, tc[i].size, ids, ns, met);
+			free(ids);
+		}
+		if (met) {
 			if ((r = acc_insert(v, tc[i].path, tc[i].d, tc[i].size)) != 0)
 				goto done;
 		} else {
@@ -1161,7 +1398,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			    (int)tc[i].d->len, tc[i].d->value, (unsigned long long)tc[i].size);
 		}
 	}
-	if (it->terminating)
+	if (it->terminating || !held)
 		goto done;
 	/* delegations below the path, grouped by (path, expression) */
 	for (i = 0, all = 0; i < nc; i++)
@@ -1187,6 +1424,13 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 			for (k = 0; k < d->npaths; k++) {
 				if (v->inc != NULL && !inc_wants_delegation(v, d->paths[k]))
 					continue;
+				if (overridden(v, it, d->paths[k])) {
+					cx_log(v->log, CX_LOG_INFO,
+					    "targets %s: ignoring delegation of %s, governed by a local "
+					    "override",
+					    c[i].id, d->paths[k]);
+					continue;
+				}
 				if (!below(it->path, d->paths[k])) {
 					cx_log(v->log, CX_LOG_WARN,
 					    "targets %s: ignoring delegation of %s, not below '%s'",
@@ -1379,12 +1623,22 @@ cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_v
 	v.log = o->log;
 	cx_arena_init(&v.a, 0);
 	cx_buf_init(&v.buf, 0);
-	if ((r = verify_root(&v)) != 0)
+	r = verify_root(&v);
+	if (r != 0 && v.root != NULL && v.root->role_maintainer != NULL)
+		r = soft(&v, CX_STAGE_ROOT, r);
+	if (r != 0)
 		goto out;
 	walk_start(&v);
-	if ((r = verify_timestamp_snapshot(&v)) != 0 || (r = verify_keydir(&v)) != 0)
+	if ((r = verify_timestamp_snapshot(&v)) != 0 && v.o->obs != NULL && v.o->obs->keep_going &&
+	    r == CX_EREJECT) {
+		/* conex status: explain the rest without the snapshot's pins */
+		r = soft(&v, v.snap != NULL ? CX_STAGE_SNAPSHOT : CX_STAGE_TIMESTAMP, r);
+		v.snap = NULL;
+	}
+	if (r != 0 || (r = verify_keydir(&v)) != 0)
 		goto out;
-	if ((r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0)
+	if ((r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0 ||
+	    (r = enqueue_overrides(&v)) != 0)
 		goto out;
 	for (qi = 0; qi < v.nq; qi++) {
 		struct qitem it = v.q[qi];
@@ -1393,6 +1647,11 @@ cx_verify_full(struct cx_repo *repo, const struct cx_verify_opts *o, struct cx_v
 	}
 	if ((r = compare_with_disk(&v, res)) != 0)
 		goto out;
+	if (v.soft_set) {
+		*e = v.soft;
+		r = CX_EREJECT;
+		goto out;
+	}
 	res->c.root_counter = v.root->counter;
 	res->c.root_epoch = v.root->epoch;
 	if (v.snap != NULL) {
@@ -1410,8 +1669,13 @@ out:
 		pthread_join(v.walker, NULL);
 		cx_file_list_free(&v.walked);
 	}
+	if (r != 0 && r != CX_ENOMEM && r != CX_EIO && v.soft_set) {
+		*e = v.soft; /* the first rejection, the one conex verify would print */
+		r = CX_EREJECT;
+	}
 	smap_free(&v.acc);
 	smap_free(&v.tf);
+	smap_free(&v.tfo);
 	free(v.q);
 	smap_free(&v.snapidx);
 	cx_buf_free(&v.buf);
@@ -1516,8 +1780,8 @@ old_state(struct cx_repo *repo, struct cx_arena *a, struct cx_buf *b, struct cx_
 }
 
 /* upstream's verify_diffs rule for a changed identity: a bigger epoch, or a bigger counter */
-static int
-identity_moves_on(
+int
+cx_identity_moves_on(
     const struct cx_resource *t0, const struct cx_resource *t1, const char *id, struct cx_err *e)
 {
 	if (t1->epoch < t0->epoch)
@@ -1554,7 +1818,7 @@ check_identity(struct cx_repo *old, struct cx_repo *new, const char *keydir, con
 	else if (r1 != 0)
 		r = cx_err_set(e, CX_EREJECT, "%s: %s", path, e->msg);
 	else if (r0 == 0)
-		r = identity_moves_on(t0, t1, id, e);
+		r = cx_identity_moves_on(t0, t1, id, e);
 	cx_buf_free(&b);
 	cx_arena_free(&a);
 	free(path);
@@ -1749,9 +2013,10 @@ affect_missing(struct vctx *v, const struct smap *a, const struct smap *b)
 }
 
 struct check_job {
+	struct vctx *v;
 	struct tfile *f;
-	struct cx_log *log;
 	int rc;
+	char why[CX_ERR_MSG]; /* why it was dropped, kept by the caller after the join */
 };
 
 static void *
@@ -1759,7 +2024,7 @@ check_main(void *arg)
 {
 	struct check_job *j = arg;
 
-	j->rc = tfile_check(j->f, j->log);
+	j->rc = load_check(j->v, j->f, j->v->log, j->why);
 	return NULL;
 }
 
@@ -1798,23 +2063,37 @@ changed_identity(struct vctx *v, const char *id, struct cx_buf *b)
 		return nomem(v);
 	sprintf(path, "%s/%s", v->root->keydir, id);
 	/* the new file first: meanwhile the other thread reads the old one */
-	if ((f = load_targets_ex(v, id, 1)) == NULL)
+	if ((f = load_targets_src(v, id, 0, 1)) == NULL)
 		return nomem(v);
 	if (f->state == 0) {
 		/* its signatures on another thread, while the old file is compared */
-		struct check_job job = {f, v->log, 0};
+		struct check_job *job = calloc(1, sizeof(*job));
 		pthread_t th;
-		if (pthread_create(&th, NULL, check_main, &job) != 0) {
-			check_main(&job);
+		int diffed = 0;
+		if (job == NULL)
+			return nomem(v);
+		job->v = v;
+		job->f = f;
+		r = 0;
+		if (pthread_create(&th, NULL, check_main, job) != 0) {
+			check_main(job); /* no thread: here, then the comparison below */
 		} else {
 			r = changed_identity_diff(v, id, path, f, b);
+			diffed = 1;
 			pthread_join(th, NULL);
-			if (job.rc != 0)
-				return nomem(v);
-			return r != 0 ? r : changed_identity_full(v, f);
 		}
-		if (job.rc != 0)
+		/* the thread kept off the arena: the reason goes there now */
+		if (job->why[0] != 0 && (f->why = cx_arena_strdup(&v->a, job->why)) == NULL)
+			job->rc = CX_ENOMEM;
+		if (job->rc != 0) {
+			free(job);
 			return nomem(v);
+		}
+		free(job);
+		if (r != 0)
+			return r;
+		if (diffed)
+			return changed_identity_full(v, f);
 	}
 	if ((r = changed_identity_diff(v, id, path, f, b)) != 0)
 		return r;
@@ -1854,7 +2133,7 @@ changed_identity_diff(
 		return reject(v, "%s: identity %s was deleted or broken by the update (%s)", path,
 		    id, why.msg);
 	}
-	if (t0 != NULL && (r = identity_moves_on(t0, f->t, id, v->e)) != 0)
+	if (t0 != NULL && (r = cx_identity_moves_on(t0, f->t, id, v->e)) != 0)
 		return r;
 	f->full =
 	    t0 == NULL || t0->epoch != f->t->epoch || cx_expr_hash(t0->valid, t0, h0, &ignore) != 0;
@@ -2267,9 +2546,10 @@ cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p, const struc
 	/*
 	 * A changed root can change every delegation, --nostrict needs the
 	 * whole tree, and without a snapshot an untouched keydir file is not
-	 * pinned: verify the whole new tree then.
+	 * pinned: verify the whole new tree then.  So do local overrides:
+	 * simplest correct (docs/trust-overrides.md).
 	 */
-	if (!root_changed && o->strict && old_snap != NULL) {
+	if (!root_changed && o->strict && old_snap != NULL && o->overrides == NULL) {
 		r = verify_restricted(old, new, p, root0, old_snap, o, res, e);
 		if (r == 0)
 			r = cx_counters_check(&c0, &res->c, e);

@@ -185,8 +185,10 @@ cx_p11_fail(
 	int code = cx_p11_rv_code(rv);
 	const char *name = cx_p11_ckr_name(rv, nbuf, sizeof(nbuf));
 
-	if (code == CX_P11_ABSENT && t != NULL)
+	if (code == CX_P11_ABSENT && t != NULL) {
 		t->lost = 1;
+		cx_p11_key_cache_clear(t);
+	}
 	if (t == NULL)
 		return cx_err_set(e, code, "%s: %s", fn, name);
 	cx_p11_printable(t->info.label, lbuf, sizeof(lbuf));

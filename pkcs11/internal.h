@@ -32,6 +32,7 @@
 #define CX_P11_MAX_ATTR    4096 /* any one attribute value (RSA-16384 modulus is 2048) */
 #define CX_P11_MAX_SIG     1024 /* signature bytes: RSA up to 8192 bits */
 #define CX_P11_MAX_PIN     256  /* PIN bytes passed to C_Login */
+#define CX_P11_KEY_CACHE   8    /* private key handles remembered per session */
 
 struct cx_p11_module {
 	CK_FUNCTION_LIST *f;
@@ -46,7 +47,21 @@ struct cx_p11_token {
 	int lost;     /* the session is gone (device removed...): reopen */
 	int pss_mech; /* CKM_SHA256_RSA_PKCS_PSS can sign: -1 not asked yet, 0, 1 */
 	struct cx_p11_token_info info;
+	/*
+	 * Private key handles found by sign.c, by conex key id: finding a key
+	 * (C_FindObjects, its attributes, its public key re-encoded to compare
+	 * key ids) cost more than a third of a SoftHSM signature.  Handles are
+	 * per session; emptied whenever the session or its login changes.
+	 */
+	struct {
+		uint8_t keyid[32];
+		CK_OBJECT_HANDLE h;
+	} kc[CX_P11_KEY_CACHE];
+	size_t nkc, kcnext;
 };
+
+/* Forgets every cached key handle (new session, logout, lost token). */
+void cx_p11_key_cache_clear(struct cx_p11_token *t);
 
 /* "CKR_PIN_INCORRECT", or "CKR_0x..." for a code not in the table (static buffer-free: caller's buf). */
 const char *cx_p11_ckr_name(CK_RV rv, char *buf, size_t buflen);

@@ -1,10 +1,17 @@
 /*
  * Signing with a token key.
  *
- * The key is found again by class, key type and CKA_ID, and its public half
- * is read again and must give the key id the caller holds: a key replaced
- * under the same CKA_ID is reported gone (CX_P11_KEY_ABSENT) instead of
- * signing with a key the caller did not choose.
+ * The key is found by class, key type and CKA_ID, and its public half must
+ * give the key id the caller holds: a key replaced under the same CKA_ID is
+ * reported gone (CX_P11_KEY_ABSENT) instead of signing with a key the caller
+ * did not choose.  The handle found is cached in the token (one session, one
+ * thread) by key id; a cached handle is checked with one C_GetAttributeValue
+ * (class, key type, CKA_ID) before each use, and a handle the token rejects
+ * (CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID) is dropped and the key
+ * found afresh, once.  The cache goes with the session, a logout or a lost
+ * token.  What the check cannot see is a key deleted and another created
+ * with the same CKA_ID and the same handle number within one session; the
+ * agent's own session never deletes keys.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +55,86 @@ have_pss_sha256(struct cx_p11_token *t)
 	return t->pss_mech;
 }
 
+void
+cx_p11_key_cache_clear(struct cx_p11_token *t)
+{
+	t->nkc = 0;
+	t->kcnext = 0;
+}
+
+static void
+cache_drop(struct cx_p11_token *t, const uint8_t keyid[32])
+{
+	for (size_t i = 0; i < t->nkc; i++)
+		if (memcmp(t->kc[i].keyid, keyid, 32) == 0) {
+			t->kc[i] = t->kc[--t->nkc];
+			t->kcnext = t->nkc;
+			return;
+		}
+}
+
+static void
+cache_put(struct cx_p11_token *t, const uint8_t keyid[32], CK_OBJECT_HANDLE h)
+{
+	size_t i;
+
+	cache_drop(t, keyid);
+	if (t->nkc < CX_P11_KEY_CACHE)
+		i = t->nkc++;
+	else
+		i = t->kcnext;
+	memcpy(t->kc[i].keyid, keyid, 32);
+	t->kc[i].h = h;
+	/* full: replace round-robin (a token with more keys than this signs with few) */
+	t->kcnext = t->nkc < CX_P11_KEY_CACHE ? t->nkc : (i + 1) % CX_P11_KEY_CACHE;
+}
+
+/*
+ * The cached handle of k, if it still names a private key of k's type with
+ * k's CKA_ID.  0 and *out, or -1 (not cached, or stale: dropped).
+ */
+static int
+cache_get(struct cx_p11_token *t, const struct cx_p11_key *k, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out)
+{
+	CK_OBJECT_CLASS cls = 0;
+	CK_KEY_TYPE ktype = 0;
+	uint8_t id[64];
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_KEY_TYPE, &ktype, sizeof(ktype)},
+	    {CKA_ID, id, sizeof(id)},
+	};
+	size_t i;
+
+	for (i = 0; i < t->nkc; i++)
+		if (memcmp(t->kc[i].keyid, k->keyid, 32) == 0)
+			break;
+	if (i == t->nkc)
+		return -1;
+	if (t->f->C_GetAttributeValue(t->s, t->kc[i].h, tmpl, 3) != CKR_OK ||
+	    cls != CKO_PRIVATE_KEY || ktype != kt || tmpl[2].ulValueLen != k->ckaidlen ||
+	    (k->ckaidlen > 0 && memcmp(id, k->ckaid, k->ckaidlen) != 0)) {
+		/* any doubt: the full search decides (and reports a lost token properly) */
+		cache_drop(t, k->keyid);
+		return -1;
+	}
+	*out = t->kc[i].h;
+	return 0;
+}
+
+static CK_KEY_TYPE
+key_type(const struct cx_p11_key *k)
+{
+	return k->alg == CX_P11_RSA ? CKK_RSA : k->alg == CX_P11_ED25519 ? CKK_EC_EDWARDS : CKK_EC;
+}
+
 /* The private key object of k, checked against k's key id. */
 static int
 find_key(
     struct cx_p11_token *t, const struct cx_p11_key *k, CK_OBJECT_HANDLE *out, struct cx_err *e)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_KEY_TYPE kt = k->alg == CX_P11_RSA ? CKK_RSA
-	    : k->alg == CX_P11_ED25519        ? CKK_EC_EDWARDS
-	                                      : CKK_EC;
+	CK_KEY_TYPE kt = key_type(k);
 	CK_ATTRIBUTE tmpl[] = {
 	    {CKA_CLASS, &cls, sizeof(cls)},
 	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -68,6 +146,8 @@ find_key(
 	size_t n, i;
 	int r, user;
 
+	if (cache_get(t, k, kt, out) == 0)
+		return 0;
 	if ((r = cx_p11_find(t, tmpl, 3, 8, &objs, &n, e)) != 0)
 		return r;
 	for (i = 0; i < n; i++) {
@@ -78,6 +158,7 @@ find_key(
 		}
 		if (r == 0 && memcmp(cur.keyid, k->keyid, sizeof(k->keyid)) == 0) {
 			*out = objs[i];
+			cache_put(t, k->keyid, objs[i]);
 			cx_p11_key_clear(&cur);
 			free(objs);
 			return 0;
@@ -204,7 +285,15 @@ cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p1
 		break;
 	}
 
-	if ((rv = t->f->C_SignInit(t->s, &m, key)) != CKR_OK)
+	rv = t->f->C_SignInit(t->s, &m, key);
+	if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID) {
+		/* a cached handle gone stale (key deleted, object store reloaded): find it again, once */
+		cache_drop(t, k->keyid);
+		if ((r = find_key(t, k, &key, e)) != 0)
+			return r;
+		rv = t->f->C_SignInit(t->s, &m, key);
+	}
+	if (rv != CKR_OK)
 		return cx_p11_fail(t, k->label, "C_SignInit", rv, e);
 	if (k->always_auth) {
 		rv = t->f->C_Login(t->s, CKU_CONTEXT_SPECIFIC, (CK_UTF8CHAR *)(uintptr_t)pin,

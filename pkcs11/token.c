@@ -28,6 +28,7 @@ session_open(struct cx_p11_token *t, struct cx_err *e)
 		return cx_p11_fail(t, NULL, "C_OpenSession", rv, e);
 	t->lost = 0;
 	t->pss_mech = -1;
+	cx_p11_key_cache_clear(t); /* handles belonged to the old session */
 	return 0;
 }
 
@@ -186,6 +187,8 @@ cx_p11_token_logout(struct cx_p11_token *t)
 
 	if (t->lost)
 		return CX_P11_ABSENT;
+	/* private objects may be invisible after this: find them again after a login */
+	cx_p11_key_cache_clear(t);
 	rv = t->f->C_Logout(t->s);
 	if (rv == CKR_USER_NOT_LOGGED_IN)
 		return 0;

@@ -110,7 +110,9 @@ int cx_p11_token_keys(
 void cx_p11_keys_free(struct cx_p11_key *keys, size_t n);
 
 /*
- * Signs data with the key (found again by CKA_ID and class).  RSA:
+ * Signs data with the key (found by CKA_ID and class and checked against its
+ * key id; the handle is then cached in t until the session, the login or the
+ * token changes, or the token rejects it).  RSA:
  * CKM_SHA256_RSA_PKCS_PSS (SHA-256, MGF1-SHA-256, salt 32) over data, or
  * CKM_RSA_PKCS_PSS over a host-computed hash where the token lacks it;
  * Ed25519: CKM_EDDSA over data; ECDSA P-256: CKM_ECDSA over the host SHA-256

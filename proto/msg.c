@@ -122,13 +122,19 @@ be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+uint32_t
+cx_frame_max(uint8_t type)
+{
+	return type == CX_MSG_SIGN ? CX_PROTO_SIGN_MAX : CX_PROTO_MAX;
+}
+
 int
 cx_frame_header(const uint8_t hdr[CX_PROTO_HDR], uint32_t *bodylen, uint8_t *type)
 {
 	uint32_t n = be32(hdr);
 
 	/* checked before the caller allocates or reads anything */
-	if (n > CX_PROTO_MAX)
+	if (n > cx_frame_max(hdr[4]))
 		return CX_ETOOBIG;
 	if (n == 0)
 		return CX_EPARSE; /* no room for the type byte */
@@ -452,9 +458,9 @@ cx_msg_decode(uint8_t type, const uint8_t *body, size_t len, struct cx_msg *m,
 	if (name == NULL)
 		return cx_err_set(e, CX_EUNSUPPORTED, "unknown message type %u", type);
 	/* also keeps every size computed below far from overflow */
-	if (len > CX_PROTO_MAX - 1)
-		return cx_err_set(
-		    e, CX_ETOOBIG, "%s: body of %zu bytes exceeds %u", name, len, CX_PROTO_MAX - 1);
+	if (len > cx_frame_max(type) - 1)
+		return cx_err_set(e, CX_ETOOBIG, "%s: body of %zu bytes exceeds %u", name, len,
+		    cx_frame_max(type) - 1);
 	if (body == NULL && len != 0)
 		return cx_err_set(e, CX_EINVAL, "%s: no body", name);
 	if (type == CX_MSG_KEYS || type == CX_MSG_GENERATED) {
@@ -513,7 +519,7 @@ put_bytes(struct cx_buf *b, const void *p, size_t n)
 {
 	int r;
 
-	if (n > CX_PROTO_MAX)
+	if (n > CX_PROTO_SIGN_MAX) /* the frame's own cap is checked in cx_msg_encode */
 		return CX_ETOOBIG;
 	if ((r = cx_buf_put_u32(b, (uint32_t)n)) != 0)
 		return r;
@@ -672,7 +678,7 @@ cx_msg_encode(const struct cx_msg *m, struct cx_buf *out)
 	if ((r = put_body(out, m)) != 0)
 		goto fail;
 	n = out->len - start - CX_PROTO_HDR + 1; /* type + body */
-	if (n > CX_PROTO_MAX) {
+	if (n > cx_frame_max(m->type)) {
 		r = CX_ETOOBIG;
 		goto fail;
 	}

@@ -3,7 +3,8 @@
  *
  *	u32 length (big endian, of what follows)  u8 type  body
  *
- * with the length checked against CX_PROTO_MAX before anything is allocated.
+ * with the length checked against the type's cap (cx_frame_max: CX_PROTO_MAX,
+ * or CX_PROTO_SIGN_MAX for SIGN) before anything is allocated.
  * One request in flight per connection; every request gets exactly one
  * response (OK, ERROR or a typed answer).  Knows nothing of sockets, tokens or
  * conex: bytes in, structures out, through cx_buf only.
@@ -19,7 +20,13 @@
 
 #define CX_PROTO_VERSION 1
 #define CX_PROTO_MAX     (256u * 1024u) /* length field maximum: type + body */
-#define CX_PROTO_HDR     5
+/*
+ * SIGN carries a whole resource's to-be-signed bytes, which for a maintainer
+ * vouching for all of opam-repository is several megabytes (keys/m1: 6.7 MB
+ * for 33,033 releases); every other message stays under CX_PROTO_MAX.
+ */
+#define CX_PROTO_SIGN_MAX (64u * 1024u * 1024u)
+#define CX_PROTO_HDR      5
 
 enum cx_msg_type {
 	/* requests */
@@ -178,9 +185,12 @@ struct cx_msg {
 	} u;
 };
 
+/* The length field maximum of a frame of this type. */
+uint32_t cx_frame_max(uint8_t type);
+
 /*
  * Frame header: 5 bytes in, body length (type excluded) and type out.
- * CX_ETOOBIG when the length exceeds CX_PROTO_MAX, CX_EPARSE when it is 0.
+ * CX_ETOOBIG when the length exceeds cx_frame_max(type), CX_EPARSE when it is 0.
  */
 int cx_frame_header(const uint8_t hdr[CX_PROTO_HDR], uint32_t *bodylen, uint8_t *type);
 

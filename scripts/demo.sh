@@ -6,14 +6,16 @@
 #       by the upstream conex tools, with its published trust anchor;
 #   (b) makes a SoftHSM token in a temporary directory, starts conex-agent on
 #       it (module allow-list: the SoftHSM module only), logs in with a PIN
-#       read from a file, and generates on the token the keys root, m1, snap
-#       and timestamp (Ed25519, sensitive, not extractable);
-#   (c) signs a demo repository through the agent (cx-testsign --agent: every
-#       signature is made by the token, behind the agent's policy checks),
-#       verifies it in full, verifies a second release incrementally from a
-#       `diff -ruaN` patch as opam does, shows that a tampered file and a
-#       rollback are rejected, checks the agent's audit log, and stops the
-#       agent.
+#       read from a file, and generates on the token the keys root, m1, snap,
+#       timestamp and alice (Ed25519, sensitive, not extractable);
+#   (c) builds a demo repository with the conex signing tools, every
+#       signature made by the token behind the agent's policy checks: a root
+#       (maintainer m1, snapshot, timestamp), m1 delegating packages/demo to
+#       the author alice, and alice's releases (`conex release`); verifies
+#       the first release in full and the second incrementally from a
+#       `diff -ruaN` patch as opam does; shows `conex check` naming what a
+#       pull request still needs; shows that a tampered file and a rollback
+#       are rejected; checks the agent's audit log; stops the agent.
 #
 # Run on Debian 12, as root, from the repository root: installs packages with
 # scripts/setup.sh and builds build/ if needed. Exits 0 only if every step
@@ -107,8 +109,8 @@ BUILD=${BUILD_DIR:-build}
 say "== build: $BUILD/ (RelWithDebInfo)"
 LOG=$(mktemp "${TMPDIR:-/tmp}/cx-demo-build.XXXXXX") || exit 1
 if { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo; } >"$LOG" 2>&1 &&
-	cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target conex conex-agent cx-testsign >>"$LOG" 2>&1; then
-	say "   built $BUILD/conex, $BUILD/conex-agent and $BUILD/tests/tools/cx-testsign"
+	cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target conex conex-agent >>"$LOG" 2>&1; then
+	say "   built $BUILD/conex and $BUILD/conex-agent"
 	rm -f "$LOG"
 else
 	tail -n 30 "$LOG"
@@ -121,7 +123,6 @@ case "$BUILD" in
 esac
 CONEX=$BUILD/conex
 AGENT=$BUILD/conex-agent
-TESTSIGN=$BUILD/tests/tools/cx-testsign
 
 say
 say "== (a) the upstream-signed test repository $TESTREPO"
@@ -193,31 +194,29 @@ run "conex agent login --pin-file pin $SERIAL" "$CONEX" agent login --pin-file p
 need
 
 say
-say "-- generate the keys on the token: root, m1, snap, timestamp"
+say "-- generate the keys on the token: root, m1, snap, timestamp, alice"
 say "   (Ed25519; CKA_SENSITIVE and not CKA_EXTRACTABLE: the private keys never leave the token)"
-for id in root m1 snap timestamp; do
-	if "$CONEX" agent generate "$SERIAL" "$id" --alg ed25519 >gen.out 2>&1; then
-		say "   \$ conex agent generate $SERIAL $id --alg ed25519"
-	else
-		say "   \$ conex agent generate $SERIAL $id --alg ed25519"
+for id in root m1 snap timestamp alice; do
+	say "   \$ conex key generate $id --token $SERIAL"
+	if ! "$CONEX" key generate "$id" --token "$SERIAL" >gen.out 2>&1; then
 		indent <gen.out
 		bad "generate $id failed"
 	fi
 done
 need
-say "   \$ conex agent list"
-if "$CONEX" agent list >list.out 2>&1; then
-	# keyid (shortened), id, alg, hardware|software, token, policy, state
-	awk -F'\t' '{printf "     %-22s %-10s %-8s %-9s %s  %s\n", substr($1, 1, 19) "...", $2, $3, $4, $5, $7}' list.out
-	nhw=$(awk -F'\t' '$4 == "hardware"' list.out | wc -l)
-	if [ "$nhw" -eq 4 ] && [ "$(wc -l <list.out)" -eq 4 ]; then
-		ok "4 keys, all on the token (hardware)"
+say "   \$ conex key list"
+if "$CONEX" key list >list.out 2>&1; then
+	# <alg> key <id> keyid sha256=<hex> hardware token <label> (<serial>) <uri>
+	awk '{printf "     %-8s %-10s %s... %s %s %s\n", $1, $3, substr($5, 1, 19), $6, $7, $8}' list.out
+	nhw=$(grep -c ' hardware token ' list.out)
+	if [ "$nhw" -eq 5 ] && [ "$(wc -l <list.out)" -eq 5 ]; then
+		ok "5 keys, all on the token (hardware)"
 	else
-		bad "expected 4 hardware keys"
+		bad "expected 5 hardware keys"
 	fi
 else
 	indent <list.out
-	bad "conex agent list failed"
+	bad "conex key list failed"
 fi
 need
 
@@ -226,44 +225,53 @@ say "== (c) a demo repository signed through the agent, verified as opam would"
 STATE=(--state "$W/state") # rollback protection across full fetches
 
 say
-say "-- the root, with the token's public keys, signed by the token's root key"
-if ANCHOR=$("$TESTSIGN" init --agent demo 2>init.err); then
-	say "   \$ cx-testsign init --agent demo"
-	say "     trust anchor (root key id): $ANCHOR"
-	if grep -q "^${ANCHOR}	root	" list.out; then
-		ok "the anchor is the token's root key"
-	else
-		bad "the anchor is not the root key the agent lists"
-	fi
-else
-	say "   \$ cx-testsign init --agent demo"
-	indent <init.err
-	bad "cx-testsign init --agent failed"
-fi
+say "-- the root: the token's root key, maintainer m1, the snapshot and timestamp roles"
+mkdir demo
+for step in "root create" "root add-key root" "targets create m1" "targets create alice" \
+	"root add-to-role maintainer m1" "root set-role snapshot snap" \
+	"root set-role timestamp timestamp" "root sign"; do
+	# shellcheck disable=SC2086 # step is a list of words
+	run "conex $step -r demo" "$CONEX" $step -r demo || break
+done
+need
+ANCHOR=$("$CONEX" key show root | awk '{print $5; exit}')
+say "     trust anchor (the root key id): $ANCHOR"
+
+say
+say "-- m1 delegates packages/demo to the author alice, and signs"
+run "conex targets delegate m1 packages/demo alice -r demo" \
+	"$CONEX" targets delegate m1 packages/demo alice -r demo &&
+	run "conex targets sign m1 -r demo" "$CONEX" targets sign m1 -r demo
 need
 
 say
-say "-- release demo.1.0.0, signed through the agent, full verification (opam repository add)"
+say "-- alice releases demo.1.0.0 (as dune-release would: conex release), full verification"
 mkdir -p demo/packages/demo/demo.1.0.0
 cat >demo/packages/demo/demo.1.0.0/opam <<'EOF'
 opam-version: "2.0"
 synopsis: "A demo package"
-maintainer: "m1@example.org"
+maintainer: "alice@example.org"
 EOF
-run "cx-testsign sign --agent demo       (m1: keys/m1, snap, timestamp)" \
-	"$TESTSIGN" sign --agent demo
+run "conex release alice demo -r demo     (keys/alice, snapshot, timestamp)" \
+	"$CONEX" release alice demo -r demo
 need
 expect 0 "conex verify --quorum 1 -t \$ANCHOR --dir demo" \
 	"$CONEX" verify "${STATE[@]}" --quorum 1 -t "$ANCHOR" --dir demo
 cp -a demo demo.old # kept for the rollback step
 
 say
-say "-- release demo.1.1.0, signed through the agent, incremental verification (opam update)"
+say "-- a pull request adds demo.1.1.0, unsigned: conex check tells who must sign"
 cp -a demo demo.v1
 mkdir -p demo/packages/demo/demo.1.1.0
 sed 's/A demo package/A demo package, improved/' demo/packages/demo/demo.1.0.0/opam \
 	>demo/packages/demo/demo.1.1.0/opam
-run "cx-testsign sign --agent demo       (counters + 1)" "$TESTSIGN" sign --agent demo
+diff -ruaN demo.v1 demo >pr.patch
+expect fail "conex check -t \$ANCHOR -r demo.v1 --patch pr.patch" \
+	"$CONEX" check -t "$ANCHOR" -r demo.v1 --patch pr.patch
+
+say
+say "-- alice signs demo.1.1.0, incremental verification (opam update)"
+run "conex release alice demo -r demo     (counters + 1)" "$CONEX" release alice demo -r demo
 mv demo demo.new && mv demo.v1 demo
 diff -ruaN demo demo.new >update.patch
 say "   \$ diff -ruaN demo demo.new > update.patch    ($(grep -c '^diff ' update.patch) files changed)"
@@ -296,17 +304,17 @@ expect fail "conex verify --quorum 1 -t \$ANCHOR --dir demo.old   (state: newer 
 
 say
 say "-- the agent's audit log: one hash-chained line per login, key generation and signature"
-# root once; m1, snap and timestamp for each of the two releases
+# root and m1 once; alice, snap and timestamp for each of the two releases
 NSIGN=$(grep -c '"op":"sign".*"result":"ok"' audit.log)
 say "   $NSIGN signatures recorded (who, which key, what resource, the sha256 of the bytes):"
 # seq, op, pid/exe, type name, result, from each JSON line
 grep '"op":"sign"' audit.log | sed -E 's/.*"seq":([0-9]+).*"pid":([0-9]+),"exe":"([^"]*)".*"op":"([a-z]+)".*"keyid":"sha256=(.{12})[^"]*".*"type":"([a-z]*)","name":"([^"]*)".*"sha256":"(.{12})[^"]*","result":"([a-z-]*)".*/#\1 \4 by pid \2 (\3): key \5... \6 \7, data \8..., \9/' |
 	sed "s|$BUILD/||" | indent
 expect 0 "conex agent audit audit.log" "$CONEX" agent audit audit.log
-if [ "$NSIGN" -eq 7 ]; then
-	ok "7 signatures: root, and m1, snap, timestamp for each release"
+if [ "$NSIGN" -eq 8 ]; then
+	ok "8 signatures: root, m1, and alice, snap, timestamp for each release"
 else
-	bad "$NSIGN signatures in the audit log (expected 7)"
+	bad "$NSIGN signatures in the audit log (expected 8)"
 fi
 
 say

@@ -972,10 +972,48 @@ START_TEST(test_bad_frames)
 
 	/* oversize: refused from the header alone */
 	ck_assert((fd = raw_connect(g.sock)) >= 0);
-	f[0] = 0x00, f[1] = 0x04, f[2] = 0x00, f[3] = 0x01, f[4] = CX_MSG_SIGN; /* 256 KiB + 1 */
+	f[0] = 0x00, f[1] = 0x04, f[2] = 0x00, f[3] = 0x01, f[4] = CX_MSG_LIST; /* 256 KiB + 1 */
 	raw_send(fd, f, 5);
 	expect_error_then_eof(fd, CX_AERR_BAD_REQUEST);
 	close(fd);
+	ck_assert((fd = raw_connect(g.sock)) >= 0);
+	f[0] = 0x04, f[1] = 0x00, f[2] = 0x00, f[3] = 0x01, f[4] = CX_MSG_SIGN; /* 64 MiB + 1 */
+	raw_send(fd, f, 5);
+	expect_error_then_eof(fd, CX_AERR_BAD_REQUEST);
+	close(fd);
+	ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0);
+	cx_agent_keys_free(keys);
+
+	/*
+	 * Large SIGN frames announced at once share a budget of 256 MiB: four
+	 * of 64 MiB are read (as their bytes come), a fifth is refused, and
+	 * when one goes its share is free again.  Announcing costs the agent
+	 * nothing: a body is allocated only as it arrives.
+	 */
+	{
+		int big4[4];
+		for (int i = 0; i < 4; i++) {
+			ck_assert((big4[i] = raw_connect(g.sock)) >= 0);
+			f[0] = 0x04, f[1] = 0x00, f[2] = 0x00, f[3] = 0x00, f[4] = CX_MSG_SIGN;
+			raw_send(big4[i], f, 5);
+		}
+		ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0); /* the agent has read them */
+		cx_agent_keys_free(keys);
+		ck_assert((fd = raw_connect(g.sock)) >= 0);
+		raw_send(fd, f, 5);
+		expect_error_then_eof(fd, CX_AERR_BAD_REQUEST);
+		close(fd);
+		close(big4[0]);
+		ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0); /* and seen one go */
+		cx_agent_keys_free(keys);
+		ck_assert((fd = raw_connect(g.sock)) >= 0);
+		raw_send(fd, f, 5);
+		ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0);
+		cx_agent_keys_free(keys);
+		close(fd);
+		for (int i = 1; i < 4; i++)
+			close(big4[i]);
+	}
 	ck_assert_int_eq(cx_agent_list(c, &keys, &n, &e), 0);
 
 	/* 0xffffffff */

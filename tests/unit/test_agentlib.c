@@ -2,6 +2,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +304,120 @@ START_TEST(test_audit_refusals)
 	ck_assert_msg(strstr(e.msg, "prev is not 64 hex") != NULL, "%s", e.msg);
 	verify_fails(p, "line 1: not an audit record: prev is not 64 hex digits");
 	free(l);
+	free(p);
+	cx_test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* Group commit: appenders on several threads, each waiting for its own line. */
+#define GC_THREADS 4
+#define GC_LINES   150
+
+struct gc_arg {
+	struct cx_audit *a;
+	int id;
+	uint64_t seqs[GC_LINES];
+	int failed;
+};
+
+static void *
+gc_thread(void *p)
+{
+	struct gc_arg *g = p;
+	struct cx_err e = {0};
+	char name[32];
+
+	snprintf(name, sizeof(name), "t%d", g->id);
+	for (int i = 0; i < GC_LINES; i++) {
+		struct cx_audit_entry en = {.op = "sign", .name = name, .result = "ok"};
+
+		if (cx_audit_write(g->a, &en, &g->seqs[i], &e) != 0) {
+			g->failed = 1;
+			break;
+		}
+		/* the three ways the agent uses: wait, kick and wait, leave to the syncer */
+		if (i % 3 == 1)
+			cx_audit_kick(g->a, g->seqs[i]);
+		if (i % 3 != 2 && cx_audit_sync(g->a, g->seqs[i], &e) != 0) {
+			g->failed = 1;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Lines handed to the syncer (the event loop's way), beside the appenders. */
+static void *
+gc_defer_thread(void *p)
+{
+	struct gc_arg *g = p;
+	struct cx_err e = {0};
+	uint8_t h[32];
+
+	memset(h, 0xab, sizeof(h));
+	for (int i = 0; i < GC_LINES; i++) {
+		struct cx_audit_entry en = {.op = "sign",
+		    .exe = "/usr/bin/conex",
+		    .name = "deferred",
+		    .data_sha256 = i % 2 ? h : NULL,
+		    .result = "refused"};
+
+		if (cx_audit_defer(g->a, &en, &e) != 0) {
+			g->failed = 1;
+			break;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_audit_group_commit)
+{
+	char *dir, *p = make_log(&dir);
+	struct gc_arg args[GC_THREADS], dargs;
+	pthread_t th[GC_THREADS], dth;
+	struct cx_audit *a = NULL;
+	struct cx_err e = {0};
+	uint8_t seen[50 + (GC_THREADS + 1) * GC_LINES + 1];
+	uint64_t n;
+
+	ck_assert_msg(cx_audit_open(p, &a, &e) == 0, "open: %s", e.msg);
+	ck_assert_msg(cx_audit_start(a, &e) == 0, "start: %s", e.msg);
+	/* lines already in the file count as durable: nothing to wait for */
+	ck_assert_int_eq(cx_audit_sync(a, 50, &e), 0);
+	for (int i = 0; i < GC_THREADS; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].a = a;
+		args[i].id = i;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, gc_thread, &args[i]), 0);
+	}
+	memset(&dargs, 0, sizeof(dargs));
+	dargs.a = a;
+	ck_assert_int_eq(pthread_create(&dth, NULL, gc_defer_thread, &dargs), 0);
+	for (int i = 0; i < GC_THREADS; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	ck_assert_int_eq(pthread_join(dth, NULL), 0);
+	ck_assert(!dargs.failed);
+	/* every line got its own number, after the 50 that were there, in order per thread */
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < GC_THREADS; i++) {
+		ck_assert(!args[i].failed);
+		for (int k = 0; k < GC_LINES; k++) {
+			uint64_t s = args[i].seqs[k];
+			ck_assert_uint_gt(s, 50);
+			ck_assert_uint_le(s, 50 + (GC_THREADS + 1) * GC_LINES);
+			ck_assert(!seen[s]);
+			seen[s] = 1;
+			if (k > 0)
+				ck_assert_uint_gt(s, args[i].seqs[k - 1]);
+		}
+	}
+	/* closing writes what the syncer still holds */
+	cx_audit_close(a);
+	ck_assert_msg(cx_audit_verify(p, &n, &e) == 0, "verify: %s", e.msg);
+	ck_assert_uint_eq(n, 50 + (GC_THREADS + 1) * GC_LINES);
+	ck_assert_int_eq(
+	    cx_test_sh("test $(grep -c '\"name\":\"deferred\"' '%s') -eq %d", p, GC_LINES), 0);
 	free(p);
 	cx_test_rm_rf(dir);
 	free(dir);
@@ -762,6 +877,7 @@ agentlib_suite(void)
 	tcase_add_test(tc, test_audit_short_write);
 	tcase_add_test(tc, test_audit_reopen);
 	tcase_add_test(tc, test_audit_refusals);
+	tcase_add_test(tc, test_audit_group_commit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lock");

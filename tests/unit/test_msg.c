@@ -203,7 +203,7 @@ round_trip(const struct cx_msg *m)
 	memcpy(longer, body, bodylen);
 	longer[bodylen] = 0;
 	r = decode_exact(type, longer, bodylen + 1, &t, &scratch, secret, SECRET_CAP, &e);
-	if (bodylen + 1 > CX_PROTO_MAX - 1) {
+	if (bodylen + 1 > cx_frame_max(type) - 1) {
 		/* no room for a trailing byte: over the limit */
 		ck_assert_msg(r == CX_ETOOBIG, "type %u: trailing byte: %d", type, r);
 	} else {
@@ -403,22 +403,42 @@ END_TEST
 /* Data and key lists up to the frame limit, and one byte past it. */
 START_TEST(test_limits)
 {
-	const size_t maxdata = CX_PROTO_MAX - 1 - 32 - 1 - 4;
+	const size_t maxdata = CX_PROTO_SIGN_MAX - 1 - 32 - 1 - 4;
 	const size_t maxkeys = (CX_PROTO_MAX - 1 - 4) / 86;
 	struct cx_msg_key *keys;
 	struct cx_buf out;
 	struct cx_msg m;
-	uint8_t *data = malloc(CX_PROTO_MAX);
+	uint8_t *data = malloc(CX_PROTO_SIGN_MAX);
 	char ids[1500][8];
 	size_t i;
 
 	ck_assert(data != NULL);
-	fill(data, CX_PROTO_MAX, 5);
+	fill(data, CX_PROTO_SIGN_MAX, 5);
 	memset(&m, 0, sizeof(m));
 	m.type = CX_MSG_SIGN;
 	m.u.sign.sigalg = CX_MSIG_ED25519;
 	m.u.sign.data = data;
+	/* the largest SIGN, once through (round_trip's truncation sweep is for small bodies) */
 	m.u.sign.datalen = maxdata;
+	{
+		struct cx_buf fr, sc;
+		struct cx_msg d;
+		struct cx_err e = {0};
+		uint32_t bl;
+		uint8_t ty;
+		cx_buf_init(&fr, 0);
+		cx_buf_init(&sc, 0);
+		ck_assert_int_eq(cx_msg_encode(&m, &fr), 0);
+		ck_assert_uint_eq(fr.len, CX_PROTO_HDR + CX_PROTO_SIGN_MAX - 1);
+		ck_assert_int_eq(cx_frame_header(fr.d, &bl, &ty), 0);
+		ck_assert_msg(cx_msg_decode(ty, fr.d + CX_PROTO_HDR, bl, &d, &sc, NULL, 0, &e) == 0,
+		    "%s", e.msg);
+		ck_assert_uint_eq(d.u.sign.datalen, maxdata);
+		ck_assert(memcmp(d.u.sign.data, data, maxdata) == 0);
+		cx_buf_free(&fr);
+		cx_buf_free(&sc);
+	}
+	m.u.sign.datalen = CX_PROTO_MAX; /* past the others' limit: a SIGN still round-trips */
 	round_trip(&m);
 	m.u.sign.datalen = maxdata + 1;
 	cx_buf_init(&out, 0);
@@ -565,7 +585,23 @@ START_TEST(test_refused)
 	ck_assert_int_eq(cx_msg_decode(CX_MSG_KEYS, big, 64, &m, &scratch, NULL, 0, &e), CX_EPARSE);
 	/* a body over the limit is refused whatever it holds */
 	ck_assert_int_eq(
-	    cx_msg_decode(CX_MSG_SIGN, big, CX_PROTO_MAX, &m, &scratch, NULL, 0, &e), CX_ETOOBIG);
+	    cx_msg_decode(CX_MSG_REMOVE_TOKEN, big, CX_PROTO_MAX, &m, &scratch, NULL, 0, &e),
+	    CX_ETOOBIG);
+	ck_assert_int_eq(
+	    cx_msg_decode(CX_MSG_SIGN, big, CX_PROTO_SIGN_MAX, &m, &scratch, NULL, 0, &e),
+	    CX_ETOOBIG);
+	/* the header alone decides, by type: SIGN may be larger than anything else */
+	{
+		uint8_t h[CX_PROTO_HDR] = {0x00, 0x04, 0x00, 0x01, CX_MSG_SIGN};
+		uint32_t bl;
+		uint8_t ty;
+		ck_assert_int_eq(cx_frame_header(h, &bl, &ty), 0);
+		ck_assert_uint_eq(bl, CX_PROTO_MAX);
+		h[4] = CX_MSG_LIST;
+		ck_assert_int_eq(cx_frame_header(h, &bl, &ty), CX_ETOOBIG);
+		h[0] = 0x04, h[1] = 0, h[2] = 0, h[3] = 1, h[4] = CX_MSG_SIGN;
+		ck_assert_int_eq(cx_frame_header(h, &bl, &ty), CX_ETOOBIG);
+	}
 	/* a scratch buffer capped too low */
 	cx_buf_free(&scratch);
 	cx_buf_init(&scratch, 8);
@@ -1235,7 +1271,7 @@ START_TEST(test_client_no_sigpipe)
 	struct cx_err e = {0};
 	struct cx_buf sig;
 	struct fake f;
-	uint8_t keyid[32] = {0}, *data = calloc(1, CX_PROTO_MAX);
+	uint8_t keyid[32] = {0}, *data = calloc(1, CX_PROTO_SIGN_MAX);
 	int sv[2];
 
 	ck_assert(data != NULL);
@@ -1263,7 +1299,8 @@ START_TEST(test_client_no_sigpipe)
 	ck_assert_msg(cx_agent_connect_fd(sv[0], &c, &e) == 0, "%s", e.msg);
 	fake_join(&f);
 	ck_assert_int_eq(
-	    cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_MAX, &sig, &e), CX_ETOOBIG);
+	    cx_agent_sign(c, keyid, CX_MSIG_ED25519, data, CX_PROTO_SIGN_MAX, &sig, &e),
+	    CX_ETOOBIG);
 	ck_assert_msg(strstr(e.msg, "frame limit") != NULL, "%s", e.msg);
 	cx_agent_close(c);
 	cx_buf_free(&sig);

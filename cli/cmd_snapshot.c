@@ -42,7 +42,7 @@ role_ref(
 int
 cx_tool_holds_role(struct cx_tool *t, const struct cx_expr *role)
 {
-	const struct cx_keyref *ref;
+	const struct cx_keyref *ref = NULL;
 	const struct cx_msg_key *k;
 	struct cx_signer *s;
 	struct cx_err e = {0};
@@ -65,7 +65,7 @@ role_run(struct cx_tool *t, enum cx_rtype type, int nosign, int reset_epoch,
     struct cx_err *e)
 {
 	const char *what = type == CX_R_SNAPSHOT ? "snapshot" : "timestamp";
-	const struct cx_keyref *ref;
+	const struct cx_keyref *ref = NULL;
 	const struct cx_msg_key *k = NULL;
 	struct cx_resource *root, *r;
 	struct cx_signer *s;
@@ -181,7 +181,7 @@ static int
 fill_timestamp(
     struct cx_tool *t, const struct cx_resource *root, struct cx_resource *r, struct cx_err *e)
 {
-	const struct cx_keyref *ref;
+	const struct cx_keyref *ref = NULL;
 	struct cx_buf b;
 	int rc;
 

@@ -733,13 +733,18 @@ rb_git_diff(const char *parent, const char *a, const char *b, size_t *len)
 	char g[512];
 
 	snprintf(g, sizeof(g), "%s.git-%s", a, b);
+	/*
+	 * The new tree is copied with fresh mtimes: with cp -a's old ones, a file
+	 * of the same size that gets the removed file's inode back can look
+	 * unchanged to git's stat check (a flaky, incomplete diff).
+	 */
 	if (rb_sh("cd '%s' && rm -rf '%s' && mkdir '%s' && cp -a '%s'/. '%s'/ && cd '%s' && "
 	          "export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 && "
 	          "git -c init.defaultBranch=main init -q && git add -A && "
 	          "git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false "
 	          "commit -q -m old && "
 	          "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
-	          "cp -a '../%s'/. . && git add -A && "
+	          "cp -R --preserve=mode '../%s'/. . && git add -A && "
 	          "git -c core.autocrlf=false diff --cached > '../%s.diff'",
 	        parent, g, g, a, g, g, b, g) != 0)
 		rb_die("git diff %s %s failed", a, b);

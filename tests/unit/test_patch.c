@@ -106,14 +106,19 @@ unload(struct loaded *L)
 	memset(L, 0, sizeof(*L));
 }
 
-/* Runs git in tmp/repo: commit old/, replace it with new/, stage, diff. */
+/*
+ * Runs git in tmp/repo: commit old/, replace it with new/, stage, diff.  new/
+ * is copied with fresh mtimes (modes kept): with cp -a's, a same-size file that
+ * gets the removed one's inode back can look unchanged to git's stat check.
+ */
 static void
 git_patch(const char *tmp, const char *stage, const char *diffargs, const char *out)
 {
 	int r = cx_test_sh(
 	    "cd '%s' && rm -rf repo && mkdir repo && cp -a old/. repo/ && cd repo && " GIT
 	    "init -q && " GIT "add -A && " GIT "commit -q --allow-empty -m old && "
-	    "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && cp -a ../new/. . && " GIT
+	    "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
+	    "cp -R --preserve=mode ../new/. . && " GIT
 	    "%s && " GIT "diff --no-color --no-ext-diff %s > ../%s",
 	    tmp, stage, diffargs, out);
 	ck_assert_int_eq(r, 0);

@@ -37,15 +37,13 @@ static int perr(struct pctx *p, const struct cx_wire *w, const char *fmt, ...)
 static int
 perr(struct pctx *p, const struct cx_wire *w, const char *fmt, ...)
 {
-	char what[512];
 	va_list ap;
+	int r;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	r = cx_wire_verr(p->e, p->name, w, fmt, ap);
 	va_end(ap);
-	if (w != NULL && w->line)
-		return cx_err_set(p->e, CX_EPARSE, "%s:%u:%u: %s", p->name, w->line, w->col, what);
-	return cx_err_set(p->e, CX_EPARSE, "%s: %s", p->name, what);
+	return r;
 }
 
 /* The expression parser only warns about an unknown digest algorithm: here that is an error. */

@@ -52,15 +52,13 @@ static int derr(struct dec *d, const struct cx_wire *w, const char *fmt, ...)
 static int
 derr(struct dec *d, const struct cx_wire *w, const char *fmt, ...)
 {
-	char what[512];
 	va_list ap;
+	int r;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	r = cx_wire_verr(d->e, d->name, w, fmt, ap);
 	va_end(ap);
-	if (w != NULL && w->line)
-		return cx_err_set(d->e, CX_EPARSE, "%s:%u:%u: %s", d->name, w->line, w->col, what);
-	return cx_err_set(d->e, CX_EPARSE, "%s: %s", d->name, what);
+	return r;
 }
 
 static int

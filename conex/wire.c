@@ -1,4 +1,5 @@
 /* Wire value constructors, lookup, equality and the canonical form (§3.1). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,4 +285,16 @@ cx_wire_type_name(enum cx_wire_type t)
 		return "'|' expression";
 	}
 	return "value";
+}
+
+int
+cx_wire_verr(
+    struct cx_err *e, const char *name, const struct cx_wire *w, const char *fmt, va_list ap)
+{
+	char what[512];
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	if (w != NULL && w->line)
+		return cx_err_set(e, CX_EPARSE, "%s:%u:%u: %s", name, w->line, w->col, what);
+	return cx_err_set(e, CX_EPARSE, "%s: %s", name, what);
 }

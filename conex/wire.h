@@ -5,6 +5,7 @@
 #ifndef CX_WIRE_H
 #define CX_WIRE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,13 @@ int cx_wire_write(const struct cx_wire *doc, struct cx_buf *out);
 
 /* Structural equality (maps by key, lists in order). */
 int cx_wire_equal(const struct cx_wire *a, const struct cx_wire *b);
+
+/*
+ * A decoding error about w in the file name: "name:line:col: what" where w
+ * has a position, "name: what" otherwise.  Returns CX_EPARSE.
+ */
+int cx_wire_verr(struct cx_err *e, const char *name, const struct cx_wire *w, const char *fmt,
+    va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Lookup in a Map; NULL if absent or w is not a Map. */
 struct cx_wire *cx_wire_get(const struct cx_wire *map, const char *key);

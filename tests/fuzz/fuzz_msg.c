@@ -2,7 +2,8 @@
  * The agent protocol decoder on arbitrary bytes, as a body of every message
  * type: never a crash or an overread, and whatever decodes is canonical:
  * encoding it gives back exactly the input (one encoding per message).
- * The first five bytes also go through the frame header check.
+ * The first five bytes also go through the frame header check, which must
+ * hold every type but SIGN to CX_PROTO_MAX.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,8 +23,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	uint32_t bodylen;
 	unsigned t;
 
+	/* the header check obeys each type's cap: SIGN's, and CX_PROTO_MAX for all others */
 	if (len >= CX_PROTO_HDR && cx_frame_header(data, &bodylen, &type) == 0 &&
-	    bodylen > CX_PROTO_MAX - 1)
+	    (bodylen > cx_frame_max(type) - 1 ||
+	        (type != CX_MSG_SIGN && bodylen > CX_PROTO_MAX - 1)))
 		abort();
 	cx_buf_init(&scratch, 0);
 	cx_buf_init(&out, 0);

@@ -2247,6 +2247,121 @@ edit_of(const struct cx_patch *p, const char *path)
 }
 
 /*
+ * SHA-256 of a patch's result while it is written: a third thread hashes the
+ * bytes cx_patch_apply_ex announces as final, so the digest is ready soon
+ * after the last byte instead of one whole pass later.  The same bytes, in
+ * the same order, as cx_sha256 over the finished result.
+ */
+struct follow {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const uint8_t *d; /* the result so far: its first n bytes are final */
+	size_t n;
+	int fin; /* 1: the result is d, n, hash the rest; -1: stop, no digest */
+	EVP_MD_CTX *c;
+	uint8_t h[CX_SHA256_LEN];
+};
+
+static void *
+follow_main(void *arg)
+{
+	struct follow *fw = arg;
+	size_t done = 0, n;
+	const uint8_t *d;
+	int fin;
+
+	pthread_mutex_lock(&fw->mu);
+	for (;;) {
+		while (fw->n == done && fw->fin == 0)
+			pthread_cond_wait(&fw->cv, &fw->mu);
+		if (fw->fin < 0)
+			break;
+		d = fw->d;
+		n = fw->n;
+		fin = fw->fin;
+		if (n > done) {
+			pthread_mutex_unlock(&fw->mu);
+			cx_sha256_update(fw->c, d + done, n - done);
+			done = n;
+			pthread_mutex_lock(&fw->mu);
+		}
+		if (fin > 0 && fw->n == done)
+			break;
+	}
+	pthread_mutex_unlock(&fw->mu);
+	return NULL;
+}
+
+static void
+follow_progress(void *arg, const uint8_t *d, size_t n)
+{
+	struct follow *fw = arg;
+
+	pthread_mutex_lock(&fw->mu);
+	fw->d = d;
+	fw->n = n;
+	pthread_cond_signal(&fw->cv);
+	pthread_mutex_unlock(&fw->mu);
+}
+
+/*
+ * Applies f to the old bytes ob into out and hashes the result into h, the
+ * hashing on a third thread as the result is written (inline if there is
+ * none).  0, or cx_patch_apply_ex's error (h unset).
+ */
+static int
+apply_and_hash(const struct cx_patch_file *f, const struct cx_buf *ob, struct cx_buf *out,
+    uint8_t h[CX_SHA256_LEN], struct cx_err *e)
+{
+	struct follow fw;
+	pthread_t th;
+	int rc;
+
+	memset(&fw, 0, sizeof(fw));
+	if ((fw.c = cx_sha256_begin()) == NULL)
+		goto inline_hash;
+	if (pthread_mutex_init(&fw.mu, NULL) != 0) {
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	if (pthread_cond_init(&fw.cv, NULL) != 0) {
+		pthread_mutex_destroy(&fw.mu);
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	if (pthread_create(&th, NULL, follow_main, &fw) != 0) {
+		pthread_cond_destroy(&fw.cv);
+		pthread_mutex_destroy(&fw.mu);
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	rc = cx_patch_apply_ex(f, ob->d, ob->len, out, follow_progress, &fw, e);
+	pthread_mutex_lock(&fw.mu);
+	if (rc == 0) {
+		/* out->d is where progress pointed, or nothing was hashed yet */
+		fw.d = out->d;
+		fw.n = out->len;
+		fw.fin = 1;
+	} else {
+		fw.fin = -1;
+	}
+	pthread_cond_signal(&fw.cv);
+	pthread_mutex_unlock(&fw.mu);
+	pthread_join(th, NULL);
+	pthread_cond_destroy(&fw.cv);
+	pthread_mutex_destroy(&fw.mu);
+	if (rc == 0)
+		cx_sha256_end(fw.c, h);
+	else
+		EVP_MD_CTX_free(fw.c);
+	return rc;
+inline_hash:
+	if ((rc = cx_patch_apply(f, ob->d, ob->len, out, e)) == 0)
+		cx_sha256(out->d, out->len, h);
+	return rc;
+}
+
+/*
  * The other thread.  First the new bytes of every touched targets file and
  * their digest, for verify_keydir: the old file read once, with the patch
  * applied to it as the patched view would (its bound, its cap), else read
@@ -2278,17 +2393,18 @@ prefetch_main(void *arg)
 					bound += f->hunks[k].lines[l].len + 1;
 		if (f != NULL && cx_repo_read(in->old, in->pf_paths[i], bound, ob, &ignore) == 0) {
 			in->pf_read[i] = 1;
-			rc = cx_patch_apply(f, ob->d, ob->len, &kf->b, &ignore);
+			rc = apply_and_hash(f, ob, &kf->b, h, &ignore);
 		} else {
 			cx_buf_free(ob);
-			rc = cx_repo_read(in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore);
+			if ((rc = cx_repo_read(
+			         in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore)) == 0)
+				cx_sha256(kf->b.d, kf->b.len, h);
 		}
 		if (rc != 0) {
 			cx_buf_free(&kf->b);
 			continue;
 		}
 		kf->b.max = CX_BUF_DEFAULT_MAX;
-		cx_sha256(kf->b.d, kf->b.len, h);
 		cx_hex_encode(h, CX_SHA256_LEN, kf->hex);
 		in->nb_ok[i] = 1;
 	}

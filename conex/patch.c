@@ -1485,6 +1485,8 @@ cx_patch_apply_ex(const struct cx_patch_file *f, const uint8_t *old, size_t oldl
 			ap.progress = progress;
 			ap.progress_arg = arg;
 			ap.start = start;
+			if (progress != NULL)
+				progress(arg, out->d + start, 0);
 		}
 	}
 	r = apply_hunks(&ap, old, oldlen);

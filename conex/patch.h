@@ -62,7 +62,8 @@ int cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t old
  * The same, and when the result fits the room reserved for it at the start
  * (so out->d never moves), progress(arg, d, n) is called as the result is
  * written: its first n bytes, at d, are final, and out->d + its length on
- * entry == d for every call.  Once cx_patch_apply_ex returns, d is out's
+ * entry == d for every call.  The first call, n = 0, comes once the room is
+ * reserved.  Once cx_patch_apply_ex returns, d is out's
  * again (its bytes are overwritten if it fails).  Long runs of unchanged
  * lines are written CX_PATCH_PROGRESS_STEP bytes at a time.
  */

@@ -957,17 +957,27 @@ canon_target(struct cx_buf *o, const struct cx_target *t, int first)
 	return 0;
 }
 
+#define CANON_PREFAULT ((size_t)256 * 1024)
+
 static int
 canon_targets(struct cx_buf *o, const struct cx_resource *r)
 {
 	size_t i;
 	int rc;
 
+	size_t ahead = 0;
+
 	if ((rc = cx_buf_put_str(o, "targets:[")) != 0)
 		return rc;
-	for (i = 0; i < r->ntargets; i++)
+	for (i = 0; i < r->ntargets; i++) {
+		/* 4.5 MB for keys/m1: its pages mapped a piece at a time, not a fault each */
+		if (o->len >= ahead) {
+			cx_buf_prefault(o, o->len, CANON_PREFAULT);
+			ahead = o->len + CANON_PREFAULT;
+		}
 		if ((rc = canon_target(o, &r->targets[i], i == 0)) != 0)
 			return rc;
+	}
 	return cx_buf_put_str(o, "];");
 }
 

@@ -102,6 +102,9 @@ struct vctx {
 struct kfile {
 	struct cx_buf b;
 	char hex[CX_SHA256_HEX + 1];
+	/* b scanned while it was still being hashed (newbytes_get), to be finished by load_body */
+	struct cx_parse_pending spec;
+	int spec_on;
 };
 
 struct incr {
@@ -142,11 +145,12 @@ struct incr {
 	 * hashed on a third thread for verify_keydir: nb[i] when nb_ok[i].
 	 */
 	struct cx_repo *nb_repo;
-	pthread_mutex_t nb_mu; /* guards nb_done */
+	pthread_mutex_t nb_mu; /* guards nb_done and nb_ready */
 	pthread_cond_t nb_cv;
 	int nb_done, nb_joined;
 	struct kfile *nb;
 	int *nb_ok;
+	int *nb_ready; /* nb[i].b is written (not yet hashed): it may be scanned, not written */
 	struct smap nb_idx; /* keydir/id -> index + 1 into nb, after the join */
 };
 
@@ -843,7 +847,7 @@ static int load_check(struct vctx *v, struct tfile *f, struct cx_log *log, char 
 
 static int
 load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data, size_t len,
-    const char *hex, size_t ovl, int mode, int defer)
+    const char *hex, size_t ovl, int mode, int defer, struct kfile *kf)
 {
 	const char *id = f->id;
 	struct cx_err le;
@@ -869,8 +873,16 @@ load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data
 				return r == CX_ENOMEM ? r : 0;
 		}
 	}
-	if ((r = cx_resource_parse_ex(
-	         &v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le, mode)) != 0) {
+	if (kf != NULL && kf->spec_on && mode == CX_PARSE_INPLACE && kf->spec.a == &v->a &&
+	    kf->spec.data == data && kf->spec.len == len) {
+		/* scanned already (newbytes_get): the same parse, finished here */
+		kf->spec_on = 0;
+		r = cx_resource_parse_finish(&kf->spec, path, CX_R_TARGETS, &f->t, v->log, &le);
+	} else {
+		r = cx_resource_parse_ex(
+		    &v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le, mode);
+	}
+	if (r != 0) {
 		f->t = NULL;
 		if (r == CX_ENOMEM)
 			return r;
@@ -1013,7 +1025,7 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl, int defer)
 		if (v->inc != NULL && (kf = smap_get(&v->inc->kcache, path)) != NULL) {
 			/* verify_keydir's bytes, ours until the end: the record may point into them */
 			if (load_body(v, f, path, kf->b.d, kf->b.len, kf->hex, ovl,
-			        CX_PARSE_INPLACE, defer && ob == NULL) != 0)
+			        CX_PARSE_INPLACE, defer && ob == NULL, kf) != 0)
 				return NULL;
 			goto notify;
 		}
@@ -1027,7 +1039,7 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl, int defer)
 	}
 	cx_sha256(v->buf.d, v->buf.len, h);
 	cx_hex_encode(h, CX_SHA256_LEN, hex);
-	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl, CX_PARSE_FAST, 0) != 0)
+	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl, CX_PARSE_FAST, 0, NULL) != 0)
 		return NULL;
 notify:
 	if (ob != NULL && ob->identity != NULL)
@@ -2314,7 +2326,7 @@ follow_progress(void *arg, const uint8_t *d, size_t n)
  */
 static int
 apply_and_hash(const struct cx_patch_file *f, const struct cx_buf *ob, struct cx_buf *out,
-    uint8_t h[CX_SHA256_LEN], struct cx_err *e)
+    uint8_t h[CX_SHA256_LEN], void (*ready)(void *arg), void *arg, struct cx_err *e)
 {
 	struct follow fw;
 	pthread_t th;
@@ -2340,6 +2352,9 @@ apply_and_hash(const struct cx_patch_file *f, const struct cx_buf *ob, struct cx
 		goto inline_hash;
 	}
 	rc = cx_patch_apply_ex(f, ob->d, ob->len, out, follow_progress, &fw, e);
+	/* written, not yet hashed: others may read it now */
+	if (rc == 0)
+		ready(arg);
 	pthread_mutex_lock(&fw.mu);
 	if (rc == 0) {
 		/* out->d is where progress pointed, or nothing was hashed yet */
@@ -2360,8 +2375,10 @@ apply_and_hash(const struct cx_patch_file *f, const struct cx_buf *ob, struct cx
 		EVP_MD_CTX_free(fw.c);
 	return rc;
 inline_hash:
-	if ((rc = cx_patch_apply(f, ob->d, ob->len, out, e)) == 0)
+	if ((rc = cx_patch_apply(f, ob->d, ob->len, out, e)) == 0) {
+		ready(arg);
 		cx_sha256(out->d, out->len, h);
+	}
 	return rc;
 }
 
@@ -2373,6 +2390,25 @@ inline_hash:
  * parsed in place.  Whatever fails here is left for the main thread to do
  * again, with its own messages.
  */
+struct nb_ready_arg {
+	struct incr *in;
+	size_t i;
+};
+
+/* nb[i]'s bytes are final: newbytes_get may scan them while they are hashed */
+static void
+nb_ready_set(void *arg)
+{
+	struct nb_ready_arg *ra = arg;
+	struct incr *in = ra->in;
+
+	in->nb[ra->i].b.max = CX_BUF_DEFAULT_MAX;
+	pthread_mutex_lock(&in->nb_mu);
+	in->nb_ready[ra->i] = 1;
+	pthread_cond_signal(&in->nb_cv);
+	pthread_mutex_unlock(&in->nb_mu);
+}
+
 static void *
 prefetch_main(void *arg)
 {
@@ -2396,8 +2432,9 @@ prefetch_main(void *arg)
 				if (f->hunks[k].lines[l].kind == '-')
 					bound += f->hunks[k].lines[l].len + 1;
 		if (f != NULL && cx_repo_read(in->old, in->pf_paths[i], bound, ob, &ignore) == 0) {
+			struct nb_ready_arg ra = {in, i};
 			in->pf_read[i] = 1;
-			rc = apply_and_hash(f, ob, &kf->b, h, &ignore);
+			rc = apply_and_hash(f, ob, &kf->b, h, nb_ready_set, &ra, &ignore);
 		} else {
 			cx_buf_free(ob);
 			if ((rc = cx_repo_read(
@@ -2444,8 +2481,26 @@ newbytes_get(struct vctx *v, const char *path)
 		in->nb_joined = 1;
 		if (in->pf_running) {
 			pthread_mutex_lock(&in->nb_mu);
-			while (!in->nb_done)
+			while (!in->nb_done) {
+				/*
+				 * A file written but still being hashed: scan it meanwhile.
+				 * Nothing is written to it or logged until load_body finishes
+				 * the parse, after the snapshot check; unused, it is dropped.
+				 */
+				for (i = 0;
+				     i < in->pf_n && !(in->nb_ready[i] && !in->nb[i].spec_on); i++)
+					;
+				if (i < in->pf_n) {
+					struct kfile *kf = &in->nb[i];
+					kf->spec_on = 1;
+					pthread_mutex_unlock(&in->nb_mu);
+					cx_resource_parse_begin(
+					    &v->a, in->pf_paths[i], kf->b.d, kf->b.len, &kf->spec);
+					pthread_mutex_lock(&in->nb_mu);
+					continue;
+				}
 				pthread_cond_wait(&in->nb_cv, &in->nb_mu);
+			}
 			pthread_mutex_unlock(&in->nb_mu);
 		}
 		for (i = 0; i < in->pf_n; i++)
@@ -2474,6 +2529,7 @@ prefetch_start(struct vctx *v, const char *keydir)
 	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL ||
 	    (in->nb = calloc(in->touched.n + 1, sizeof(*in->nb))) == NULL ||
 	    (in->nb_ok = calloc(in->touched.n + 1, sizeof(*in->nb_ok))) == NULL ||
+	    (in->nb_ready = calloc(in->touched.n + 1, sizeof(*in->nb_ready))) == NULL ||
 	    (in->pf_read = calloc(in->touched.n + 1, sizeof(*in->pf_read))) == NULL)
 		return nomem(v);
 	for (size_t i = 0; i < in->touched.cap; i++) {
@@ -2602,8 +2658,11 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 out:
 	if (in.pf_running)
 		pthread_join(in.pf_thread, NULL);
-	for (i = 0; in.nb != NULL && i < in.pf_n; i++)
+	for (i = 0; in.nb != NULL && i < in.pf_n; i++) {
+		if (in.nb[i].spec_on)
+			cx_resource_parse_abandon(&in.nb[i].spec); /* scanned, never used */
 		cx_buf_free(&in.nb[i].b); /* those in kcache are freed once: cx_buf_free clears */
+	}
 	for (i = 0; i < in.kcache.cap; i++)
 		if (in.kcache.t[i].k != NULL)
 			cx_buf_free(&((struct kfile *)in.kcache.t[i].v)->b);
@@ -2620,6 +2679,7 @@ out:
 	free(in.pf_old);
 	free(in.nb);
 	free(in.nb_ok);
+	free(in.nb_ready);
 	free(in.pf_read);
 	cx_arena_free(&in.pf_arena);
 	smap_free(&in.old_snapidx);

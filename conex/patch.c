@@ -1492,6 +1492,9 @@ cx_patch_apply_ex(const struct cx_patch_file *f, const uint8_t *old, size_t oldl
 	r = apply_hunks(&ap, old, oldlen);
 	if (r == 0 && f->op == CX_PATCH_DELETE && out->len != start)
 		r = areject(&ap, "is deleted but the hunks do not remove all of it");
+	/* a failure: whoever reads the announced bytes stops before they are overwritten */
+	if (r != 0 && ap.progress != NULL)
+		ap.progress(ap.progress_arg, NULL, 0);
 	if (r != 0 && out->len != start) {
 		/* leave out as we found it */
 		out->len = start;

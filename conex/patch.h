@@ -63,7 +63,9 @@ int cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t old
  * (so out->d never moves), progress(arg, d, n) is called as the result is
  * written: its first n bytes, at d, are final, and out->d + its length on
  * entry == d for every call.  The first call, n = 0, comes once the room is
- * reserved.  Once cx_patch_apply_ex returns, d is out's
+ * reserved.  If it then fails, a last call progress(arg, NULL, 0) comes
+ * before any announced byte is overwritten: the callee stops reading them
+ * before it returns.  Once cx_patch_apply_ex returns, d is out's
  * again (its bytes are overwritten if it fails).  Long runs of unchanged
  * lines are written CX_PATCH_PROGRESS_STEP bytes at a time.
  */

@@ -2274,6 +2274,7 @@ struct follow {
 	const uint8_t *d; /* the result so far: its first n bytes are final */
 	size_t n;
 	int fin;                  /* 1: the result is d, n, hash the rest; -1: stop, no digest */
+	int stopped;              /* the hasher reads no more */
 	const struct cx_buf *out; /* the writer's: its next piece is mapped ahead */
 	EVP_MD_CTX *c;
 	uint8_t h[CX_SHA256_LEN];
@@ -2305,6 +2306,8 @@ follow_main(void *arg)
 		if (fin > 0 && fw->n == done)
 			break;
 	}
+	fw->stopped = 1;
+	pthread_cond_broadcast(&fw->cv);
 	pthread_mutex_unlock(&fw->mu);
 	return NULL;
 }
@@ -2315,9 +2318,18 @@ follow_progress(void *arg, const uint8_t *d, size_t n)
 	struct follow *fw = arg;
 
 	pthread_mutex_lock(&fw->mu);
+	if (d == NULL) {
+		/* the patch failed: the bytes are about to be overwritten, stop reading them */
+		fw->fin = -1;
+		pthread_cond_broadcast(&fw->cv);
+		while (!fw->stopped)
+			pthread_cond_wait(&fw->cv, &fw->mu);
+		pthread_mutex_unlock(&fw->mu);
+		return;
+	}
 	fw->d = d;
 	fw->n = n;
-	pthread_cond_signal(&fw->cv);
+	pthread_cond_broadcast(&fw->cv);
 	pthread_mutex_unlock(&fw->mu);
 	/* on the writer's thread: the pages of the next piece at once, not a fault each */
 	cx_buf_prefault(fw->out, (size_t)(d - fw->out->d) + n, CX_PATCH_PROGRESS_STEP);

@@ -596,7 +596,7 @@ struct prog {
 	const uint8_t *d;
 	size_t n, calls;
 	uint8_t copy[3 * 1024 * 1024];
-	int moved, shrank;
+	int moved, shrank, stopped;
 };
 
 static void
@@ -604,6 +604,14 @@ prog_cb(void *arg, const uint8_t *d, size_t n)
 {
 	struct prog *pg = arg;
 
+	if (d == NULL) {
+		/* a failure: the last call, before the bytes are overwritten */
+		ck_assert_int_eq(n, 0);
+		ck_assert_int_eq(pg->stopped, 0);
+		pg->stopped = 1;
+		return;
+	}
+	ck_assert_int_eq(pg->stopped, 0);
 	if (pg->d != NULL && pg->d != d)
 		pg->moved = 1;
 	if (n < pg->n)
@@ -650,6 +658,7 @@ START_TEST(test_apply_progress)
 	ck_assert_uint_ge(pg.calls, 5); /* 2 MB in 256 KB pieces */
 	ck_assert_int_eq(pg.moved, 0);
 	ck_assert_int_eq(pg.shrank, 0);
+	ck_assert_int_eq(pg.stopped, 0);
 	ck_assert_ptr_eq(pg.d, out.d);
 	ck_assert_uint_le(pg.n, out.len);
 	ck_assert_int_eq(memcmp(pg.copy, out.d, pg.n), 0);
@@ -663,6 +672,8 @@ START_TEST(test_apply_progress)
 	    cx_patch_apply_ex(&L.p->files[0], (const uint8_t *)old, len, &out, prog_cb, &pg, &e),
 	    CX_EREJECT);
 	ck_assert_uint_eq(out.len, 0);
+	ck_assert_uint_ge(pg.calls, 2); /* the start and the run before the hunk */
+	ck_assert_int_eq(pg.stopped, 1);
 	cx_buf_free(&out);
 	cx_buf_free(&ref);
 	unload(&L);

@@ -90,6 +90,36 @@ cx_sha256(const void *p, size_t n, uint8_t out[CX_SHA256_LEN])
 		abort();
 }
 
+EVP_MD_CTX *
+cx_sha256_begin(void)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void
+cx_sha256_update(EVP_MD_CTX *c, const void *p, size_t n)
+{
+	/* as cx_sha256: no digest would be safe, and there is no way to report it */
+	if (n != 0 && EVP_DigestUpdate(c, p, n) != 1)
+		abort();
+}
+
+void
+cx_sha256_end(EVP_MD_CTX *c, uint8_t out[CX_SHA256_LEN])
+{
+	unsigned int n = 0;
+
+	if (EVP_DigestFinal_ex(c, out, &n) != 1 || n != CX_SHA256_LEN)
+		abort();
+	EVP_MD_CTX_free(c);
+}
+
 void
 cx_hex_encode(const uint8_t *p, size_t n, char *out)
 {

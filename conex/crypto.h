@@ -21,6 +21,10 @@ enum cx_sigalg { CX_SIG_NONE = 0, CX_SIG_RSAPSS_SHA256 = 1, CX_SIG_ED25519 = 2 }
 #define CX_SHA256_HEX 64
 
 void cx_sha256(const void *p, size_t n, uint8_t out[CX_SHA256_LEN]);
+/* The same in pieces: begin (NULL: out of memory), update, end (frees the context). */
+EVP_MD_CTX *cx_sha256_begin(void);
+void cx_sha256_update(EVP_MD_CTX *c, const void *p, size_t n);
+void cx_sha256_end(EVP_MD_CTX *c, uint8_t out[CX_SHA256_LEN]);
 /* Lowercase hex, NUL-terminated: out holds 2n+1 bytes. */
 void cx_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Strict: exactly 2*outlen lowercase hex digits. 0 or CX_EPARSE. */

@@ -1223,6 +1223,10 @@ struct applier {
 	int closed; /* a line without '\n' was written: nothing may follow */
 	size_t hidx;
 	const struct cx_patch_hunk *h;
+	/* cx_patch_apply_ex: told of the bytes written so far, if out never moves */
+	cx_patch_progress_fn progress;
+	void *progress_arg;
+	size_t start;
 };
 
 static int areject(struct applier *, const char *, ...) __attribute__((format(printf, 2, 3)));
@@ -1250,8 +1254,18 @@ emit_run(struct applier *ap, const uint8_t *s, size_t len)
 
 	if (ap->closed)
 		return areject(ap, "ends the file without a newline, but more lines follow");
+	/* a long run goes out in pieces, each announced once written (cx_patch_apply_ex) */
+	while (ap->progress != NULL && len > CX_PATCH_PROGRESS_STEP) {
+		if ((r = cx_buf_put(ap->out, s, CX_PATCH_PROGRESS_STEP)) != 0)
+			return cx_err_set(ap->e, r, "%s: result too large", ap->fname);
+		s += CX_PATCH_PROGRESS_STEP;
+		len -= CX_PATCH_PROGRESS_STEP;
+		ap->progress(ap->progress_arg, ap->out->d + ap->start, ap->out->len - ap->start);
+	}
 	if ((r = cx_buf_put(ap->out, s, len)) != 0)
 		return cx_err_set(ap->e, r, "%s: result too large", ap->fname);
+	if (ap->progress != NULL)
+		ap->progress(ap->progress_arg, ap->out->d + ap->start, ap->out->len - ap->start);
 	return 0;
 }
 
@@ -1423,6 +1437,13 @@ int
 cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen, struct cx_buf *out,
     struct cx_err *e)
 {
+	return cx_patch_apply_ex(f, old, oldlen, out, NULL, NULL, e);
+}
+
+int
+cx_patch_apply_ex(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
+    struct cx_buf *out, cx_patch_progress_fn progress, void *arg, struct cx_err *e)
+{
 	struct applier ap;
 	size_t start;
 	int r;
@@ -1460,11 +1481,20 @@ cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
 		if (cx_buf_reserve(out, want, &p) == 0) {
 			out->len = start;
 			out->d[start] = 0;
+			/* the result fits: out->d stays where it is, progress may point into it */
+			ap.progress = progress;
+			ap.progress_arg = arg;
+			ap.start = start;
+			if (progress != NULL)
+				progress(arg, out->d + start, 0);
 		}
 	}
 	r = apply_hunks(&ap, old, oldlen);
 	if (r == 0 && f->op == CX_PATCH_DELETE && out->len != start)
 		r = areject(&ap, "is deleted but the hunks do not remove all of it");
+	/* a failure: whoever reads the announced bytes stops before they are overwritten */
+	if (r != 0 && ap.progress != NULL)
+		ap.progress(ap.progress_arg, NULL, 0);
 	if (r != 0 && out->len != start) {
 		/* leave out as we found it */
 		out->len = start;

@@ -58,5 +58,20 @@ void cx_patch_free(struct cx_patch *p);
 /* Applies f to old (NULL, 0 for a creation) and appends the new content to out. */
 int cx_patch_apply(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
     struct cx_buf *out, struct cx_err *e);
+/*
+ * The same, and when the result fits the room reserved for it at the start
+ * (so out->d never moves), progress(arg, d, n) is called as the result is
+ * written: its first n bytes, at d, are final, and out->d + its length on
+ * entry == d for every call.  The first call, n = 0, comes once the room is
+ * reserved.  If it then fails, a last call progress(arg, NULL, 0) comes
+ * before any announced byte is overwritten: the callee stops reading them
+ * before it returns.  Once cx_patch_apply_ex returns, d is out's
+ * again (its bytes are overwritten if it fails).  Long runs of unchanged
+ * lines are written CX_PATCH_PROGRESS_STEP bytes at a time.
+ */
+#define CX_PATCH_PROGRESS_STEP ((size_t)256 * 1024)
+typedef void (*cx_patch_progress_fn)(void *arg, const uint8_t *d, size_t n);
+int cx_patch_apply_ex(const struct cx_patch_file *f, const uint8_t *old, size_t oldlen,
+    struct cx_buf *out, cx_patch_progress_fn progress, void *arg, struct cx_err *e);
 
 #endif

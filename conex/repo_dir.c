@@ -165,6 +165,9 @@ dir_read(struct cx_repo *r, const char *path, size_t cap, struct cx_buf *out, st
 			    e, rc, "%s: does not fit the buffer (%zu bytes)", path, out->max);
 			goto out;
 		}
+		/* a big file: its pages mapped at once, not faulted in one by one by read */
+		if (want >= (size_t)1024 * 1024)
+			cx_buf_prefault(out, (size_t)(p - out->d), want);
 		do
 			got = read(fd, p, want);
 		while (got == -1 && errno == EINTR);

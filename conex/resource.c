@@ -528,6 +528,52 @@ cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, 
 	return from_wire(a, name, doc, expect, out, log, e, fast);
 }
 
+void
+cx_resource_parse_begin(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+    struct cx_parse_pending *pp)
+{
+	memset(pp, 0, sizeof(*pp));
+	pp->a = a;
+	pp->data = data;
+	pp->len = len;
+	pp->rc =
+	    cx_wire_parse_fast(a, name, data, len, &pp->doc, &pp->fast, CX_INPLACE_DEFER, &pp->e);
+}
+
+/* Writes the NULs the scans left (seal = 1), or not, and forgets them. */
+static void
+pending_ends(struct cx_parse_pending *pp, int seal)
+{
+	for (struct cx_fast_targets *ft = pp->fast; ft != NULL; ft = ft->next) {
+		for (size_t i = 0; seal && i < ft->nends; i++)
+			*ft->ends[i] = 0;
+		free(ft->ends);
+		ft->ends = NULL;
+		ft->nends = 0;
+	}
+}
+
+int
+cx_resource_parse_finish(struct cx_parse_pending *pp, const char *name, enum cx_rtype expect,
+    struct cx_resource **out, struct cx_log *log, struct cx_err *e)
+{
+	/* as cx_resource_parse_ex: a scanned list is sealed even if the rest fails */
+	pending_ends(pp, 1);
+	pp->fast = pp->rc == 0 ? pp->fast : NULL;
+	if (pp->rc != 0) {
+		if (e != NULL)
+			*e = pp->e;
+		return pp->rc;
+	}
+	return from_wire(pp->a, name, pp->doc, expect, out, log, e, pp->fast);
+}
+
+void
+cx_resource_parse_abandon(struct cx_parse_pending *pp)
+{
+	pending_ends(pp, 0);
+}
+
 int
 cx_resource_parse(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
     enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e)
@@ -955,17 +1001,27 @@ canon_target(struct cx_buf *o, const struct cx_target *t, int first)
 	return 0;
 }
 
+#define CANON_PREFAULT ((size_t)256 * 1024)
+
 static int
 canon_targets(struct cx_buf *o, const struct cx_resource *r)
 {
 	size_t i;
 	int rc;
 
+	size_t ahead = 0;
+
 	if ((rc = cx_buf_put_str(o, "targets:[")) != 0)
 		return rc;
-	for (i = 0; i < r->ntargets; i++)
+	for (i = 0; i < r->ntargets; i++) {
+		/* 4.5 MB for keys/m1: its pages mapped a piece at a time, not a fault each */
+		if (o->len >= ahead) {
+			cx_buf_prefault(o, o->len, CANON_PREFAULT);
+			ahead = o->len + CANON_PREFAULT;
+		}
 		if ((rc = canon_target(o, &r->targets[i], i == 0)) != 0)
 			return rc;
+	}
 	return cx_buf_put_str(o, "];");
 }
 

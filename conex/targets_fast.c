@@ -45,6 +45,8 @@ struct scan {
 	 * strings are not copied: they point into it, and once the whole list
 	 * is read, the closing quote after each becomes its NUL (ends).  Until
 	 * then the buffer is untouched, so a decline leaves it to the parser.
+	 * CX_INPLACE_DEFER: the same, but the NULs are left to the caller (the
+	 * positions are handed over, see cx_targets_scan).
 	 */
 	int inplace;
 	uint8_t **ends;
@@ -502,8 +504,8 @@ delegation(
 }
 
 int
-cx_dels_scan(
-    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out, size_t *n)
+cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out,
+    size_t *n, uint8_t ***ends, size_t *nends)
 {
 	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
 	struct cx_delegation *v = NULL;
@@ -538,7 +540,13 @@ cx_dels_scan(
 	if (nv)
 		memcpy(*out, v, nv * sizeof(**out));
 	*n = nv;
-	seal(&s);
+	if (inplace == CX_INPLACE_DEFER) {
+		*ends = s.ends;
+		*nends = s.nends;
+		s.ends = NULL;
+	} else {
+		seal(&s);
+	}
 	l->p = s.p;
 	l->line = s.line;
 	l->line_start = s.line_start;
@@ -551,8 +559,8 @@ out:
 }
 
 int
-cx_targets_scan(
-    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out, size_t *n)
+cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out,
+    size_t *n, uint8_t ***ends, size_t *nends)
 {
 	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
 	struct cx_target *v = NULL;
@@ -588,7 +596,13 @@ cx_targets_scan(
 	if (nv)
 		memcpy(*out, v, nv * sizeof(**out));
 	*n = nv;
-	seal(&s);
+	if (inplace == CX_INPLACE_DEFER) {
+		*ends = s.ends;
+		*nends = s.nends;
+		s.ends = NULL;
+	} else {
+		seal(&s);
+	}
 	l->p = s.p;
 	l->line = s.line;
 	l->line_start = s.line_start;

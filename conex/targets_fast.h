@@ -32,6 +32,8 @@ struct cx_fast_targets {
 	struct cx_delegation *d; /* or a `delegations` list */
 	size_t nd;
 	int is_dels;
+	uint8_t **ends; /* CX_INPLACE_DEFER: where the NULs go (cx_resource_parse_finish) */
+	size_t nends;
 	struct cx_fast_targets *next;
 };
 
@@ -44,12 +46,18 @@ struct cx_fast_targets {
  * keep and let be written: on success each string's closing quote becomes
  * its terminating NUL.
  */
-int cx_targets_scan(
-    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out, size_t *n);
+#define CX_INPLACE_DEFER 2
+/*
+ * With inplace == CX_INPLACE_DEFER, the input is not written: *ends (malloc'd,
+ * the caller frees it) and *nends are the positions of those closing quotes,
+ * for the caller to turn into NULs before the strings are read.
+ */
+int cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_target **out,
+    size_t *n, uint8_t ***ends, size_t *nends);
 
 /* The same for a `delegations` list. */
-int cx_dels_scan(
-    struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out, size_t *n);
+int cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out,
+    size_t *n, uint8_t ***ends, size_t *nends);
 
 /* How cx_resource_parse_ex may read. */
 enum {
@@ -66,5 +74,28 @@ int cx_wire_parse_fast(struct cx_arena *arena, const char *name, const uint8_t *
 /* Like cx_resource_parse, reading as mode (CX_PARSE_*) says. */
 int cx_resource_parse_ex(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
     enum cx_rtype expect, struct cx_resource **out, struct cx_log *log, struct cx_err *e, int mode);
+
+/*
+ * cx_resource_parse_ex(CX_PARSE_INPLACE) in two steps, so that the scan may
+ * run while another thread still reads data (it is not written until
+ * finish).  begin reads data into the arena and logs nothing; finish writes
+ * the NULs, then builds the record and logs as cx_resource_parse_ex would,
+ * with its result.  Either finish or abandon (which writes nothing) must
+ * follow a begin; data and the arena must outlive them.
+ */
+struct cx_parse_pending {
+	struct cx_arena *a;
+	const uint8_t *data;
+	size_t len;
+	int rc;
+	struct cx_wire *doc;
+	struct cx_fast_targets *fast;
+	struct cx_err e;
+};
+void cx_resource_parse_begin(struct cx_arena *a, const char *name, const uint8_t *data, size_t len,
+    struct cx_parse_pending *pp);
+int cx_resource_parse_finish(struct cx_parse_pending *pp, const char *name, enum cx_rtype expect,
+    struct cx_resource **out, struct cx_log *log, struct cx_err *e);
+void cx_resource_parse_abandon(struct cx_parse_pending *pp);
 
 #endif

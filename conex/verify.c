@@ -102,6 +102,9 @@ struct vctx {
 struct kfile {
 	struct cx_buf b;
 	char hex[CX_SHA256_HEX + 1];
+	/* b scanned while it was still being hashed (newbytes_get), to be finished by load_body */
+	struct cx_parse_pending spec;
+	int spec_on;
 };
 
 struct incr {
@@ -111,6 +114,7 @@ struct incr {
 	struct smap old_snapidx;
 	struct smap touched; /* every path the patch names */
 	struct smap aff;     /* paths whose acceptance may have changed */
+	uint64_t aff_lens;   /* bit (length % 64) of each: most paths are no member by length */
 	struct smap affdirs; /* the directories above them */
 	const char **pref;   /* delegation paths whose rules may have changed */
 	size_t npref, cappref;
@@ -142,11 +146,12 @@ struct incr {
 	 * hashed on a third thread for verify_keydir: nb[i] when nb_ok[i].
 	 */
 	struct cx_repo *nb_repo;
-	pthread_mutex_t nb_mu; /* guards nb_done */
+	pthread_mutex_t nb_mu; /* guards nb_done and nb_ready */
 	pthread_cond_t nb_cv;
 	int nb_done, nb_joined;
 	struct kfile *nb;
 	int *nb_ok;
+	int *nb_ready; /* nb[i].b is written (not yet hashed): it may be scanned, not written */
 	struct smap nb_idx; /* keydir/id -> index + 1 into nb, after the join */
 };
 
@@ -843,7 +848,7 @@ static int load_check(struct vctx *v, struct tfile *f, struct cx_log *log, char 
 
 static int
 load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data, size_t len,
-    const char *hex, size_t ovl, int mode, int defer)
+    const char *hex, size_t ovl, int mode, int defer, struct kfile *kf)
 {
 	const char *id = f->id;
 	struct cx_err le;
@@ -869,8 +874,16 @@ load_body(struct vctx *v, struct tfile *f, const char *path, const uint8_t *data
 				return r == CX_ENOMEM ? r : 0;
 		}
 	}
-	if ((r = cx_resource_parse_ex(
-	         &v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le, mode)) != 0) {
+	if (kf != NULL && kf->spec_on && mode == CX_PARSE_INPLACE && kf->spec.a == &v->a &&
+	    kf->spec.data == data && kf->spec.len == len) {
+		/* scanned already (newbytes_get): the same parse, finished here */
+		kf->spec_on = 0;
+		r = cx_resource_parse_finish(&kf->spec, path, CX_R_TARGETS, &f->t, v->log, &le);
+	} else {
+		r = cx_resource_parse_ex(
+		    &v->a, path, data, len, CX_R_TARGETS, &f->t, v->log, &le, mode);
+	}
+	if (r != 0) {
 		f->t = NULL;
 		if (r == CX_ENOMEM)
 			return r;
@@ -1013,7 +1026,7 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl, int defer)
 		if (v->inc != NULL && (kf = smap_get(&v->inc->kcache, path)) != NULL) {
 			/* verify_keydir's bytes, ours until the end: the record may point into them */
 			if (load_body(v, f, path, kf->b.d, kf->b.len, kf->hex, ovl,
-			        CX_PARSE_INPLACE, defer && ob == NULL) != 0)
+			        CX_PARSE_INPLACE, defer && ob == NULL, kf) != 0)
 				return NULL;
 			goto notify;
 		}
@@ -1027,7 +1040,7 @@ load_targets_src(struct vctx *v, const char *id, size_t ovl, int defer)
 	}
 	cx_sha256(v->buf.d, v->buf.len, h);
 	cx_hex_encode(h, CX_SHA256_LEN, hex);
-	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl, CX_PARSE_FAST, 0) != 0)
+	if (load_body(v, f, path, v->buf.d, v->buf.len, hex, ovl, CX_PARSE_FAST, 0, NULL) != 0)
 		return NULL;
 notify:
 	if (ob != NULL && ob->identity != NULL)
@@ -1171,7 +1184,9 @@ inc_wants_path(struct vctx *v, const char *path)
 {
 	size_t i;
 
-	if (smap_get(&v->inc->aff, path) != NULL)
+	/* 33,000 lookups for keys/m1: a path of no member's length % 64 is none (no hashing) */
+	if ((v->inc->aff_lens >> (strlen(path) & 63) & 1) != 0 &&
+	    smap_get(&v->inc->aff, path) != NULL)
 		return 1;
 	for (i = 0; i < v->inc->npref; i++)
 		if (strcmp(v->inc->pref[i], path) == 0 || below(v->inc->pref[i], path))
@@ -1835,6 +1850,7 @@ aff_add(struct vctx *v, const char *path)
 
 	if ((r = smap_put(&v->inc->aff, path, (void *)path)) < 0)
 		return nomem(v);
+	v->inc->aff_lens |= (uint64_t)1 << (strlen(path) & 63);
 	if (r == 0)
 		return 0;
 	/* every directory above it: a delegation of one of them leads to it */
@@ -2247,6 +2263,142 @@ edit_of(const struct cx_patch *p, const char *path)
 }
 
 /*
+ * SHA-256 of a patch's result while it is written: a third thread hashes the
+ * bytes cx_patch_apply_ex announces as final, so the digest is ready soon
+ * after the last byte instead of one whole pass later.  The same bytes, in
+ * the same order, as cx_sha256 over the finished result.
+ */
+struct follow {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const uint8_t *d; /* the result so far: its first n bytes are final */
+	size_t n;
+	int fin;                  /* 1: the result is d, n, hash the rest; -1: stop, no digest */
+	int stopped;              /* the hasher reads no more */
+	const struct cx_buf *out; /* the writer's: its next piece is mapped ahead */
+	EVP_MD_CTX *c;
+	uint8_t h[CX_SHA256_LEN];
+};
+
+static void *
+follow_main(void *arg)
+{
+	struct follow *fw = arg;
+	size_t done = 0, n;
+	const uint8_t *d;
+	int fin;
+
+	pthread_mutex_lock(&fw->mu);
+	for (;;) {
+		while (fw->n == done && fw->fin == 0)
+			pthread_cond_wait(&fw->cv, &fw->mu);
+		if (fw->fin < 0)
+			break;
+		d = fw->d;
+		n = fw->n;
+		fin = fw->fin;
+		if (n > done) {
+			pthread_mutex_unlock(&fw->mu);
+			cx_sha256_update(fw->c, d + done, n - done);
+			done = n;
+			pthread_mutex_lock(&fw->mu);
+		}
+		if (fin > 0 && fw->n == done)
+			break;
+	}
+	fw->stopped = 1;
+	pthread_cond_broadcast(&fw->cv);
+	pthread_mutex_unlock(&fw->mu);
+	return NULL;
+}
+
+static void
+follow_progress(void *arg, const uint8_t *d, size_t n)
+{
+	struct follow *fw = arg;
+
+	pthread_mutex_lock(&fw->mu);
+	if (d == NULL) {
+		/* the patch failed: the bytes are about to be overwritten, stop reading them */
+		fw->fin = -1;
+		pthread_cond_broadcast(&fw->cv);
+		while (!fw->stopped)
+			pthread_cond_wait(&fw->cv, &fw->mu);
+		pthread_mutex_unlock(&fw->mu);
+		return;
+	}
+	fw->d = d;
+	fw->n = n;
+	pthread_cond_broadcast(&fw->cv);
+	pthread_mutex_unlock(&fw->mu);
+	/* on the writer's thread: the pages of the next piece at once, not a fault each */
+	cx_buf_prefault(fw->out, (size_t)(d - fw->out->d) + n, CX_PATCH_PROGRESS_STEP);
+}
+
+/*
+ * Applies f to the old bytes ob into out and hashes the result into h, the
+ * hashing on a third thread as the result is written (inline if there is
+ * none).  0, or cx_patch_apply_ex's error (h unset).
+ */
+static int
+apply_and_hash(const struct cx_patch_file *f, const struct cx_buf *ob, struct cx_buf *out,
+    uint8_t h[CX_SHA256_LEN], void (*ready)(void *arg), void *arg, struct cx_err *e)
+{
+	struct follow fw;
+	pthread_t th;
+	int rc;
+
+	memset(&fw, 0, sizeof(fw));
+	fw.out = out;
+	if ((fw.c = cx_sha256_begin()) == NULL)
+		goto inline_hash;
+	if (pthread_mutex_init(&fw.mu, NULL) != 0) {
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	if (pthread_cond_init(&fw.cv, NULL) != 0) {
+		pthread_mutex_destroy(&fw.mu);
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	if (pthread_create(&th, NULL, follow_main, &fw) != 0) {
+		pthread_cond_destroy(&fw.cv);
+		pthread_mutex_destroy(&fw.mu);
+		EVP_MD_CTX_free(fw.c);
+		goto inline_hash;
+	}
+	rc = cx_patch_apply_ex(f, ob->d, ob->len, out, follow_progress, &fw, e);
+	/* written, not yet hashed: others may read it now */
+	if (rc == 0)
+		ready(arg);
+	pthread_mutex_lock(&fw.mu);
+	if (rc == 0) {
+		/* out->d is where progress pointed, or nothing was hashed yet */
+		fw.d = out->d;
+		fw.n = out->len;
+		fw.fin = 1;
+	} else {
+		fw.fin = -1;
+	}
+	pthread_cond_signal(&fw.cv);
+	pthread_mutex_unlock(&fw.mu);
+	pthread_join(th, NULL);
+	pthread_cond_destroy(&fw.cv);
+	pthread_mutex_destroy(&fw.mu);
+	if (rc == 0)
+		cx_sha256_end(fw.c, h);
+	else
+		EVP_MD_CTX_free(fw.c);
+	return rc;
+inline_hash:
+	if ((rc = cx_patch_apply(f, ob->d, ob->len, out, e)) == 0) {
+		ready(arg);
+		cx_sha256(out->d, out->len, h);
+	}
+	return rc;
+}
+
+/*
  * The other thread.  First the new bytes of every touched targets file and
  * their digest, for verify_keydir: the old file read once, with the patch
  * applied to it as the patched view would (its bound, its cap), else read
@@ -2254,6 +2406,25 @@ edit_of(const struct cx_patch *p, const char *path)
  * parsed in place.  Whatever fails here is left for the main thread to do
  * again, with its own messages.
  */
+struct nb_ready_arg {
+	struct incr *in;
+	size_t i;
+};
+
+/* nb[i]'s bytes are final: newbytes_get may scan them while they are hashed */
+static void
+nb_ready_set(void *arg)
+{
+	struct nb_ready_arg *ra = arg;
+	struct incr *in = ra->in;
+
+	in->nb[ra->i].b.max = CX_BUF_DEFAULT_MAX;
+	pthread_mutex_lock(&in->nb_mu);
+	in->nb_ready[ra->i] = 1;
+	pthread_cond_signal(&in->nb_cv);
+	pthread_mutex_unlock(&in->nb_mu);
+}
+
 static void *
 prefetch_main(void *arg)
 {
@@ -2277,18 +2448,20 @@ prefetch_main(void *arg)
 				if (f->hunks[k].lines[l].kind == '-')
 					bound += f->hunks[k].lines[l].len + 1;
 		if (f != NULL && cx_repo_read(in->old, in->pf_paths[i], bound, ob, &ignore) == 0) {
+			struct nb_ready_arg ra = {in, i};
 			in->pf_read[i] = 1;
-			rc = cx_patch_apply(f, ob->d, ob->len, &kf->b, &ignore);
+			rc = apply_and_hash(f, ob, &kf->b, h, nb_ready_set, &ra, &ignore);
 		} else {
 			cx_buf_free(ob);
-			rc = cx_repo_read(in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore);
+			if ((rc = cx_repo_read(
+			         in->nb_repo, in->pf_paths[i], cap, &kf->b, &ignore)) == 0)
+				cx_sha256(kf->b.d, kf->b.len, h);
 		}
 		if (rc != 0) {
 			cx_buf_free(&kf->b);
 			continue;
 		}
 		kf->b.max = CX_BUF_DEFAULT_MAX;
-		cx_sha256(kf->b.d, kf->b.len, h);
 		cx_hex_encode(h, CX_SHA256_LEN, kf->hex);
 		in->nb_ok[i] = 1;
 	}
@@ -2324,8 +2497,26 @@ newbytes_get(struct vctx *v, const char *path)
 		in->nb_joined = 1;
 		if (in->pf_running) {
 			pthread_mutex_lock(&in->nb_mu);
-			while (!in->nb_done)
+			while (!in->nb_done) {
+				/*
+				 * A file written but still being hashed: scan it meanwhile.
+				 * Nothing is written to it or logged until load_body finishes
+				 * the parse, after the snapshot check; unused, it is dropped.
+				 */
+				for (i = 0;
+				     i < in->pf_n && !(in->nb_ready[i] && !in->nb[i].spec_on); i++)
+					;
+				if (i < in->pf_n) {
+					struct kfile *kf = &in->nb[i];
+					kf->spec_on = 1;
+					pthread_mutex_unlock(&in->nb_mu);
+					cx_resource_parse_begin(
+					    &v->a, in->pf_paths[i], kf->b.d, kf->b.len, &kf->spec);
+					pthread_mutex_lock(&in->nb_mu);
+					continue;
+				}
 				pthread_cond_wait(&in->nb_cv, &in->nb_mu);
+			}
 			pthread_mutex_unlock(&in->nb_mu);
 		}
 		for (i = 0; i < in->pf_n; i++)
@@ -2354,6 +2545,7 @@ prefetch_start(struct vctx *v, const char *keydir)
 	    (in->pf_bufs = calloc(in->touched.n + 1, sizeof(*in->pf_bufs))) == NULL ||
 	    (in->nb = calloc(in->touched.n + 1, sizeof(*in->nb))) == NULL ||
 	    (in->nb_ok = calloc(in->touched.n + 1, sizeof(*in->nb_ok))) == NULL ||
+	    (in->nb_ready = calloc(in->touched.n + 1, sizeof(*in->nb_ready))) == NULL ||
 	    (in->pf_read = calloc(in->touched.n + 1, sizeof(*in->pf_read))) == NULL)
 		return nomem(v);
 	for (size_t i = 0; i < in->touched.cap; i++) {
@@ -2482,8 +2674,11 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 out:
 	if (in.pf_running)
 		pthread_join(in.pf_thread, NULL);
-	for (i = 0; in.nb != NULL && i < in.pf_n; i++)
+	for (i = 0; in.nb != NULL && i < in.pf_n; i++) {
+		if (in.nb[i].spec_on)
+			cx_resource_parse_abandon(&in.nb[i].spec); /* scanned, never used */
 		cx_buf_free(&in.nb[i].b); /* those in kcache are freed once: cx_buf_free clears */
+	}
 	for (i = 0; i < in.kcache.cap; i++)
 		if (in.kcache.t[i].k != NULL)
 			cx_buf_free(&((struct kfile *)in.kcache.t[i].v)->b);
@@ -2500,6 +2695,7 @@ out:
 	free(in.pf_old);
 	free(in.nb);
 	free(in.nb_ok);
+	free(in.nb_ready);
 	free(in.pf_read);
 	cx_arena_free(&in.pf_arena);
 	smap_free(&in.old_snapidx);

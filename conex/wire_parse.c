@@ -248,8 +248,10 @@ parse_atom(struct parser *ps, struct pval *out)
 		if (ft == NULL)
 			return nomem(ps);
 		ft->is_dels = r == 2;
-		if ((r == 1 ? cx_targets_scan(l, ps->arena, ps->inplace, &ft->t, &ft->n)
-		            : cx_dels_scan(l, ps->arena, ps->inplace, &ft->d, &ft->nd)) == 0) {
+		if ((r == 1 ? cx_targets_scan(
+		                  l, ps->arena, ps->inplace, &ft->t, &ft->n, &ft->ends, &ft->nends)
+		            : cx_dels_scan(l, ps->arena, ps->inplace, &ft->d, &ft->nd, &ft->ends,
+		                  &ft->nends)) == 0) {
 			/* an empty List stands in the tree for what the scan read */
 			ft->w.type = CX_WIRE_LIST;
 			ft->w.line = line;

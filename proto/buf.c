@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "proto/err.h"
 
@@ -63,6 +65,34 @@ cx_buf_reserve(struct cx_buf *b, size_t n, uint8_t **p)
 	b->len += n;
 	b->d[b->len] = 0;
 	return 0;
+}
+
+void
+cx_buf_prefault(const struct cx_buf *b, size_t off, size_t n)
+{
+#ifdef MADV_POPULATE_WRITE
+	static size_t page;
+	uintptr_t lo, hi;
+
+	if (b->d == NULL || off >= b->alloc || n < CX_BUF_PREFAULT_MIN)
+		return;
+	if (n > b->alloc - off)
+		n = b->alloc - off;
+	if (page == 0) {
+		long ps = sysconf(_SC_PAGESIZE);
+		page = ps > 0 ? (size_t)ps : 4096;
+	}
+	/* whole pages inside the allocation only: the first and the last may be shared */
+	lo = ((uintptr_t)b->d + off + page - 1) & ~(uintptr_t)(page - 1);
+	hi = ((uintptr_t)b->d + off + n) & ~(uintptr_t)(page - 1);
+	if (hi > lo)
+		(void)madvise(
+		    (void *)lo, hi - lo, MADV_POPULATE_WRITE); /* a hint: errors ignored */
+#else
+	(void)b;
+	(void)off;
+	(void)n;
+#endif
 }
 
 int

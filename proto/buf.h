@@ -28,6 +28,15 @@ void cx_buf_free(struct cx_buf *b);      /* frees and wipes nothing: see cx_buf_
 void cx_buf_free_wipe(struct cx_buf *b); /* zeroes the contents before freeing */
 void cx_buf_reset(struct cx_buf *b);
 int cx_buf_reserve(struct cx_buf *b, size_t n, uint8_t **p);
+/*
+ * Maps the allocated but untouched pages of d[off, off + n) at once
+ * (MADV_POPULATE_WRITE) instead of a page fault each when they are first
+ * written: cheaper for a few MB about to be written.  Contents and the
+ * buffer are unchanged (other threads may be writing it); a hint, no error.
+ * Does nothing below CX_BUF_PREFAULT_MIN bytes.
+ */
+#define CX_BUF_PREFAULT_MIN ((size_t)64 * 1024)
+void cx_buf_prefault(const struct cx_buf *b, size_t off, size_t n);
 int cx_buf_put(struct cx_buf *b, const void *p, size_t n);
 int cx_buf_put_str(struct cx_buf *b, const char *s);
 int cx_buf_put_u8(struct cx_buf *b, uint8_t v);

@@ -249,6 +249,32 @@ some_key(int i)
 
 /* ---- round trips ---- */
 
+START_TEST(test_buf_prefault)
+{
+	struct cx_buf b;
+	uint8_t *p;
+	size_t n = 3 * 1024 * 1024 + 123, i;
+
+	/* a hint only: what is written stays, what is not stays unwritten, len is kept */
+	cx_buf_init(&b, 0);
+	cx_buf_prefault(&b, 0, n); /* nothing allocated: nothing to do */
+	ck_assert_int_eq(cx_buf_reserve(&b, n, &p), 0);
+	for (i = 0; i < n / 2; i++)
+		p[i] = (uint8_t)(i * 7 + 1);
+	b.len = n / 2;
+	cx_buf_prefault(&b, 0, n);
+	cx_buf_prefault(&b, 1, 10);       /* below the minimum */
+	cx_buf_prefault(&b, b.alloc, n);  /* past the end */
+	cx_buf_prefault(&b, 4097, 2 * n); /* clipped to the allocation */
+	ck_assert_uint_eq(b.len, n / 2);
+	for (i = 0; i < n / 2; i++)
+		ck_assert_uint_eq(b.d[i], (uint8_t)(i * 7 + 1));
+	ck_assert_int_eq(cx_buf_put(&b, "xyz", 3), 0);
+	ck_assert_int_eq(memcmp(b.d + n / 2, "xyz", 4), 0);
+	cx_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_round_trip_requests)
 {
 	struct cx_msg m;
@@ -1317,6 +1343,7 @@ main(void)
 	int nf;
 
 	tcase_add_test(tc, test_round_trip_requests);
+	tcase_add_test(tc, test_buf_prefault);
 	tcase_add_test(tc, test_round_trip_responses);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_frame_header);

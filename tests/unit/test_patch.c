@@ -596,6 +596,96 @@ START_TEST(test_bare_empty_context)
 }
 END_TEST
 
+/* cx_patch_apply_ex: what progress is told is final, in place, and ends as the result. */
+struct prog {
+	const uint8_t *d;
+	size_t n, calls;
+	uint8_t copy[3 * 1024 * 1024];
+	int moved, shrank, stopped;
+};
+
+static void
+prog_cb(void *arg, const uint8_t *d, size_t n)
+{
+	struct prog *pg = arg;
+
+	if (d == NULL) {
+		/* a failure: the last call, before the bytes are overwritten */
+		ck_assert_int_eq(n, 0);
+		ck_assert_int_eq(pg->stopped, 0);
+		pg->stopped = 1;
+		return;
+	}
+	ck_assert_int_eq(pg->stopped, 0);
+	if (pg->d != NULL && pg->d != d)
+		pg->moved = 1;
+	if (n < pg->n)
+		pg->shrank = 1;
+	pg->d = d;
+	ck_assert_uint_le(n, sizeof(pg->copy));
+	/* what was announced before may not change */
+	if (pg->n)
+		ck_assert_int_eq(memcmp(pg->copy, d, pg->n), 0);
+	memcpy(pg->copy, d, n);
+	pg->n = n;
+	pg->calls++;
+}
+
+START_TEST(test_apply_progress)
+{
+	struct loaded L;
+	struct cx_buf out, ref;
+	struct cx_err e;
+	static struct prog pg;
+	size_t nl = 100000, i, len;
+	char *old, *q;
+
+	/* 100,000 lines of 20 bytes: long runs before and after two hunks */
+	old = malloc(nl * 20 + 1);
+	ck_assert_ptr_nonnull(old);
+	for (i = 0, q = old; i < nl; i++, q += 20)
+		snprintf(q, 21, "line %014zu\n", i);
+	len = nl * 20;
+	load_mem(&L,
+	    "--- a/f\n+++ b/f\n@@ -20001,2 +20001,3 @@\n line 00000000020000\n-line "
+	    "00000000020001\n+new one\n+new two\n@@ -90000,1 +90000,0 @@\n-line "
+	    "00000000089999\n");
+	ck_assert_msg(L.rc == 0, "%s", L.e.msg);
+	cx_buf_init(&out, 0);
+	cx_buf_init(&ref, 0);
+	memset(&pg, 0, sizeof(pg));
+	ck_assert_int_eq(cx_patch_apply(&L.p->files[0], (const uint8_t *)old, len, &ref, &e), 0);
+	ck_assert_int_eq(
+	    cx_patch_apply_ex(&L.p->files[0], (const uint8_t *)old, len, &out, prog_cb, &pg, &e),
+	    0);
+	ck_assert_uint_eq(out.len, ref.len);
+	ck_assert_int_eq(memcmp(out.d, ref.d, ref.len), 0);
+	ck_assert_uint_ge(pg.calls, 5); /* 2 MB in 256 KB pieces */
+	ck_assert_int_eq(pg.moved, 0);
+	ck_assert_int_eq(pg.shrank, 0);
+	ck_assert_int_eq(pg.stopped, 0);
+	ck_assert_ptr_eq(pg.d, out.d);
+	ck_assert_uint_le(pg.n, out.len);
+	ck_assert_int_eq(memcmp(pg.copy, out.d, pg.n), 0);
+	cx_buf_free(&out);
+
+	/* a hunk that does not apply: an error as with cx_patch_apply, out left empty */
+	old[20000 * 20 + 3] = 'X';
+	cx_buf_init(&out, 0);
+	memset(&pg, 0, sizeof(pg));
+	ck_assert_int_eq(
+	    cx_patch_apply_ex(&L.p->files[0], (const uint8_t *)old, len, &out, prog_cb, &pg, &e),
+	    CX_EREJECT);
+	ck_assert_uint_eq(out.len, 0);
+	ck_assert_uint_ge(pg.calls, 2); /* the start and the run before the hunk */
+	ck_assert_int_eq(pg.stopped, 1);
+	cx_buf_free(&out);
+	cx_buf_free(&ref);
+	unload(&L);
+	free(old);
+}
+END_TEST
+
 START_TEST(test_leading_garbage_and_trailing_blank)
 {
 	struct loaded L;
@@ -1092,6 +1182,7 @@ patch_suite(void)
 	tcase_add_test(tc, test_reject_git_features);
 	tcase_add_test(tc, test_reject_trailing_garbage);
 	tcase_add_test(tc, test_long_files);
+	tcase_add_test(tc, test_apply_progress);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -398,6 +398,56 @@ static const char fast_dels[] =
     "  [version 0]\n"
     "]\n";
 
+/*
+ * cx_resource_parse_begin + finish is cx_resource_parse_ex(CX_PARSE_INPLACE):
+ * the same result or error, the same canonical bytes, the same bytes left in
+ * the buffer; begin alone (and abandon) writes nothing.
+ */
+static void
+split_same(const char *data, size_t len, enum cx_rtype type, const char *what)
+{
+	struct cx_arena a;
+	struct cx_parse_pending pp;
+	struct cx_resource *r1 = NULL, *r2 = NULL;
+	struct cx_err e1 = {0}, e2 = {0};
+	struct cx_buf c1, c2;
+	char *one = malloc(len + 1), *two = malloc(len + 1);
+	int rc1, rc2;
+
+	ck_assert_ptr_nonnull(one);
+	ck_assert_ptr_nonnull(two);
+	memcpy(one, data, len);
+	memcpy(two, data, len);
+	cx_arena_init(&a, 0);
+	rc1 = cx_resource_parse_ex(
+	    &a, "t", (const uint8_t *)one, len, type, &r1, NULL, &e1, CX_PARSE_INPLACE);
+	cx_resource_parse_begin(&a, "t", (const uint8_t *)two, len, &pp);
+	ck_assert_msg(memcmp(two, data, len) == 0, "%s: begin wrote the input", what);
+	rc2 = cx_resource_parse_finish(&pp, "t", type, &r2, NULL, &e2);
+	ck_assert_msg(rc1 == rc2, "%s: in place %d (%s), in two steps %d (%s)", what, rc1, e1.msg,
+	    rc2, e2.msg);
+	ck_assert_msg(memcmp(one, two, len) == 0, "%s: the buffers differ", what);
+	if (rc1 != 0) {
+		ck_assert_str_eq(e1.msg, e2.msg);
+	} else {
+		cx_buf_init(&c1, 0);
+		cx_buf_init(&c2, 0);
+		ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
+		ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
+		ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+		    "%s: canonical forms differ (two steps)", what);
+		cx_buf_free(&c1);
+		cx_buf_free(&c2);
+	}
+	memcpy(two, data, len);
+	cx_resource_parse_begin(&a, "t", (const uint8_t *)two, len, &pp);
+	cx_resource_parse_abandon(&pp);
+	ck_assert_msg(memcmp(two, data, len) == 0, "%s: abandon wrote the input", what);
+	cx_arena_free(&a);
+	free(one);
+	free(two);
+}
+
 /* Parses data with and without the fast path (copied, and in place): the same result, or the same error. */
 static void
 fast_same(const char *data, size_t len, const char *what)
@@ -445,6 +495,7 @@ fast_same(const char *data, size_t len, const char *what)
 			cx_arena_free(&a);
 			free(copy);
 		}
+		split_same(data, len, types[i], what);
 	}
 }
 

@@ -503,6 +503,35 @@ delegation(
 	return 1;
 }
 
+/*
+ * The closing ']' of a list scanned into v (nv records of size bytes): the
+ * records move to the arena, the strings are terminated now or handed to the
+ * caller (CX_INPLACE_DEFER), and the lexer goes on after the list.
+ */
+static int
+scan_finish(struct scan *s, struct cx_lex *l, struct cx_arena *a, const void *v, size_t nv,
+    size_t size, void **out, int inplace, uint8_t ***ends, size_t *nends)
+{
+	if (!byte(s, ']'))
+		return 0;
+	*out = NULL;
+	if (nv && (*out = cx_arena_alloc(a, nv * size)) == NULL)
+		return 0;
+	if (nv)
+		memcpy(*out, v, nv * size);
+	if (inplace == CX_INPLACE_DEFER) {
+		*ends = s->ends;
+		*nends = s->nends;
+		s->ends = NULL;
+	} else {
+		seal(s);
+	}
+	l->p = s->p;
+	l->line = s->line;
+	l->line_start = s->line_start;
+	return 1;
+}
+
 int
 cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delegation **out,
     size_t *n, uint8_t ***ends, size_t *nends)
@@ -511,6 +540,7 @@ cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delega
 	struct cx_delegation *v = NULL;
 	const char **pv = NULL;
 	size_t nv = 0, cap = 0, pcap = 0;
+	void *rec;
 	int ok = 0;
 
 	if (l->tok != CX_T_LBRACK || !byte(&s, '[') || !blank(&s))
@@ -532,24 +562,10 @@ cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delega
 			goto out;
 		nv++;
 	}
-	if (!byte(&s, ']'))
+	if (!scan_finish(&s, l, a, v, nv, sizeof(*v), &rec, inplace, ends, nends))
 		goto out;
-	*out = NULL;
-	if (nv && (*out = cx_arena_alloc(a, nv * sizeof(**out))) == NULL)
-		goto out;
-	if (nv)
-		memcpy(*out, v, nv * sizeof(**out));
+	*out = rec;
 	*n = nv;
-	if (inplace == CX_INPLACE_DEFER) {
-		*ends = s.ends;
-		*nends = s.nends;
-		s.ends = NULL;
-	} else {
-		seal(&s);
-	}
-	l->p = s.p;
-	l->line = s.line;
-	l->line_start = s.line_start;
 	ok = 1;
 out:
 	free(s.ends);
@@ -566,6 +582,7 @@ cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_tar
 	struct cx_target *v = NULL;
 	struct cx_digest *dv = NULL;
 	size_t nv = 0, cap = 0, dcap = 0;
+	void *rec;
 	int ok = 0;
 
 	if (l->tok != CX_T_LBRACK || !byte(&s, '[') || !blank(&s))
@@ -588,24 +605,10 @@ cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_tar
 			goto out;
 		nv++;
 	}
-	if (!byte(&s, ']'))
+	if (!scan_finish(&s, l, a, v, nv, sizeof(*v), &rec, inplace, ends, nends))
 		goto out;
-	*out = NULL;
-	if (nv && (*out = cx_arena_alloc(a, nv * sizeof(**out))) == NULL)
-		goto out;
-	if (nv)
-		memcpy(*out, v, nv * sizeof(**out));
+	*out = rec;
 	*n = nv;
-	if (inplace == CX_INPLACE_DEFER) {
-		*ends = s.ends;
-		*nends = s.nends;
-		s.ends = NULL;
-	} else {
-		seal(&s);
-	}
-	l->p = s.p;
-	l->line = s.line;
-	l->line_start = s.line_start;
 	ok = 1;
 out:
 	free(s.ends);

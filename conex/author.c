@@ -676,7 +676,7 @@ cx_author_write(const char *path, const struct cx_resource *r, struct cx_err *e)
 
 	cx_buf_init(&b, AUTHOR_FILE_MAX);
 	if ((rc = cx_author_serialise(r, path, &b, e)) == 0)
-		rc = cx_file_write_atomic(path, b.d, b.len, e);
+		rc = cx_file_write_atomic(path, b.d, b.len, 0644, e);
 	cx_buf_free(&b);
 	return rc;
 }

@@ -99,12 +99,11 @@ write_all(int fd, const uint8_t *d, size_t n)
 }
 
 int
-cx_file_write_atomic(const char *path, const uint8_t *d, size_t n, struct cx_err *e)
+cx_file_write_atomic(const char *path, const uint8_t *d, size_t n, mode_t mode, struct cx_err *e)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	const char *slash = strrchr(path, '/'), *base;
 	struct stat st;
-	mode_t mode = 0644;
 	int fd = -1, dfd = -1, rc = 0, saved;
 
 	if (slash == NULL) {

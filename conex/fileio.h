@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/buf.h"
 #include "proto/err.h"
@@ -22,10 +23,11 @@ int cx_file_read(const char *path, size_t cap, struct cx_buf *out, struct cx_err
  * Replaces path with the n bytes at d: a temporary file in the same
  * directory is written, fsynced and renamed over path, then the directory
  * is fsynced.  On any failure the temporary file is removed and path is
- * left as it was.  The new file gets mode 0644 (the old file's mode if
- * there was one).
+ * left as it was.  The new file gets the old file's mode, or mode when there
+ * was none.
  */
-int cx_file_write_atomic(const char *path, const uint8_t *d, size_t n, struct cx_err *e);
+int cx_file_write_atomic(
+    const char *path, const uint8_t *d, size_t n, mode_t mode, struct cx_err *e);
 
 /* 1 if path is a regular file (lstat), 0 if absent, CX_EREJECT / CX_EIO otherwise. */
 int cx_file_exists(const char *path, struct cx_err *e);

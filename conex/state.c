@@ -1,12 +1,12 @@
 #include "conex/state.h"
 
+#include "conex/fileio.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static int
 strptr_cmp(const void *a, const void *b)
@@ -130,9 +130,8 @@ bad:
 int
 cx_state_store(const char *path, const struct cx_counters *c, struct cx_err *e)
 {
-	char *tmp = NULL, *dir = NULL, *slash;
 	struct cx_buf b;
-	int fd = -1, dfd, r = 0;
+	int r;
 
 	cx_buf_init(&b, 0);
 	cx_buf_putf(&b, "# conex verify: the versions last accepted; never edit by hand\n");
@@ -144,36 +143,7 @@ cx_state_store(const char *path, const struct cx_counters *c, struct cx_err *e)
 	if (c->has_timestamp)
 		cx_buf_putf(&b, "timestamp epoch=0x%llX counter=0x%llX\n",
 		    (unsigned long long)c->ts_epoch, (unsigned long long)c->ts_counter);
-	if (asprintf(&tmp, "%s.XXXXXX", path) < 0 || (dir = strdup(path)) == NULL) {
-		r = cx_err_set(e, CX_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		r = cx_err_set(e, CX_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (write(fd, b.d, b.len) != (ssize_t)b.len || fsync(fd) != 0) {
-		r = cx_err_set(e, CX_EIO, "%s: %s", tmp, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		r = cx_err_set(e, CX_EIO, "rename %s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = 0;
-		if ((dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	free(tmp);
-	free(dir);
+	r = cx_file_write_atomic(path, b.d, b.len, 0600, e);
 	cx_buf_free(&b);
 	return r;
 }

@@ -352,11 +352,11 @@ START_TEST(test_atomic_write)
 	ck_assert_int_eq(asprintf(&sub, "%s/keys", d) > 0, 1);
 	ck_assert_int_eq(mkdir(sub, 0755), 0);
 	ck_assert_int_eq(asprintf(&p, "%s/m1", sub) > 0, 1);
-	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"old\n", 4, &e), 0);
+	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"old\n", 4, 0644, &e), 0);
 	cx_buf_init(&b, 0);
 	ck_assert_int_eq(cx_file_read(p, 100, &b, &e), 0);
 	ck_assert_uint_eq(b.len, 4);
-	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"new!\n", 5, &e), 0);
+	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"new!\n", 5, 0644, &e), 0);
 	ck_assert_int_eq(cx_file_read(p, 100, &b, &e), 0);
 	ck_assert_int_eq(memcmp(b.d, "new!\n", 5), 0);
 	ck_assert_int_eq(cx_file_read(p, 2, &b, &e), CX_ETOOBIG);
@@ -364,7 +364,8 @@ START_TEST(test_atomic_write)
 	/* an unwritable directory: the old file stays, no temporary file is left */
 	if (geteuid() != 0) {
 		ck_assert_int_eq(chmod(sub, 0555), 0);
-		ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"lost\n", 5, &e), CX_EIO);
+		ck_assert_int_eq(
+		    cx_file_write_atomic(p, (const uint8_t *)"lost\n", 5, 0644, &e), CX_EIO);
 		ck_assert_ptr_nonnull(strstr(e.msg, p));
 		ck_assert_int_eq(chmod(sub, 0755), 0);
 		ck_assert_int_eq(cx_file_read(p, 100, &b, &e), 0);
@@ -375,7 +376,7 @@ START_TEST(test_atomic_write)
 	cx_test_sh("mkdir %s/keys/m2", d);
 	free(p);
 	ck_assert_int_eq(asprintf(&p, "%s/m2", sub) > 0, 1);
-	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"x", 1, &e), CX_EREJECT);
+	ck_assert_int_eq(cx_file_write_atomic(p, (const uint8_t *)"x", 1, 0644, &e), CX_EREJECT);
 	ck_assert_int_eq(count_entries(sub), 2);
 	/* a symlink is not read through */
 	cx_test_sh("ln -s m1 %s/keys/m3", d);

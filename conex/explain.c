@@ -391,16 +391,6 @@ add_detail(struct cx_explain *x, struct cx_explain_file *f, const char *s)
 
 /* ---- data files ---- */
 
-static int
-below(const char *parent, const char *p)
-{
-	size_t n = strlen(parent);
-
-	if (n == 0)
-		return *p != 0;
-	return strncmp(parent, p, n) == 0 && p[n] == '/' && p[n + 1] != 0;
-}
-
 static const struct xident *
 ident(const struct cx_explain_priv *p, const char *id, size_t overlay)
 {
@@ -574,7 +564,7 @@ explain_data(struct cx_explain_priv *p, struct cx_explain_file *f)
 		const struct xitem *it = &p->items[i = iv[k]];
 		struct cx_explain_gov *g;
 		struct candset cs = {0};
-		if (!below(it->path, f->path))
+		if (!cx_path_below(it->path, f->path))
 			continue;
 		if (it->ovr == 0 && ov != NULL && cx_overrides_find(ov, f->path) != NULL)
 			continue; /* verify ignores it there */

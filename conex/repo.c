@@ -247,3 +247,13 @@ cx_names_sort(const char **names, size_t n)
 	if (n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
 }
+
+int
+cx_path_below(const char *parent, const char *p)
+{
+	size_t n = strlen(parent);
+
+	if (n == 0)
+		return *p != 0;
+	return strncmp(parent, p, n) == 0 && p[n] == '/' && p[n + 1] != 0;
+}

@@ -316,17 +316,6 @@ acc_insert(struct vctx *v, const char *path, const struct cx_digest *d, uint64_t
 	return 0;
 }
 
-/* Is p strictly below parent ("" is the top)? */
-static int
-below(const char *parent, const char *p)
-{
-	size_t n = strlen(parent);
-
-	if (n == 0)
-		return *p != 0;
-	return strncmp(parent, p, n) == 0 && p[n] == '/' && p[n + 1] != 0;
-}
-
 /* Strips "dir/" from p, or NULL. */
 static const char *
 strip(const char *dir, const char *p)
@@ -1189,7 +1178,7 @@ inc_wants_path(struct vctx *v, const char *path)
 	    smap_get(&v->inc->aff, path) != NULL)
 		return 1;
 	for (i = 0; i < v->inc->npref; i++)
-		if (strcmp(v->inc->pref[i], path) == 0 || below(v->inc->pref[i], path))
+		if (strcmp(v->inc->pref[i], path) == 0 || cx_path_below(v->inc->pref[i], path))
 			return 1;
 	return 0;
 }
@@ -1203,8 +1192,8 @@ inc_wants_delegation(struct vctx *v, const char *dpath)
 	if (smap_get(&v->inc->affdirs, dpath) != NULL)
 		return 1;
 	for (i = 0; i < v->inc->npref; i++)
-		if (strcmp(v->inc->pref[i], dpath) == 0 || below(v->inc->pref[i], dpath) ||
-		    below(dpath, v->inc->pref[i]))
+		if (strcmp(v->inc->pref[i], dpath) == 0 || cx_path_below(v->inc->pref[i], dpath) ||
+		    cx_path_below(dpath, v->inc->pref[i]))
 			return 1;
 	return 0;
 }
@@ -1375,7 +1364,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 				    c[i].id, tg->path);
 				continue;
 			}
-			if (!below(it->path, tg->path)) {
+			if (!cx_path_below(it->path, tg->path)) {
 				cx_log(v->log, CX_LOG_WARN,
 				    "targets %s: ignoring %s, not below '%s'", c[i].id, tg->path,
 				    it->path);
@@ -1446,7 +1435,7 @@ process(struct vctx *v, const struct qitem *it, struct cx_verify_result *res)
 					    c[i].id, d->paths[k]);
 					continue;
 				}
-				if (!below(it->path, d->paths[k])) {
+				if (!cx_path_below(it->path, d->paths[k])) {
 					cx_log(v->log, CX_LOG_WARN,
 					    "targets %s: ignoring delegation of %s, not below '%s'",
 					    c[i].id, d->paths[k], it->path);

@@ -36,7 +36,7 @@
 #define AGENT_TICK_MS         1000 /* timer: PIN cache, lifetimes, rescans, stalled frames */
 #define AGENT_RESCAN_S        2    /* seconds between token rescans */
 #define AGENT_FRAME_TIMEOUT_S 30   /* a frame begun must be finished within this */
-/* Large frames (SIGN, up to CX_PROTO_SIGN_MAX) being read at once, in bytes. */
+/* Large requests (SIGN, up to CX_PROTO_SIGN_MAX) being read or worked on at once, in bytes. */
 #define AGENT_BIG_BUDGET (256u * 1024u * 1024u)
 /* The decoder's scratch: up to a whole SIGN; kept between requests up to KEEP. */
 #define AGENT_SCRATCH_MAX  (CX_PROTO_SIGN_MAX + 4096u)
@@ -181,7 +181,7 @@ struct conn {
 	int close_after; /* close once out is written */
 	struct job *job; /* in flight */
 	int dead; /* closed while its job runs: fd kept (the worker may write) until it ends */
-	uint32_t bigcharge; /* what this frame counts against AGENT_BIG_BUDGET */
+	uint32_t bigcharge; /* what this request counts against AGENT_BIG_BUDGET until answered */
 };
 
 /* ---- token side (tokens.c) ---- */
@@ -265,7 +265,7 @@ struct agent {
 	atomic_int running;    /* jobs queued or running in any worker */
 	int spin;              /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
-	size_t bigbytes;       /* large frames being read: see AGENT_BIG_BUDGET */
+	size_t bigbytes;       /* large requests not yet answered: see AGENT_BIG_BUDGET */
 	uint8_t *secret;       /* decoder secrets: sodium_malloc(CX_PROTO_MAX) */
 
 	/* done queue: workers to main */

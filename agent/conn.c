@@ -46,10 +46,8 @@ cx_conn_find(struct agent *a, size_t slot, uint64_t gen)
 }
 
 static void
-body_free(struct agent *a, struct conn *c, int wipe)
+body_free(struct conn *c, int wipe)
 {
-	a->bigbytes -= c->bigcharge;
-	c->bigcharge = 0;
 	if (c->body != NULL) {
 		if (wipe)
 			sodium_memzero(c->body, c->bodyoff);
@@ -62,10 +60,22 @@ body_free(struct agent *a, struct conn *c, int wipe)
 	c->hdrlen = 0;
 }
 
+/*
+ * A large request counts against AGENT_BIG_BUDGET until it is answered (or
+ * its connection goes): its bytes live on in the job after the body is freed.
+ */
+static void
+charge_release(struct agent *a, struct conn *c)
+{
+	a->bigbytes -= c->bigcharge;
+	c->bigcharge = 0;
+}
+
 static void
 conn_free(struct agent *a, struct conn *c)
 {
-	body_free(a, c, 1);
+	charge_release(a, c);
+	body_free(c, 1);
 	cx_buf_free(&c->out);
 	close(c->fd);
 	a->conns[c->slot] = NULL;
@@ -88,7 +98,7 @@ cx_conn_close(struct agent *a, struct conn *c)
 		 */
 		atomic_store(&c->job->cancelled, 1);
 		c->dead = 1;
-		body_free(a, c, 1);
+		body_free(c, 1);
 		cx_buf_free(&c->out);
 		return;
 	}
@@ -227,6 +237,7 @@ flush_out(struct agent *a, struct conn *c)
 	cx_buf_free(&c->out);
 	cx_buf_init(&c->out, CX_PROTO_MAX + CX_PROTO_HDR);
 	a->answers++;
+	charge_release(a, c);
 	if (c->close_after) {
 		cx_conn_close(a, c);
 		return -1;
@@ -301,7 +312,7 @@ bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
 	va_end(ap);
 	cx_agent_log(a, LOG_INFO, "connection %zu.%llu (pid %ld): %s: closed", c->slot,
 	    (unsigned long long)c->gen, (long)c->peer.pid, msg);
-	body_free(a, c, 1);
+	body_free(c, 1);
 	c->close_after = 1;
 	cx_conn_error(a, c, CX_AERR_BAD_REQUEST, 0, "%s", msg);
 }
@@ -509,7 +520,7 @@ request(struct agent *a, struct conn *c)
 	if (r != 0 && a->scratch.alloc > AGENT_SCRATCH_KEEP)
 		scratch_shrink(a);
 	/* the body may have held a PIN, a password or a key; decoded copies are in a->secret */
-	body_free(a, c, has_secret(c->type));
+	body_free(c, has_secret(c->type));
 	if (r == CX_EUNSUPPORTED && c->type < CX_MSG_OK) {
 		/*
 		 * A well-formed frame of a request type we do not know: a
@@ -607,9 +618,9 @@ read_in(struct agent *a, struct conn *c)
 				return;
 			}
 			/*
-			 * Only SIGN may be large; what all large frames being
-			 * read at once may take is bounded, so that a few
-			 * clients announcing 64 MiB each cannot exhaust memory.
+			 * Only SIGN may be large; what all large requests being
+			 * read or worked on may take is bounded, so that a few
+			 * clients sending 64 MiB each cannot exhaust memory.
 			 */
 			if (c->bodylen >= CX_PROTO_MAX) {
 				if (a->bigbytes + c->bodylen > AGENT_BIG_BUDGET) {

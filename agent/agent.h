@@ -263,6 +263,7 @@ struct agent {
 	uint64_t nextgen;
 	uint64_t answers;      /* answers finished: the loop stays awake a moment after one */
 	atomic_int running;    /* jobs queued or running in any worker */
+	int token_helpers;     /* token sessions in helper processes (pkcs11/remote.h) */
 	int spin;              /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
 	size_t bigbytes;       /* large requests not yet answered: see AGENT_BIG_BUDGET */

@@ -97,7 +97,9 @@ static void __attribute__((noreturn)) usage(int status)
 	    "  --askpass PROG program asking for PINs and confirmations ($CONEX_ASKPASS,\n"
 	    "                 else $SSH_ASKPASS)\n"
 	    "  --pin-cache IDLE,MAX  keep token PINs IDLE seconds unused, MAX at most (0: off)\n"
-	    "  --allow-root   let root talk to this agent too\n");
+	    "  --allow-root   let root talk to this agent too\n"
+	    "  --no-token-helpers  keep token sessions in this process (default: one\n"
+	    "                 helper process per token, docs/agent.md)\n");
 	exit(status);
 }
 
@@ -496,6 +498,7 @@ main(int argc, char **argv)
 	    {"askpass", required_argument, NULL, 'S'},
 	    {"pin-cache", required_argument, NULL, 'C'},
 	    {"allow-root", no_argument, NULL, 'R'},
+	    {"no-token-helpers", no_argument, NULL, 'H'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -508,8 +511,12 @@ main(int argc, char **argv)
 	ssize_t n;
 	pid_t pid;
 
+	/* a token's helper process (pkcs11/remote.h): this binary, re-executed */
+	if (argc > 1 && strcmp(argv[1], "--p11-helper") == 0)
+		return cx_p11_helper_main(argc, argv);
 	harden();
 	memset(&a, 0, sizeof(a));
+	a.token_helpers = 1;
 	a.uid = getuid();
 	a.lfd = a.evfd = a.sigfd = -1;
 	a.defpolicy.types = CX_POLICY_ALL;
@@ -553,6 +560,9 @@ main(int argc, char **argv)
 			break;
 		case 'R':
 			a.allow_root = 1;
+			break;
+		case 'H':
+			a.token_helpers = 0;
 			break;
 		case 'V':
 			printf("%s (protocol %d)\n", CX_AGENT_VERSION, CX_PROTO_VERSION);

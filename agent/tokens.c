@@ -321,13 +321,28 @@ mech_of(enum cx_p11_alg alg)
  * reader must assume anyway.  An error answer carries no signature, so its
  * line is not waited for either.
  */
+struct overlap {
+	struct agent *a;
+	uint64_t seq;
+};
+
+/* While the helper signs: the intent line made durable (cx_audit_wait below then returns at once). */
+static void
+sync_intent(void *arg)
+{
+	struct overlap *ov = arg;
+
+	(void)cx_audit_wait(ov->a, ov->seq);
+}
+
 static void
 run_sign(struct agent *a, struct tok *t, struct job *j)
 {
 	char why[400], *pin = NULL;
 	size_t len = 0;
 	uint64_t intent = 0;
-	int r, fresh = 0;
+	struct overlap ov;
+	int r, fresh = 0, overlap;
 
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
@@ -348,15 +363,30 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	}
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
-	if (cx_audit_rec(a, CX_AUDIT_KICK, &intent, &j->peer, "sign-intent", j->keyidstr, t->serial,
-	        j->rtype, j->rname, j->data_sha, "pending") != 0) {
+	/*
+	 * A token in a helper process signs while this thread is free: the
+	 * thread syncs the intent itself then (sync_intent), with no syncer
+	 * to wake.  In-process, this thread is busy in the module: the
+	 * syncer does it.
+	 */
+	overlap = cx_p11_token_set_overlap(t->t, NULL, NULL) == 0;
+	if (cx_audit_rec(a, overlap ? CX_AUDIT_LAZY : CX_AUDIT_KICK, &intent, &j->peer,
+	        "sign-intent", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
+	        "pending") != 0) {
 		/* no record, no signature: the token is not even asked */
 		j->aerr = CX_AERR_TOKEN_ERROR;
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
 		goto out;
 	}
+	if (overlap) {
+		ov.a = a;
+		ov.seq = intent;
+		cx_p11_token_set_overlap(t->t, sync_intent, &ov);
+	}
 	r = cx_p11_token_sign(
 	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
+	if (overlap && t->t != NULL)
+		cx_p11_token_set_overlap(t->t, NULL, NULL);
 	if (r == 0 && fresh)
 		cx_pincache_put(a->pins, t->serial, pin, len, cx_agent_now());
 	if (r != 0)
@@ -469,6 +499,17 @@ scan_module(struct amodule *am, struct cx_p11_module *m, int strict, struct scan
 	return 0;
 }
 
+/*
+ * Token sessions in helper processes (pkcs11/remote.h), this binary run
+ * again: /proc/self/exe is the image we run even if the file was replaced
+ * since, so agent and helper always speak the same wire.
+ */
+static int
+use_helpers(struct agent *a, struct cx_p11_module *m, struct cx_err *e)
+{
+	return a->token_helpers ? cx_p11_module_set_helper(m, "/proc/self/exe", &a->running, e) : 0;
+}
+
 static void
 run_modload(struct agent *a, struct job *j)
 {
@@ -482,6 +523,10 @@ run_modload(struct agent *a, struct job *j)
 		j->aerr = r == CX_EREJECT ? CX_AERR_REFUSED
 		    : r == CX_ENOENT      ? CX_AERR_BAD_REQUEST
 		                          : aerr_of(r);
+		return;
+	} else if ((r = use_helpers(a, m, &j->err)) != 0) {
+		cx_p11_module_unload(m);
+		j->aerr = aerr_of(r);
 		return;
 	} else
 		j->loaded = m;
@@ -717,6 +762,10 @@ cx_tokens_start(struct agent *a, struct cx_err *e)
 		if ((r = cx_p11_module_load(
 		         a->startmods[i], (const char *const *)a->allow, a->nallow, &m, e)) != 0)
 			return r;
+		if ((r = use_helpers(a, m, e)) != 0) {
+			cx_p11_module_unload(m);
+			return r;
+		}
 		if ((am = module_new(a, m)) == NULL) {
 			cx_p11_module_unload(m);
 			return cx_err_set(e, CX_ENOMEM, "out of memory");

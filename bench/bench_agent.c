@@ -189,12 +189,15 @@ proc_nfds(pid_t pid)
 	return n;
 }
 
+/* --agent-arg: one more argument for the agent's command line (an A/B of an option) */
+static char *agent_extra;
+
 static void
 agent_start(
     const char *agent, const char *module, const char *sock, const char *audit, const char *logpath)
 {
 	char *argv[] = {(char *)agent, "-f", "-a", (char *)sock, "-P", (char *)module, "-m",
-	    (char *)module, "--audit", (char *)audit, NULL};
+	    (char *)module, "--audit", (char *)audit, agent_extra, NULL};
 	posix_spawn_file_actions_t fa;
 	struct cx_agent_conn *c;
 	struct cx_err e = {0};
@@ -758,7 +761,8 @@ main(int argc, char **argv)
 	    {"module", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'd'},
 	    {"audit-dir", required_argument, NULL, 'u'}, {"keep", no_argument, NULL, 'k'},
 	    {"direct-child", no_argument, NULL, 'C'}, {"reps", required_argument, NULL, 'R'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	    {"agent-arg", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	const char *agent = CX_BUILD_DIR "/conex-agent", *module = cx_softhsm_module();
 	const char *auditdir = NULL;
 	char *dir = NULL, sock[4096], audit[4096], logp[4096], serial[2][17];
@@ -810,11 +814,15 @@ main(int argc, char **argv)
 		case 'R':
 			reps = atoi(optarg);
 			break;
+		case 'x':
+			agent_extra = optarg;
+			break;
 		case 'h':
 			printf(
 			    "usage: bench_agent [-n N] [--n-rsa N] [--conns C] [--reps R] [--agent PATH]\n"
 			    "                   [--module PATH] [--dir DIR] [--audit-dir DIR] "
-			    "[--keep]\n");
+			    "[--keep]\n"
+			    "                   [--agent-arg ARG]\n");
 			return 0;
 		default:
 			return 2;

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
 
 #define CX_P11_ID_LEN 16
 
@@ -44,6 +45,8 @@ cx_p11_token_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg
 	char lb[160];
 	CK_RV rv;
 	int r, printable = 0;
+	if (t->r != NULL)
+		return cx_p11r_generate(t, label, alg, bits, out, e);
 
 	memset(out, 0, sizeof(*out));
 	if (label == NULL || (labellen = strlen(label)) == 0 || labellen > 255)

@@ -8,6 +8,7 @@
 #define CX_PKCS11_INTERNAL_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -36,7 +37,9 @@
 
 struct cx_p11_module {
 	CK_FUNCTION_LIST *f;
-	char *path; /* realpath of the loaded file */
+	char *path;   /* realpath of the loaded file */
+	char *helper; /* cx_p11_module_set_helper: tokens open in helper processes */
+	const atomic_int *busy;
 };
 
 struct cx_p11_token {
@@ -44,8 +47,9 @@ struct cx_p11_token {
 	CK_FUNCTION_LIST *f; /* m->f, or a test's wrapper */
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE s;
-	int lost;     /* the session is gone (device removed...): reopen */
-	int pss_mech; /* CKM_SHA256_RSA_PKCS_PSS can sign: -1 not asked yet, 0, 1 */
+	struct cx_p11_remote *r; /* non-NULL: the session lives in a helper (remote.h) */
+	int lost;                /* the session is gone (device removed...): reopen */
+	int pss_mech;            /* CKM_SHA256_RSA_PKCS_PSS can sign: -1 not asked yet, 0, 1 */
 	struct cx_p11_token_info info;
 	/*
 	 * Private key handles found by sign.c, by conex key id: finding a key

@@ -15,6 +15,7 @@
 
 #include "conex/crypto.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
 
 int
 cx_p11_attr_get(struct cx_p11_token *t, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type, uint8_t **val,
@@ -343,6 +344,8 @@ cx_p11_token_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, s
 	struct cx_p11_key *v;
 	size_t nobj, i, have = 0;
 	int r;
+	if (t->r != NULL)
+		return cx_p11r_keys(t, keys, n, e);
 
 	*keys = NULL;
 	*n = 0;

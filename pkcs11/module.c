@@ -93,8 +93,25 @@ cx_p11_module_unload(struct cx_p11_module *m)
 	/* closes every session the module still has: tokens must be closed before */
 	m->f->C_Finalize(NULL);
 	p11_kit_module_release(m->f);
+	free(m->helper);
 	free(m->path);
 	free(m);
+}
+
+int
+cx_p11_module_set_helper(
+    struct cx_p11_module *m, const char *exe, const atomic_int *busy, struct cx_err *e)
+{
+	char *s;
+
+	if (exe == NULL || *exe != '/')
+		return cx_err_set(e, CX_EINVAL, "helper program must be an absolute path");
+	if ((s = strdup(exe)) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	free(m->helper);
+	m->helper = s;
+	m->busy = busy;
+	return 0;
 }
 
 const char *

@@ -21,6 +21,7 @@
 
 #include "conex/crypto.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
 
 /* Any failure of C_Sign other than CKR_BUFFER_TOO_SMALL ends the operation. */
 static void
@@ -223,6 +224,8 @@ cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p1
 	char kl[160];
 	CK_RV rv;
 	int r;
+	if (t->r != NULL)
+		return cx_p11r_sign(t, k, mech, data, n, pin, pinlen, sig, e);
 
 	cx_p11_printable(k->label, kl, sizeof(kl));
 	if ((mech == CX_P11_RSA_PSS_SHA256 && k->alg != CX_P11_RSA) ||

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
 
 static int
 session_open(struct cx_p11_token *t, struct cx_err *e)
@@ -38,6 +39,8 @@ cx_p11_token_open(
 {
 	struct cx_p11_token *t;
 	int r;
+	if (m->helper != NULL)
+		return cx_p11r_open(m, slot, out, e);
 
 	*out = NULL;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -60,6 +63,10 @@ cx_p11_token_close(struct cx_p11_token *t)
 {
 	if (t == NULL)
 		return;
+	if (t->r != NULL) {
+		cx_p11r_close(t);
+		return;
+	}
 	/* also when lost: the module may still hold the handle; errors do not matter here */
 	t->f->C_CloseSession(t->s);
 	free(t);
@@ -76,6 +83,8 @@ cx_p11_token_refresh(struct cx_p11_token *t, struct cx_err *e)
 {
 	CK_TOKEN_INFO ck;
 	CK_RV rv;
+	if (t->r != NULL)
+		return cx_p11r_refresh(t, e);
 
 	if ((rv = t->f->C_GetTokenInfo(t->slot, &ck)) != CKR_OK)
 		return cx_p11_fail(t, NULL, "C_GetTokenInfo", rv, e);
@@ -94,6 +103,8 @@ cx_p11_token_reopen(struct cx_p11_token *t, struct cx_err *e)
 {
 	struct cx_p11_token_info old = t->info;
 	int r;
+	if (t->r != NULL)
+		return cx_p11r_reopen(t, e);
 
 	t->f->C_CloseSession(t->s);
 	t->lost = 1;
@@ -131,6 +142,8 @@ int
 cx_p11_token_logged_in(struct cx_p11_token *t)
 {
 	int user;
+	if (t->r != NULL)
+		return cx_p11r_logged_in(t);
 
 	if (cx_p11_session_user(t, &user, NULL) != 0)
 		return 0;
@@ -143,6 +156,8 @@ cx_p11_token_login(
 {
 	CK_RV rv;
 	int r, user;
+	if (t->r != NULL)
+		return cx_p11r_login(t, pin, pinlen, allow_final_try, e);
 
 	if ((r = cx_p11_session_user(t, &user, e)) != 0)
 		return r;
@@ -184,6 +199,8 @@ int
 cx_p11_token_logout(struct cx_p11_token *t)
 {
 	CK_RV rv;
+	if (t->r != NULL)
+		return cx_p11r_logout(t);
 
 	if (t->lost)
 		return CX_P11_ABSENT;

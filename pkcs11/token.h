@@ -9,6 +9,7 @@
 #ifndef CX_PKCS11_TOKEN_H
 #define CX_PKCS11_TOKEN_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,34 @@ int cx_p11_module_load(const char *path, const char *const *allow, size_t nallow
     struct cx_p11_module **out, struct cx_err *e);
 void cx_p11_module_unload(struct cx_p11_module *m); /* C_Finalize */
 const char *cx_p11_module_path(const struct cx_p11_module *m);
+
+/*
+ * From now on, each cx_p11_token_open on m starts a helper process (`exe
+ * --p11-helper MODULE PPID`, posix_spawn, so no fork) that loads the module
+ * itself and holds that token's session; every token call is forwarded to
+ * it.  Tokens then sign in parallel however the module locks, and a module
+ * crash loses that token's session, not the caller.  exe must run
+ * cx_p11_helper_main for that argv (conex-agent: "/proc/self/exe").
+ *
+ * busy (may be NULL): the caller's count of calls in flight on all its
+ * tokens.  While it is 1 or less, a caller waiting for its helper's answer
+ * polls for up to CX_P11R_SPIN_US before it sleeps: on a virtual machine,
+ * waking a sleeping thread on an idle CPU costs tens of microseconds, a
+ * sizeable part of a SoftHSM signature.  Beside other calls it sleeps at
+ * once, leaving the CPU to them.
+ */
+int cx_p11_module_set_helper(
+    struct cx_p11_module *m, const char *exe, const atomic_int *busy, struct cx_err *e);
+/*
+ * For a token held by a helper: fn(arg) runs in every call after the request
+ * is sent, while the helper works (the agent syncs its audit line there,
+ * overlapping the token's signature without another thread).  fn NULL
+ * clears it.  An in-process token has no such moment: CX_EUNSUPPORTED, and
+ * fn never runs.
+ */
+int cx_p11_token_set_overlap(struct cx_p11_token *t, void (*fn)(void *), void *arg);
+/* The helper's main: serves one token on fd 0 until EOF.  The exit status. */
+int cx_p11_helper_main(int argc, char **argv);
 
 /* Slots that hold a token right now. *slots is malloc'ed. */
 int cx_p11_slots(struct cx_p11_module *m, unsigned long **slots, size_t *n, struct cx_err *e);

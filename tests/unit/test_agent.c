@@ -11,6 +11,7 @@
  * with a file written to the test directory (see write_lsan_supp).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1473,6 +1474,45 @@ START_TEST(test_other_uid)
 }
 END_TEST
 
+/* The conex-agent processes whose parent is pid and whose argv[1] is --p11-helper. */
+static size_t
+helpers_of(pid_t pid, pid_t *out, size_t max)
+{
+	char path[64], buf[4096];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	ck_assert((d = opendir("/proc")) != NULL);
+	while ((de = readdir(d)) != NULL && n < max) {
+		long p = atol(de->d_name), pp = 0;
+		ssize_t len;
+		int fd;
+		char *rp;
+
+		if (p <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0 || (buf[len] = '\0', rp = strrchr(buf, ')')) == NULL ||
+		    sscanf(rp + 2, "%*c %ld", &pp) != 1 || pp != (long)pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", p);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len > 0 && (buf[len] = '\0', 1) && strlen(buf) + 1 < (size_t)len &&
+		    strcmp(buf + strlen(buf) + 1, "--p11-helper") == 0)
+			out[n++] = (pid_t)p;
+	}
+	closedir(d);
+	return n;
+}
+
 /* In a child as uid: PTRACE_ATTACH to pid; 0 attached (and detached), 1 EPERM, 2 other. */
 static int
 as_uid_attach(int uid, pid_t pid)
@@ -1509,14 +1549,18 @@ START_TEST(test_ptrace)
 		fprintf(stderr, "SKIP: needs root to run as uid %d\n", NOBODY);
 		return;
 	}
-	setup(&g, 0);
+	/* a token, so that its helper process runs: it must be as closed as the agent */
+	setup(&g, 1);
 	ck_assert_int_eq(chmod(g.dir, 0711), 0);
+	ck_assert_int_eq(cx_test_sh("chown -R %d:%d '%s/tokens' '%s/softhsm2.conf'", NOBODY, NOBODY,
+	                     g.dir, g.dir),
+	    0);
 	snprintf(nbdir, sizeof(nbdir), "%s/nb", g.dir);
 	ck_assert_int_eq(mkdir(nbdir, 0700), 0);
 	ck_assert_int_eq(chown(nbdir, NOBODY, NOBODY), 0);
 	snprintf(g.sock, sizeof(g.sock), "%s/agent.sock", nbdir);
 	snprintf(g.audit, sizeof(g.audit), "%s/audit.log", nbdir);
-	start_as(&g, NOBODY, NULL);
+	start_as(&g, NOBODY, "-P", cx_softhsm_module(), "-m", cx_softhsm_module(), NULL);
 
 	if ((victim = fork()) == 0) {
 		if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
@@ -1533,9 +1577,109 @@ START_TEST(test_ptrace)
 	waitpid(victim, &st, 0);
 
 	ck_assert_int_eq(as_uid_attach(NOBODY, g.pid), 1);
+	{
+		pid_t h[2];
+		int64_t end = now_ms() + 10000;
+
+		while (helpers_of(g.pid, h, 2) < 1 && now_ms() < end)
+			usleep(50000);
+		ck_assert_int_eq(helpers_of(g.pid, h, 2), 1);
+		ck_assert_int_eq(as_uid_attach(NOBODY, h[0]), 1);
+	}
 	/* and the agent is unharmed */
 	ck_assert_int_eq(as_uid_query(NOBODY, g.sock), 0);
 	stop(&g);
+	teardown(&g);
+}
+END_TEST
+
+/*
+ * Token sessions live in helper processes, one per token: a helper that
+ * dies loses only its token (TOKEN_ABSENT, naming the helper), the other
+ * token keeps signing, the agent lives on, and the rescan starts a new
+ * helper for the token, which signs again after a new login (the PIN went
+ * with the session).  With --no-token-helpers there are none.
+ */
+START_TEST(test_token_helpers)
+{
+	struct ag g;
+	struct cx_agent_conn *c;
+	struct cx_msg_key *k1, *k2;
+	struct cx_buf m1, m2, sig;
+	struct cx_err e = {0};
+	pid_t h[4], h2[4];
+	char msg[1024];
+	uint64_t nlines;
+	int64_t end;
+	size_t n;
+	int r;
+
+	setup(&g, 2);
+	start(&g, 1, NULL);
+	c = conn(&g);
+	login(c, g.serial[0]);
+	login(c, g.serial[1]);
+	k1 = generate(c, g.serial[0], "m1", CX_MKEY_ED25519, 0);
+	k2 = generate(c, g.serial[1], "m2", CX_MKEY_RSA, 2048);
+	tbs(CX_R_TARGETS, "m1", "m1", CX_SIG_ED25519, 1, &m1);
+	tbs(CX_R_TARGETS, "m2", "m2", CX_SIG_RSAPSS_SHA256, 1, &m2);
+	cx_buf_init(&sig, 0);
+	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
+	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
+	ck_assert_int_eq(helpers_of(g.pid, h, 4), 2);
+
+	/* the helper of one token dies: which one is which is found by killing */
+	ck_assert_int_eq(kill(h[0], SIGKILL), 0);
+	usleep(50000);
+	r = sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, msg, sizeof(msg));
+	if (r == 0) {
+		/* h[0] was token B's: A signs, B is the lost one */
+		ck_assert_int_eq(
+		    sign(c, k2->keyid, CX_MSIG_RSAPSS_SHA256, &m2, &sig, msg, sizeof(msg)),
+		    CX_AERR_TOKEN_ABSENT);
+	} else {
+		ck_assert_int_eq(r, CX_AERR_TOKEN_ABSENT);
+		ck_assert_int_eq(sign(c, k2->keyid, CX_MSIG_RSAPSS_SHA256, &m2, &sig, NULL, 0), 0);
+		verify(k2->keystr, CX_SIG_RSAPSS_SHA256, &m2, sig.d, sig.len);
+	}
+	ck_assert_msg(strstr(msg, "helper") != NULL && strstr(msg, "signal 9") != NULL,
+	    "the error should name the helper and how it died: %s", msg);
+
+	/* the rescan reattaches the token with a new helper; it needs its PIN again */
+	end = now_ms() + 15000;
+	while ((n = helpers_of(g.pid, h2, 4)) < 2 && now_ms() < end)
+		usleep(100000);
+	ck_assert_int_eq(n, 2);
+	ck_assert(h2[0] != h[0] && h2[1] != h[0]);
+	end = now_ms() + 10000;
+	while (cx_agent_token_login(c, g.serial[0], PIN, strlen(PIN), 0, &e) != 0 && now_ms() < end)
+		usleep(100000);
+	while (cx_agent_token_login(c, g.serial[1], PIN, strlen(PIN), 0, &e) != 0 && now_ms() < end)
+		usleep(100000);
+	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, msg, sizeof(msg)), 0);
+	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
+	ck_assert_int_eq(sign(c, k2->keyid, CX_MSIG_RSAPSS_SHA256, &m2, &sig, msg, sizeof(msg)), 0);
+	verify(k2->keystr, CX_SIG_RSAPSS_SHA256, &m2, sig.d, sig.len);
+	cx_agent_close(c);
+	stop(&g);
+	/* the helpers end with the agent */
+	ck_assert_int_eq(kill(h2[0], 0) != 0 && kill(h2[1], 0) != 0, 1);
+	ck_assert_msg(cx_audit_verify(g.audit, &nlines, &e) == 0, "%s", e.msg);
+
+	/* in-process: no helpers, and signing works the same */
+	start_as(&g, -1, "-P", cx_softhsm_module(), "-m", cx_softhsm_module(), "--no-token-helpers",
+	    NULL);
+	c = conn(&g);
+	login(c, g.serial[0]);
+	ck_assert_int_eq(helpers_of(g.pid, h, 4), 0);
+	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
+	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
+	cx_agent_close(c);
+	cx_agent_keys_free(k1);
+	cx_agent_keys_free(k2);
+	cx_buf_free(&m1);
+	cx_buf_free(&m2);
+	cx_buf_free(&sig);
 	teardown(&g);
 }
 END_TEST
@@ -1602,6 +1746,7 @@ main(void)
 	    {"other_uid", test_other_uid},
 	    {"ptrace", test_ptrace},
 	    {"lifetime", test_lifetime},
+	    {"token_helpers", test_token_helpers},
 	};
 	/* CX_AGENT_TEST=name runs that test alone */
 	const char *only = getenv("CX_AGENT_TEST");

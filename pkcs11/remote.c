@@ -1,0 +1,490 @@
+/*
+ * The caller's side of a token held by a helper process (remote.h): spawns
+ * the helper, forwards each call, mirrors the helper's token info and lost
+ * flag into the cx_p11_token.
+ *
+ * A helper that exits, crashes or answers out of protocol is killed and the
+ * token is treated as lost (CX_P11_ABSENT): its session and login are gone
+ * as surely as after a removal.  cx_p11_token_reopen then spawns a new helper
+ * on the same slot, and accepts it only if the slot still holds the same
+ * token, as the in-process reopen does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
+
+extern char **environ;
+
+/* Waits up to ms for pid to exit, then kills it; always reaps it. */
+static void
+reap(pid_t pid, int ms, int *status)
+{
+	struct timespec ts = {0, 1000000};
+	int st = 0, i;
+
+	for (i = 0; i < ms; i++) {
+		if (waitpid(pid, &st, WNOHANG) != 0)
+			goto out;
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+out:
+	if (status != NULL)
+		*status = st;
+}
+
+static void
+describe(int st, char *out, size_t outlen)
+{
+	if (WIFSIGNALED(st))
+		snprintf(out, outlen, "was killed by signal %d", WTERMSIG(st));
+	else if (WIFEXITED(st))
+		snprintf(out, outlen, "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(out, outlen, "is gone");
+}
+
+/*
+ * The helper broke the protocol, or is gone: it is killed (if it still
+ * runs), and t is lost.  rc says what happened on our side.
+ */
+static int
+helper_gone(struct cx_p11_token *t, int rc, struct cx_err *e)
+{
+	struct cx_p11_remote *r = t->r;
+	char how[64];
+	int st = 0;
+
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	if (r->pid > 0) {
+		/* a helper that broke the protocol is not waited for; one that hung up is, briefly */
+		reap(r->pid, rc == CX_ENOENT || rc == CX_EIO ? 200 : 0, &st);
+		describe(st, how, sizeof(how));
+		snprintf(r->gone, sizeof(r->gone), "its PKCS#11 helper (pid %ld) %s%s",
+		    (long)r->pid,
+		    rc == CX_EPARSE || rc == CX_ETOOBIG ? "broke the protocol and " : "", how);
+		r->pid = -1;
+	}
+	t->lost = 1;
+	return cx_err_set(e, CX_P11_ABSENT, "token \"%s\" (serial %s): %s", t->info.label,
+	    t->info.serial, r->gone[0] ? r->gone : "its PKCS#11 helper is gone");
+}
+
+static int
+spawn(struct cx_p11_module *m, struct cx_p11_remote *r, struct cx_err *e)
+{
+	char ppid[32];
+	char *argv[] = {m->helper, "--p11-helper", m->path, ppid, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t mask, def;
+	int sv[2], fd, rc;
+
+	snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return cx_err_set(e, CX_EIO, "socketpair: %s", strerror(errno));
+	/* the child's end must not be 0: dup2 onto itself would keep FD_CLOEXEC */
+	if ((fd = fcntl(sv[1], F_DUPFD_CLOEXEC, 3)) < 0) {
+		rc = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return cx_err_set(e, CX_EIO, "fcntl: %s", strerror(rc));
+	}
+	close(sv[1]);
+	sv[1] = fd;
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return cx_err_set(e, CX_ENOMEM, "posix_spawn_file_actions_init");
+	}
+	if (posix_spawnattr_init(&attr) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(sv[0]);
+		close(sv[1]);
+		return cx_err_set(e, CX_ENOMEM, "posix_spawnattr_init");
+	}
+	/* the agent blocks or ignores signals in its threads; the helper starts clean */
+	sigemptyset(&mask);
+	sigfillset(&def);
+	sigdelset(&def, SIGKILL);
+	sigdelset(&def, SIGSTOP);
+	/*
+	 * Its own process group: a ^C on the agent's terminal must reach the
+	 * agent, which then closes its tokens in order, not the helpers first.
+	 * stdout to /dev/null (some modules print), stderr shared for their
+	 * diagnostics.
+	 */
+	if ((rc = posix_spawn_file_actions_adddup2(&fa, sv[1], STDIN_FILENO)) != 0 ||
+	    (rc = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)) !=
+	        0 ||
+	    (rc = posix_spawnattr_setsigmask(&attr, &mask)) != 0 ||
+	    (rc = posix_spawnattr_setsigdefault(&attr, &def)) != 0 ||
+	    (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
+	    (rc = posix_spawnattr_setflags(&attr,
+	         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)) != 0)
+		rc = cx_err_set(e, CX_ENOMEM, "posix_spawn set-up: %s", strerror(rc));
+	else if ((rc = posix_spawn(&r->pid, m->helper, &fa, &attr, argv, environ)) != 0)
+		rc = cx_err_set(e, CX_EIO, "module %s: cannot start its helper %s: %s", m->path,
+		    m->helper, strerror(rc));
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(sv[1]);
+	if (rc != 0) {
+		close(sv[0]);
+		r->pid = -1;
+		return rc;
+	}
+	r->fd = sv[0];
+	return 0;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* See cx_p11_module_set_helper: poll for the answer while nothing else runs. */
+static void
+spin(struct cx_p11_remote *r)
+{
+	struct pollfd p = {r->fd, POLLIN, 0};
+	int64_t until;
+
+	if (r->busy == NULL)
+		return;
+	until = now_us() + CX_P11R_SPIN_US;
+	while (atomic_load(r->busy) <= 1 && now_us() < until) {
+		if (poll(&p, 1, 0) != 0)
+			return;
+		sched_yield();
+	}
+}
+
+/*
+ * Sends the request in r->out and reads the answer's common part: rc, lost,
+ * info, message.  Returns rc (with e set from the helper's message), the
+ * op's own fields left at r->in's read offset.
+ */
+static int
+call(struct cx_p11_token *t, struct cx_err *e)
+{
+	struct cx_p11_remote *r = t->r;
+	struct cx_p11_token_info ti;
+	const uint8_t *msg;
+	size_t msglen;
+	int x, rc, lost;
+
+	if (r->fd < 0)
+		return helper_gone(t, CX_ENOENT, e);
+	if ((x = cx_p11r_send(r->fd, &r->out)) != 0)
+		return helper_gone(t, x, e);
+	if (r->overlap != NULL)
+		r->overlap(r->overlap_arg);
+	spin(r);
+	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
+		return helper_gone(t, x, e);
+	if (cx_p11r_get_answer(&r->in, &rc, &lost, &ti, &msg, &msglen) != 0)
+		return helper_gone(t, CX_EPARSE, e);
+	t->info = ti;
+	t->lost = lost;
+	if (rc != 0 && e != NULL) {
+		e->code = rc;
+		memcpy(e->msg, msg, msglen);
+		e->msg[msglen] = '\0';
+	}
+	return rc;
+}
+
+/* The request's first bytes: frame, op. */
+static int
+begin(struct cx_p11_token *t, enum cx_p11r_op op)
+{
+	if (cx_p11r_begin(&t->r->out) != 0 || cx_buf_put_u8(&t->r->out, (uint8_t)op) != 0)
+		return CX_ENOMEM;
+	return 0;
+}
+
+/* A request's bytes once sent: a PIN is wiped, a large buffer given back. */
+static void
+after(struct cx_p11_remote *r, int had_pin)
+{
+	if (had_pin && r->out.d != NULL)
+		sodium_memzero(r->out.d, r->out.len);
+	if (r->out.alloc > (size_t)1024 * 1024)
+		cx_buf_free(&r->out);
+	if (r->in.alloc > (size_t)1024 * 1024)
+		cx_buf_free(&r->in);
+}
+
+static int
+simple(struct cx_p11_token *t, enum cx_p11r_op op, struct cx_err *e)
+{
+	if (begin(t, op) != 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	return call(t, e);
+}
+
+static int
+open_at(struct cx_p11_module *m, struct cx_p11_token *t, unsigned long slot, struct cx_err *e)
+{
+	int rc;
+
+	if ((rc = spawn(m, t->r, e)) != 0)
+		return rc;
+	if (begin(t, CX_P11R_OPEN) != 0 || cx_buf_put_u32(&t->r->out, CX_P11R_VERSION) != 0 ||
+	    cx_buf_put_u64(&t->r->out, slot) != 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	if ((rc = call(t, e)) != 0 && t->r->pid > 0) {
+		/* nothing open there: the helper has no reason to stay */
+		close(t->r->fd);
+		t->r->fd = -1;
+		reap(t->r->pid, 2000, NULL);
+		t->r->pid = -1;
+	}
+	return rc;
+}
+
+int
+cx_p11r_open(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e)
+{
+	struct cx_p11_token *t;
+	int rc;
+
+	*out = NULL;
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->r = calloc(1, sizeof(*t->r))) == NULL) {
+		free(t);
+		return cx_err_set(
+		    e, CX_ENOMEM, "module %s: slot %lu: out of memory", m->path, slot);
+	}
+	t->m = m;
+	t->f = m->f;
+	t->slot = slot;
+	t->pss_mech = -1;
+	t->r->fd = -1;
+	t->r->pid = -1;
+	t->r->busy = m->busy;
+	cx_buf_init(&t->r->out, CX_P11R_REQ_MAX + 4);
+	cx_buf_init(&t->r->in, CX_P11R_REP_MAX + 4);
+	snprintf(t->info.serial, sizeof(t->info.serial), "?");
+	snprintf(t->info.label, sizeof(t->info.label), "slot %lu", slot);
+	if ((rc = open_at(m, t, slot, e)) != 0) {
+		cx_p11r_close(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+void
+cx_p11r_close(struct cx_p11_token *t)
+{
+	struct cx_p11_remote *r = t->r;
+
+	if (r->fd >= 0)
+		close(r->fd); /* the helper reads EOF: closes its session, C_Finalize, exits */
+	if (r->pid > 0)
+		reap(r->pid, 2000, NULL);
+	cx_buf_free_wipe(&r->out);
+	cx_buf_free(&r->in);
+	free(r);
+	free(t);
+}
+
+int
+cx_p11_token_set_overlap(struct cx_p11_token *t, void (*fn)(void *), void *arg)
+{
+	if (t->r == NULL)
+		return CX_EUNSUPPORTED;
+	t->r->overlap = fn;
+	t->r->overlap_arg = arg;
+	return 0;
+}
+
+int
+cx_p11r_refresh(struct cx_p11_token *t, struct cx_err *e)
+{
+	return simple(t, CX_P11R_REFRESH, e);
+}
+
+int
+cx_p11r_reopen(struct cx_p11_token *t, struct cx_err *e)
+{
+	struct cx_p11_token_info old = t->info;
+	int rc;
+
+	if (t->r->fd >= 0)
+		return simple(t, CX_P11R_REOPEN, e);
+	/* the helper is gone: a new one, accepted only for the same token */
+	if ((rc = open_at(t->m, t, t->slot, e)) != 0) {
+		t->info = old;
+		t->lost = 1;
+		return rc;
+	}
+	if (strcmp(old.serial, t->info.serial) != 0 || strcmp(old.label, t->info.label) != 0 ||
+	    strcmp(old.manufacturer, t->info.manufacturer) != 0 ||
+	    strcmp(old.model, t->info.model) != 0) {
+		cx_err_set(e, CX_P11_ABSENT,
+		    "token \"%s\" (serial %s): slot %lu now holds token \"%s\" (serial %s)",
+		    old.label, old.serial, (unsigned long)t->slot, t->info.label, t->info.serial);
+		close(t->r->fd);
+		t->r->fd = -1;
+		reap(t->r->pid, 2000, NULL);
+		t->r->pid = -1;
+		t->info = old;
+		t->lost = 1;
+		return CX_P11_ABSENT;
+	}
+	return 0;
+}
+
+int
+cx_p11r_login(
+    struct cx_p11_token *t, const char *pin, size_t pinlen, int allow_final_try, struct cx_err *e)
+{
+	int rc;
+
+	if (pin != NULL && pinlen > CX_P11_MAX_PIN)
+		return cx_err_set(e, CX_EINVAL,
+		    "token \"%s\" (serial %s): PIN length %zu out of range", t->info.label,
+		    t->info.serial, pinlen);
+	if (begin(t, CX_P11R_LOGIN) != 0 || cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||
+	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0 ||
+	    cx_buf_put_u8(&t->r->out, allow_final_try != 0) != 0) {
+		after(t->r, 1);
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	}
+	rc = call(t, e);
+	after(t->r, 1);
+	return rc;
+}
+
+int
+cx_p11r_logout(struct cx_p11_token *t)
+{
+	return simple(t, CX_P11R_LOGOUT, NULL);
+}
+
+int
+cx_p11r_logged_in(struct cx_p11_token *t)
+{
+	uint8_t v;
+
+	if (simple(t, CX_P11R_LOGGED_IN, NULL) != 0 || cx_buf_get_u8(&t->r->in, &v) != 0 || v > 1)
+		return 0;
+	return v;
+}
+
+int
+cx_p11r_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, struct cx_err *e)
+{
+	struct cx_p11_key *v;
+	uint32_t cnt, i;
+	int rc;
+
+	*keys = NULL;
+	*n = 0;
+	if ((rc = simple(t, CX_P11R_KEYS, e)) != 0)
+		return rc;
+	if (cx_buf_get_u32(&t->r->in, &cnt) != 0 || cnt > CX_P11_MAX_OBJECTS)
+		return helper_gone(t, CX_EPARSE, e);
+	if (cnt == 0)
+		return 0;
+	if ((v = calloc(cnt, sizeof(*v))) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	for (i = 0; i < cnt; i++) {
+		if ((rc = cx_p11r_get_key(&t->r->in, &v[i])) != 0) {
+			cx_p11_keys_free(v, i);
+			return rc == CX_ENOMEM ? cx_err_set(e, CX_ENOMEM, "out of memory")
+			                       : helper_gone(t, CX_EPARSE, e);
+		}
+	}
+	if (cx_buf_avail(&t->r->in) != 0) {
+		cx_p11_keys_free(v, cnt);
+		return helper_gone(t, CX_EPARSE, e);
+	}
+	*keys = v;
+	*n = cnt;
+	return 0;
+}
+
+int
+cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
+    struct cx_err *e)
+{
+	const uint8_t *s;
+	size_t slen;
+	int rc;
+
+	if (data == NULL && n != 0)
+		return cx_err_set(e, CX_EINVAL, "no data");
+	if (pin != NULL && pinlen > CX_P11_MAX_PIN)
+		return cx_err_set(e, CX_EINVAL, "PIN length %zu out of range", pinlen);
+	if (begin(t, CX_P11R_SIGN) != 0 || cx_p11r_put_key(&t->r->out, k) != 0 ||
+	    cx_buf_put_u8(&t->r->out, (uint8_t)mech) != 0 ||
+	    cx_p11r_put_bytes(&t->r->out, data, n) != 0 ||
+	    cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||
+	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0) {
+		after(t->r, pin != NULL);
+		return cx_err_set(e, CX_ETOOBIG, "%zu bytes to sign: too many for the helper", n);
+	}
+	rc = call(t, e);
+	after(t->r, pin != NULL);
+	if (rc != 0)
+		return rc;
+	if (cx_p11r_get_bytes(&t->r->in, &s, &slen, CX_P11_MAX_SIG) != 0 || slen == 0 ||
+	    cx_buf_avail(&t->r->in) != 0)
+		return helper_gone(t, CX_EPARSE, e);
+	if (cx_buf_put(sig, s, slen) != 0)
+		return cx_err_set(e, CX_ENOMEM, "cannot store signature");
+	return 0;
+}
+
+int
+cx_p11r_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg, int bits,
+    struct cx_p11_key *out, struct cx_err *e)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (label == NULL || strlen(label) > 255)
+		return cx_err_set(e, CX_EINVAL, "key label must be 1..255 bytes");
+	if (begin(t, CX_P11R_GENERATE) != 0 ||
+	    cx_p11r_put_bytes(&t->r->out, label, strlen(label)) != 0 ||
+	    cx_buf_put_u8(&t->r->out, (uint8_t)alg) != 0 ||
+	    cx_buf_put_u32(&t->r->out, (uint32_t)bits) != 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	if ((rc = call(t, e)) != 0)
+		return rc;
+	if ((rc = cx_p11r_get_key(&t->r->in, out)) != 0 || cx_buf_avail(&t->r->in) != 0) {
+		cx_p11_key_clear(out);
+		return rc == CX_ENOMEM ? cx_err_set(e, CX_ENOMEM, "out of memory")
+		                       : helper_gone(t, CX_EPARSE, e);
+	}
+	return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * Private to pkcs11/: a token whose session lives in a helper process.
+ *
+ * Why: a module serialises what two threads of one process ask of it (SoftHSM
+ * and OpenSSL 3 take process-wide locks), so two tokens in one process do not
+ * sign twice as fast; and a module that crashes takes its process along.  With
+ * cx_p11_module_set_helper, each cx_p11_token_open spawns `EXE --p11-helper
+ * MODULE PPID` (posix_spawn: exec at once, nothing of this process runs in
+ * the child, so "never fork after C_Initialize" holds), which C_Initializes
+ * the module itself and serves that one token's calls over a socketpair.
+ * The cx_p11_token the caller holds keeps a mirror of the helper's token
+ * info and lost flag, refreshed by every answer.
+ *
+ * The wire, both ways: u32 length (big endian) then the body.  A request is
+ * u8 op and its fields; an answer is i32 rc, u8 lost, the token info, the
+ * error message, then the op's fields.  Strings and byte strings are u32
+ * length then bytes, with a cap per field; strings hold no NUL.  The agent
+ * reads every answer with the same bounds as any other untrusted input: the
+ * helper runs a vendor's module.
+ */
+#ifndef CX_PKCS11_REMOTE_H
+#define CX_PKCS11_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "pkcs11/token.h"
+#include "proto/buf.h"
+#include "proto/err.h"
+
+#define CX_P11R_VERSION 1
+/* a SIGN carries up to 64 MiB of data (proto/msg.h CX_PROTO_SIGN_MAX) plus the key */
+#define CX_P11R_REQ_MAX ((size_t)65 * 1024 * 1024)
+/* KEYS: up to CX_P11_MAX_OBJECTS keys of a few kB each */
+#define CX_P11R_REP_MAX ((size_t)32 * 1024 * 1024)
+#define CX_P11R_STR_MAX ((size_t)16 * 1024)
+/* how long a caller with nothing else to do polls for the helper's answer before sleeping */
+#define CX_P11R_SPIN_US 2000
+
+enum cx_p11r_op {
+	CX_P11R_OPEN = 1, /* u32 version, u64 slot */
+	CX_P11R_REFRESH,
+	CX_P11R_REOPEN,
+	CX_P11R_LOGIN, /* u8 has_pin, bytes pin, u8 allow_final_try */
+	CX_P11R_LOGOUT,
+	CX_P11R_LOGGED_IN, /* answer: u8 */
+	CX_P11R_KEYS,      /* answer: u32 n, n keys */
+	CX_P11R_SIGN,      /* key, u8 mech, bytes data, u8 has_pin, bytes pin; answer: bytes sig */
+	CX_P11R_GENERATE   /* str label, u8 alg, u32 bits; answer: key */
+};
+
+struct cx_p11_remote {
+	int fd; /* our end of the socketpair; -1 once the helper is gone */
+	pid_t pid;
+	const atomic_int *busy;  /* cx_p11_module_set_helper's */
+	char gone[160];          /* how the last helper ended, for every later message */
+	void (*overlap)(void *); /* cx_p11_token_set_overlap's */
+	void *overlap_arg;
+	struct cx_buf out, in;
+};
+
+/* Field codecs (rwire.c).  Getters check every length and cap; a failure is CX_EPARSE. */
+int cx_p11r_put_bytes(struct cx_buf *b, const void *p, size_t n);
+int cx_p11r_get_bytes(struct cx_buf *b, const uint8_t **p, size_t *n, size_t max);
+/* A malloc'ed NUL-terminated copy; a NUL inside is CX_EPARSE. */
+int cx_p11r_get_str(struct cx_buf *b, char **s, size_t max);
+int cx_p11r_put_info(struct cx_buf *b, const struct cx_p11_token_info *ti);
+int cx_p11r_get_info(struct cx_buf *b, struct cx_p11_token_info *ti);
+int cx_p11r_put_key(struct cx_buf *b, const struct cx_p11_key *k);
+/* Fills k (malloc'ed fields); on failure k is cleared. */
+int cx_p11r_get_key(struct cx_buf *b, struct cx_p11_key *k);
+
+/* The lowest rc an answer may carry (cx_p11_rc's codes are above it). */
+#define CX_P11R_RC_MIN (-200)
+/* An answer's common part; msg points into b. */
+int cx_p11r_get_answer(struct cx_buf *b, int *rc, int *lost, struct cx_p11_token_info *ti,
+    const uint8_t **msg, size_t *msglen);
+
+/* Starts a frame in b: reset, length placeholder. */
+int cx_p11r_begin(struct cx_buf *b);
+/* Sends the frame begun in b (patches its length). */
+int cx_p11r_send(int fd, struct cx_buf *b);
+/* Reads one whole frame into b (reset first), its body at b's read offset. */
+int cx_p11r_recv(int fd, struct cx_buf *b, size_t max);
+
+/* The agent's side (remote.c), called from token.c, keys.c, sign.c, generate.c. */
+int cx_p11r_open(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e);
+void cx_p11r_close(struct cx_p11_token *t);
+int cx_p11r_refresh(struct cx_p11_token *t, struct cx_err *e);
+int cx_p11r_reopen(struct cx_p11_token *t, struct cx_err *e);
+int cx_p11r_login(
+    struct cx_p11_token *t, const char *pin, size_t pinlen, int allow_final_try, struct cx_err *e);
+int cx_p11r_logout(struct cx_p11_token *t);
+int cx_p11r_logged_in(struct cx_p11_token *t);
+int cx_p11r_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, struct cx_err *e);
+int cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
+    struct cx_err *e);
+int cx_p11r_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg, int bits,
+    struct cx_p11_key *out, struct cx_err *e);
+
+#endif

@@ -313,8 +313,9 @@ mech_of(enum cx_p11_alg alg)
  * The audit record of a token signature is two lines: "sign-intent" (result
  * "pending"), written just before the data goes to the token, and "sign" with
  * the result after.  The signature leaves the agent only once the intent line
- * is durable; its sync runs on the audit syncer while the token signs, so on
- * a disk whose sync is shorter than the token's signature it costs little.
+ * is durable; its sync runs while the token signs (on this thread when a
+ * helper process signs, else on the audit syncer), so on a disk whose sync
+ * is shorter than the token's signature it costs little.
  * The result line is written just after the answer and made durable by the
  * next sync (at most AUDIT_LAZY_MS later): after a crash, an intent without
  * its result means "may have been signed and handed out", which is what a

@@ -144,8 +144,10 @@ spawn(struct cx_p11_module *m, struct cx_p11_remote *r, struct cx_err *e)
 	         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)) != 0)
 		rc = cx_err_set(e, CX_ENOMEM, "posix_spawn set-up: %s", strerror(rc));
 	else if ((rc = posix_spawn(&r->pid, m->helper, &fa, &attr, argv, environ)) != 0)
-		rc = cx_err_set(e, CX_EIO, "module %s: cannot start its helper %s: %s", m->path,
-		    m->helper, strerror(rc));
+		rc = cx_err_set(e, CX_EIO,
+		    "module %s: cannot start its helper %s: %s (conex-agent --no-token-helpers "
+		    "keeps token sessions in the agent)",
+		    m->path, m->helper, strerror(rc));
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	close(sv[1]);

@@ -38,6 +38,8 @@
 #define CX_P11R_STR_MAX ((size_t)16 * 1024)
 /* how long a caller with nothing else to do polls for the helper's answer before sleeping */
 #define CX_P11R_SPIN_US 2000
+/* how long a helper polls for the next request after an answer before sleeping */
+#define CX_P11R_HELPER_SPIN_US 200
 
 enum cx_p11r_op {
 	CX_P11R_OPEN = 1, /* u32 version, u64 slot */

@@ -33,6 +33,7 @@ struct helper {
 	struct cx_p11_token *t; /* NULL until OPEN */
 	struct cx_buf in, out;
 	struct cx_err e;
+	int spin; /* the last request was a SIGN while the agent had nothing else to do */
 };
 
 /* The answer's common part. */
@@ -88,10 +89,11 @@ serve(struct helper *h)
 	char *pin = NULL, *label = NULL;
 	uint64_t slot;
 	uint32_t ver, bits;
-	uint8_t op, mech, aft, alg;
+	uint8_t op, mech, aft, alg, idle = 0;
 	int rc, r;
 
 	memset(&h->e, 0, sizeof(h->e));
+	h->spin = 0;
 	if (cx_buf_get_u8(&h->in, &op) != 0)
 		return CX_EPARSE;
 	if (op != CX_P11R_OPEN && h->t == NULL)
@@ -152,12 +154,14 @@ serve(struct helper *h)
 			return r;
 		if (cx_buf_get_u8(&h->in, &mech) != 0 ||
 		    cx_p11r_get_bytes(&h->in, &data, &n, CX_P11R_REQ_MAX) != 0 ||
-		    (r = get_pin(h, &pin, &pinlen)) != 0 || cx_buf_avail(&h->in) != 0) {
+		    (r = get_pin(h, &pin, &pinlen)) != 0 || cx_buf_get_u8(&h->in, &idle) != 0 ||
+		    idle > 1 || cx_buf_avail(&h->in) != 0) {
 			if (pin != NULL)
 				sodium_free(pin);
 			cx_p11_key_clear(&k);
 			return r != 0 ? r : CX_EPARSE;
 		}
+		h->spin = idle;
 		cx_buf_init(&sig, CX_P11_MAX_SIG);
 		rc = cx_p11_token_sign(
 		    h->t, &k, (enum cx_p11_mech)mech, data, n, pin, pinlen, &sig, &h->e);
@@ -194,7 +198,8 @@ serve(struct helper *h)
  * A signing tool's next request tends to follow its answer within a hundred
  * microseconds or so, and waking a process that sleeps on an idle virtual
  * CPU costs tens of them: poll a moment (yielding to anything runnable)
- * before sleeping in read(2).
+ * before sleeping in read(2).  Only after a SIGN the agent sent while it
+ * had nothing else to do: beside other work the CPU is better left to it.
  */
 static void
 spin(void)
@@ -252,7 +257,8 @@ cx_p11_helper_main(int argc, char **argv)
 	cx_buf_init(&h.in, CX_P11R_REQ_MAX + 4);
 	cx_buf_init(&h.out, CX_P11R_REP_MAX + 4);
 	for (;;) {
-		spin();
+		if (h.spin)
+			spin();
 		if ((r = cx_p11r_recv(STDIN_FILENO, &h.in, CX_P11R_REQ_MAX)) != 0)
 			break; /* EOF: the agent is done with this token */
 		/* serve wipes a PIN in the request as soon as it has copied it */

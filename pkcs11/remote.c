@@ -451,7 +451,8 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 	    cx_buf_put_u8(&t->r->out, (uint8_t)mech) != 0 ||
 	    cx_p11r_put_bytes(&t->r->out, data, n) != 0 ||
 	    cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||
-	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0) {
+	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0 ||
+	    cx_buf_put_u8(&t->r->out, t->r->busy != NULL && atomic_load(t->r->busy) <= 1) != 0) {
 		after(t->r, pin != NULL);
 		return cx_err_set(e, CX_ETOOBIG, "%zu bytes to sign: too many for the helper", n);
 	}

@@ -38,7 +38,10 @@
 #define CX_P11R_STR_MAX ((size_t)16 * 1024)
 /* how long a caller with nothing else to do polls for the helper's answer before sleeping */
 #define CX_P11R_SPIN_US 2000
-/* how long a helper polls for the next request after an answer before sleeping */
+/*
+ * How long a helper polls for the next request after answering a SIGN that
+ * came with idle set (nothing else ran in the agent then) before sleeping.
+ */
 #define CX_P11R_HELPER_SPIN_US 200
 
 enum cx_p11r_op {
@@ -49,8 +52,8 @@ enum cx_p11r_op {
 	CX_P11R_LOGOUT,
 	CX_P11R_LOGGED_IN, /* answer: u8 */
 	CX_P11R_KEYS,      /* answer: u32 n, n keys */
-	CX_P11R_SIGN,      /* key, u8 mech, bytes data, u8 has_pin, bytes pin; answer: bytes sig */
-	CX_P11R_GENERATE   /* str label, u8 alg, u32 bits; answer: key */
+	CX_P11R_SIGN, /* key, u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
+	CX_P11R_GENERATE /* str label, u8 alg, u32 bits; answer: key */
 };
 
 struct cx_p11_remote {

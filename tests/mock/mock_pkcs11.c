@@ -24,6 +24,13 @@
  *   info-error     C_GetTokenInfo fails with CKR_GENERAL_ERROR while the slot
  *                  still lists the token (SoftHSM does this while another
  *                  process rewrites the token's file)
+ *   two-tokens     a second token (serial MOCK0000000002, label "mock2", its own
+ *                  Ed25519 key "m2", CKA_ID 02, same PIN) in the next slot; the
+ *                  other words apply to the first token only
+ *   sign-delay-N   C_Sign takes N milliseconds, as a token waiting for a touch
+ *   global-lock    ... and holds the module's one lock meanwhile, as OpenSC's
+ *                  sc_pkcs11_lock does: every other call of this process on
+ *                  any of its tokens waits for it
  * Each C_Login, C_FindObjectsInit, C_SignInit and C_Sign appends its name to
  * the file named by $CX_MOCK_P11_LOG, if set, so a test can count them.
  */
@@ -32,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <p11-kit/pkcs11.h>
 #include <sodium.h>
@@ -43,26 +51,28 @@
 #define CKM_EDDSA 0x1057UL
 #endif
 
-#define MOCK_SERIAL "MOCK0000000001"
-#define MOCK_PIN    "1234"
-#define MAX_SESS    16
+#define MOCK_SERIAL  "MOCK0000000001"
+#define MOCK_SERIAL2 "MOCK0000000002"
+#define MOCK_PIN     "1234"
+#define MAX_SESS     16
 
 static const uint8_t ed25519_oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
-static const uint8_t key_id[] = {0x01};
-static const char key_label[] = "m1";
+static const uint8_t key_ids[2][1] = {{0x01}, {0x02}};
+static const char *const key_labels[2] = {"m1", "m2"};
 
 /* The module's state: a Cryptoki module is one per process by definition. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int initialized;
-static int logged_in;
+static int logged_in[2]; /* per token */
 static int was_present = 1;
 static CK_SLOT_ID was_slot;
-static uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-static uint8_t sk[crypto_sign_SECRETKEYBYTES];
-static uint8_t point[2 + crypto_sign_PUBLICKEYBYTES]; /* DER OCTET STRING */
+static uint8_t pk[2][crypto_sign_PUBLICKEYBYTES];
+static uint8_t sk[2][crypto_sign_SECRETKEYBYTES];
+static uint8_t point[2][2 + crypto_sign_PUBLICKEYBYTES]; /* DER OCTET STRING */
 
 struct sess {
 	CK_SESSION_HANDLE h; /* 0: free */
+	int tok;             /* 0 or 1 (two-tokens) */
 	CK_FLAGS flags;
 	int finding, found;
 	int signing;
@@ -71,7 +81,8 @@ static struct sess sessions[MAX_SESS];
 static CK_SESSION_HANDLE next_session = 1;
 
 struct ctl {
-	int present, final_try, locked, info_error;
+	int present, final_try, locked, info_error, two, global_lock;
+	unsigned long sign_delay_ms;
 	CK_SLOT_ID slot;
 	unsigned long gen;
 };
@@ -100,6 +111,12 @@ read_ctl(struct ctl *c)
 			c->info_error = 1;
 		else if (strncmp(word, "rehandle-", 9) == 0)
 			c->gen = strtoul(word + 9, NULL, 10);
+		else if (strcmp(word, "two-tokens") == 0)
+			c->two = 1;
+		else if (strncmp(word, "sign-delay-", 11) == 0)
+			c->sign_delay_ms = strtoul(word + 11, NULL, 10);
+		else if (strcmp(word, "global-lock") == 0)
+			c->global_lock = 1;
 	}
 	fclose(f);
 }
@@ -122,23 +139,36 @@ state(struct ctl *c)
 {
 	read_ctl(c);
 	if ((!c->present && was_present) || c->slot != was_slot) {
-		memset(sessions, 0, sizeof(sessions));
-		logged_in = 0;
+		for (int i = 0; i < MAX_SESS; i++)
+			if (sessions[i].tok == 0)
+				memset(&sessions[i], 0, sizeof(sessions[i]));
+		logged_in[0] = 0;
 	}
 	was_present = c->present;
 	was_slot = c->slot;
 }
 
 static CK_OBJECT_HANDLE
-priv_handle(const struct ctl *c)
+priv_handle(const struct ctl *c, int tok)
 {
-	return 2 * (c->gen + 1);
+	return tok == 0 ? 2 * (c->gen + 1) : 1000;
 }
 
 static CK_OBJECT_HANDLE
-pub_handle(const struct ctl *c)
+pub_handle(const struct ctl *c, int tok)
 {
-	return 2 * (c->gen + 1) + 1;
+	return tok == 0 ? 2 * (c->gen + 1) + 1 : 1001;
+}
+
+/* The token in slot: 0, 1 (two-tokens), or -1.  Token 0 may be absent (c->present). */
+static int
+tok_of(const struct ctl *c, CK_SLOT_ID slot)
+{
+	if (slot == c->slot)
+		return 0;
+	if (c->two && slot == c->slot + 1)
+		return 1;
+	return -1;
 }
 
 static struct sess *
@@ -162,10 +192,10 @@ static CK_RV
 sess_of(CK_SESSION_HANDLE h, struct ctl *c, struct sess **out)
 {
 	state(c);
-	if (!c->present)
-		return CKR_DEVICE_REMOVED;
 	if ((*out = find_sess(h)) == NULL)
-		return CKR_SESSION_HANDLE_INVALID;
+		return c->present ? CKR_SESSION_HANDLE_INVALID : CKR_DEVICE_REMOVED;
+	if ((*out)->tok == 0 && !c->present)
+		return CKR_DEVICE_REMOVED;
 	return CKR_OK;
 }
 
@@ -187,13 +217,15 @@ m_initialize(void *args)
 		return CKR_GENERAL_ERROR;
 	}
 	/* fixed: a test may compare the key with one it derives itself */
-	memset(seed, 0x5a, sizeof(seed));
-	crypto_sign_seed_keypair(pk, sk, seed);
-	point[0] = 0x04;
-	point[1] = crypto_sign_PUBLICKEYBYTES;
-	memcpy(point + 2, pk, crypto_sign_PUBLICKEYBYTES);
+	for (int t = 0; t < 2; t++) {
+		memset(seed, t == 0 ? 0x5a : 0xa5, sizeof(seed));
+		crypto_sign_seed_keypair(pk[t], sk[t], seed);
+		point[t][0] = 0x04;
+		point[t][1] = crypto_sign_PUBLICKEYBYTES;
+		memcpy(point[t] + 2, pk[t], crypto_sign_PUBLICKEYBYTES);
+		logged_in[t] = 0;
+	}
 	memset(sessions, 0, sizeof(sessions));
-	logged_in = 0;
 	was_present = 1;
 	was_slot = 0;
 	initialized = 1;
@@ -208,6 +240,7 @@ m_finalize(void *reserved)
 	pthread_mutex_lock(&mu);
 	initialized = 0;
 	sodium_memzero(sk, sizeof(sk));
+	logged_in[0] = logged_in[1] = 0;
 	memset(sessions, 0, sizeof(sessions));
 	pthread_mutex_unlock(&mu);
 	return CKR_OK;
@@ -235,13 +268,16 @@ m_get_slot_list(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count)
 	pthread_mutex_unlock(&mu);
 	n = present && !c.present ? 0 : 1;
 	if (list != NULL) {
-		if (*count < n) {
-			*count = n;
+		if (*count < n + (CK_ULONG)c.two) {
+			*count = n + (CK_ULONG)c.two;
 			return CKR_BUFFER_TOO_SMALL;
 		}
 		if (n == 1)
 			list[0] = c.slot;
+		if (c.two)
+			list[n] = c.slot + 1;
 	}
+	n += (CK_ULONG)c.two;
 	*count = n;
 	return CKR_OK;
 }
@@ -250,16 +286,17 @@ static CK_RV
 m_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO *info)
 {
 	struct ctl c;
+	int t;
 
 	pthread_mutex_lock(&mu);
 	state(&c);
 	pthread_mutex_unlock(&mu);
-	if (slot != c.slot)
+	if ((t = tok_of(&c, slot)) < 0)
 		return CKR_SLOT_ID_INVALID;
 	memset(info, 0, sizeof(*info));
 	pad(info->slotDescription, sizeof(info->slotDescription), "mock slot");
 	pad(info->manufacturerID, sizeof(info->manufacturerID), "conex tests");
-	info->flags = CKF_REMOVABLE_DEVICE | (c.present ? CKF_TOKEN_PRESENT : 0);
+	info->flags = CKF_REMOVABLE_DEVICE | (t == 1 || c.present ? CKF_TOKEN_PRESENT : 0);
 	return CKR_OK;
 }
 
@@ -267,21 +304,26 @@ static CK_RV
 m_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO *ti)
 {
 	struct ctl c;
+	int t;
 
 	pthread_mutex_lock(&mu);
 	state(&c);
 	pthread_mutex_unlock(&mu);
-	if (slot != c.slot)
+	if ((t = tok_of(&c, slot)) < 0)
 		return CKR_SLOT_ID_INVALID;
+	if (t == 1) {
+		memset(&c, 0, sizeof(c)); /* the words are about the first token */
+		c.present = 1;
+	}
 	if (!c.present)
 		return CKR_TOKEN_NOT_PRESENT;
 	if (c.info_error)
 		return CKR_GENERAL_ERROR;
 	memset(ti, 0, sizeof(*ti));
-	pad(ti->label, sizeof(ti->label), "mock");
+	pad(ti->label, sizeof(ti->label), t == 0 ? "mock" : "mock2");
 	pad(ti->manufacturerID, sizeof(ti->manufacturerID), "conex tests");
 	pad(ti->model, sizeof(ti->model), "mock");
-	pad(ti->serialNumber, sizeof(ti->serialNumber), MOCK_SERIAL);
+	pad(ti->serialNumber, sizeof(ti->serialNumber), t == 0 ? MOCK_SERIAL : MOCK_SERIAL2);
 	ti->flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED |
 	    (c.final_try ? CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW : 0) |
 	    (c.locked ? CKF_USER_PIN_LOCKED : 0);
@@ -299,7 +341,7 @@ m_get_mechanism_info(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO 
 	pthread_mutex_lock(&mu);
 	read_ctl(&c);
 	pthread_mutex_unlock(&mu);
-	if (slot != c.slot)
+	if (tok_of(&c, slot) < 0)
 		return CKR_SLOT_ID_INVALID;
 	if (type != CKM_EDDSA)
 		return CKR_MECHANISM_INVALID;
@@ -316,6 +358,7 @@ m_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void *app, CK_NOTIFY notify, CK_
 {
 	struct ctl c;
 	CK_RV rv = CKR_SESSION_COUNT;
+	int t;
 
 	(void)app;
 	(void)notify;
@@ -323,15 +366,16 @@ m_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void *app, CK_NOTIFY notify, CK_
 		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 	pthread_mutex_lock(&mu);
 	state(&c);
-	if (slot != c.slot)
+	if ((t = tok_of(&c, slot)) < 0)
 		rv = CKR_SLOT_ID_INVALID;
-	else if (!c.present)
+	else if (t == 0 && !c.present)
 		rv = CKR_TOKEN_NOT_PRESENT;
 	else
 		for (int i = 0; i < MAX_SESS; i++)
 			if (sessions[i].h == 0) {
 				memset(&sessions[i], 0, sizeof(sessions[i]));
 				sessions[i].h = next_session++;
+				sessions[i].tok = t;
 				sessions[i].flags = flags;
 				*out = sessions[i].h;
 				rv = CKR_OK;
@@ -345,18 +389,19 @@ static CK_RV
 m_close_session(CK_SESSION_HANDLE h)
 {
 	struct sess *s;
-	int left = 0;
+	int left = 0, t;
 
 	pthread_mutex_lock(&mu);
 	if ((s = find_sess(h)) == NULL) {
 		pthread_mutex_unlock(&mu);
 		return CKR_SESSION_HANDLE_INVALID;
 	}
+	t = s->tok;
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < MAX_SESS; i++)
-		left |= sessions[i].h != 0;
+		left |= sessions[i].h != 0 && sessions[i].tok == t;
 	if (!left)
-		logged_in = 0; /* the login ends with the application's last session */
+		logged_in[t] = 0; /* the login ends with the application's last session */
 	pthread_mutex_unlock(&mu);
 	return CKR_OK;
 }
@@ -371,12 +416,14 @@ m_get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO *si)
 	pthread_mutex_lock(&mu);
 	if ((rv = sess_of(h, &c, &s)) == CKR_OK) {
 		memset(si, 0, sizeof(*si));
-		si->slotID = c.slot;
+		si->slotID = c.slot + (CK_SLOT_ID)s->tok;
 		si->flags = s->flags;
 		if (s->flags & CKF_RW_SESSION)
-			si->state = logged_in ? CKS_RW_USER_FUNCTIONS : CKS_RW_PUBLIC_SESSION;
+			si->state =
+			    logged_in[s->tok] ? CKS_RW_USER_FUNCTIONS : CKS_RW_PUBLIC_SESSION;
 		else
-			si->state = logged_in ? CKS_RO_USER_FUNCTIONS : CKS_RO_PUBLIC_SESSION;
+			si->state =
+			    logged_in[s->tok] ? CKS_RO_USER_FUNCTIONS : CKS_RO_PUBLIC_SESSION;
 	}
 	pthread_mutex_unlock(&mu);
 	return rv;
@@ -397,11 +444,11 @@ m_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG len)
 		rv = CKR_USER_TYPE_INVALID;
 		goto out;
 	}
-	if (c.locked) {
+	if (c.locked && s->tok == 0) {
 		rv = CKR_PIN_LOCKED;
 		goto out;
 	}
-	if (logged_in) {
+	if (logged_in[s->tok]) {
 		rv = CKR_USER_ALREADY_LOGGED_IN;
 		goto out;
 	}
@@ -409,7 +456,7 @@ m_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG len)
 		rv = CKR_PIN_INCORRECT;
 		goto out;
 	}
-	logged_in = 1;
+	logged_in[s->tok] = 1;
 out:
 	pthread_mutex_unlock(&mu);
 	return rv;
@@ -424,9 +471,9 @@ m_logout(CK_SESSION_HANDLE h)
 
 	pthread_mutex_lock(&mu);
 	if ((rv = sess_of(h, &c, &s)) == CKR_OK) {
-		if (!logged_in)
+		if (!logged_in[s->tok])
 			rv = CKR_USER_NOT_LOGGED_IN;
-		logged_in = 0;
+		logged_in[s->tok] = 0;
 	}
 	pthread_mutex_unlock(&mu);
 	return rv;
@@ -434,9 +481,9 @@ m_logout(CK_SESSION_HANDLE h)
 
 /* ---- objects ---- */
 
-/* The value of attribute type of object o (1 private, 2 public); NULL: not there. */
+/* The value of attribute type of object o (1 private, 2 public) of token t; NULL: not there. */
 static const void *
-attr_value(int o, CK_ATTRIBUTE_TYPE type, CK_ULONG *len, CK_RV *why)
+attr_value(int o, int t, CK_ATTRIBUTE_TYPE type, CK_ULONG *len, CK_RV *why)
 {
 	static const CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
 	static const CK_KEY_TYPE kt = CKK_EC_EDWARDS;
@@ -451,19 +498,19 @@ attr_value(int o, CK_ATTRIBUTE_TYPE type, CK_ULONG *len, CK_RV *why)
 		*len = sizeof(kt);
 		return &kt;
 	case CKA_ID:
-		*len = sizeof(key_id);
-		return key_id;
+		*len = sizeof(key_ids[t]);
+		return key_ids[t];
 	case CKA_LABEL:
-		*len = strlen(key_label);
-		return key_label;
+		*len = strlen(key_labels[t]);
+		return key_labels[t];
 	case CKA_EC_PARAMS:
 		*len = sizeof(ed25519_oid);
 		return ed25519_oid;
 	case CKA_EC_POINT:
 		if (o == 1)
 			return NULL; /* like SoftHSM: only the public object has it */
-		*len = sizeof(point);
-		return point;
+		*len = sizeof(point[t]);
+		return point[t];
 	case CKA_TOKEN:
 	case CKA_SIGN:
 	case CKA_SENSITIVE:
@@ -486,11 +533,11 @@ attr_value(int o, CK_ATTRIBUTE_TYPE type, CK_ULONG *len, CK_RV *why)
 
 /* 1 private, 2 public, 0 not an object (or the private one, logged out). */
 static int
-object_of(const struct ctl *c, CK_OBJECT_HANDLE h)
+object_of(const struct ctl *c, int t, CK_OBJECT_HANDLE h)
 {
-	if (h == priv_handle(c))
-		return logged_in ? 1 : 0;
-	if (h == pub_handle(c))
+	if (h == priv_handle(c, t))
+		return logged_in[t] ? 1 : 0;
+	if (h == pub_handle(c, t))
 		return 2;
 	return 0;
 }
@@ -508,12 +555,12 @@ m_get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE oh, CK_ATTRIBUTE *t,
 	pthread_mutex_lock(&mu);
 	if ((rv = sess_of(h, &c, &s)) != CKR_OK)
 		goto out;
-	if ((o = object_of(&c, oh)) == 0) {
+	if ((o = object_of(&c, s->tok, oh)) == 0) {
 		rv = CKR_OBJECT_HANDLE_INVALID;
 		goto out;
 	}
 	for (CK_ULONG i = 0; i < n; i++) {
-		if ((v = attr_value(o, t[i].type, &len, &why)) == NULL) {
+		if ((v = attr_value(o, s->tok, t[i].type, &len, &why)) == NULL) {
 			t[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
 			ret = why;
 			continue;
@@ -537,15 +584,15 @@ out:
 }
 
 static int
-matches(int o, const CK_ATTRIBUTE *t, CK_ULONG n)
+matches(int o, int tok, const CK_ATTRIBUTE *t, CK_ULONG n)
 {
 	const void *v;
 	CK_ULONG len;
 	CK_RV why;
 
 	for (CK_ULONG i = 0; i < n; i++)
-		if ((v = attr_value(o, t[i].type, &len, &why)) == NULL || len != t[i].ulValueLen ||
-		    (len > 0 && memcmp(v, t[i].pValue, len) != 0))
+		if ((v = attr_value(o, tok, t[i].type, &len, &why)) == NULL ||
+		    len != t[i].ulValueLen || (len > 0 && memcmp(v, t[i].pValue, len) != 0))
 			return 0;
 	return 1;
 }
@@ -568,9 +615,9 @@ m_find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE *t, CK_ULONG n)
 	s->finding = 1;
 	s->found = 0;
 	/* bit 0: the private key (only while logged in), bit 1: the public key */
-	if (logged_in && matches(1, t, n))
+	if (logged_in[s->tok] && matches(1, s->tok, t, n))
 		s->found |= 1;
-	if (matches(2, t, n))
+	if (matches(2, s->tok, t, n))
 		s->found |= 2;
 out:
 	pthread_mutex_unlock(&mu);
@@ -593,11 +640,11 @@ m_find_objects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULON
 		goto out;
 	}
 	if ((s->found & 1) && *got < max) {
-		out[(*got)++] = priv_handle(&c);
+		out[(*got)++] = priv_handle(&c, s->tok);
 		s->found &= ~1;
 	}
 	if ((s->found & 2) && *got < max) {
-		out[(*got)++] = pub_handle(&c);
+		out[(*got)++] = pub_handle(&c, s->tok);
 		s->found &= ~2;
 	}
 out:
@@ -639,11 +686,11 @@ m_sign_init(CK_SESSION_HANDLE h, CK_MECHANISM *m, CK_OBJECT_HANDLE key)
 		rv = CKR_OPERATION_ACTIVE;
 	else if (m == NULL || m->mechanism != CKM_EDDSA || m->ulParameterLen != 0)
 		rv = CKR_MECHANISM_INVALID;
-	else if (key != priv_handle(&c) && key != pub_handle(&c))
+	else if (key != priv_handle(&c, s->tok) && key != pub_handle(&c, s->tok))
 		rv = CKR_KEY_HANDLE_INVALID;
-	else if (!logged_in)
+	else if (!logged_in[s->tok])
 		rv = CKR_USER_NOT_LOGGED_IN;
-	else if (key != priv_handle(&c))
+	else if (key != priv_handle(&c, s->tok))
 		rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
 	else
 		s->signing = 1;
@@ -676,7 +723,22 @@ m_sign(CK_SESSION_HANDLE h, CK_BYTE *data, CK_ULONG n, CK_BYTE *sig, CK_ULONG *s
 		rv = CKR_BUFFER_TOO_SMALL;
 		goto out;
 	}
-	crypto_sign_detached(sig, NULL, data, n, sk);
+	if (c.sign_delay_ms > 0 && s->tok == 0) {
+		struct timespec ts = {
+		    (time_t)(c.sign_delay_ms / 1000), (long)(c.sign_delay_ms % 1000) * 1000000L};
+		int t = s->tok;
+
+		/* a touch: with global-lock the module's lock stays held, as OpenSC's does */
+		if (!c.global_lock)
+			pthread_mutex_unlock(&mu);
+		nanosleep(&ts, NULL);
+		if (!c.global_lock)
+			pthread_mutex_lock(&mu);
+		/* the session may have gone meanwhile */
+		if ((rv = sess_of(h, &c, &s)) != CKR_OK || s->tok != t)
+			goto out;
+	}
+	crypto_sign_detached(sig, NULL, data, n, sk[s->tok]);
 	*siglen = crypto_sign_BYTES;
 	s->signing = 0;
 out:

@@ -8,6 +8,7 @@
  * C_SignInit and C_Sign to CX_MOCK_P11_LOG, which the tests count.
  */
 #include <check.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -324,6 +325,150 @@ soft_key(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen)
 	EVP_PKEY_free(pk);
 }
 
+/* Key id (as listed) and key string of the mock key id on the token serial. */
+static int
+find_key(struct cx_agent_conn *c, const char *id, const char *serial, uint8_t keyid[32],
+    char *keystr, size_t kslen)
+{
+	struct cx_msg_key *keys = NULL;
+	struct cx_err e = {0};
+	size_t n;
+	int found = 0;
+
+	ck_assert_msg(cx_agent_list(c, &keys, &n, &e) == 0, "list: %s", e.msg);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(keys[i].id, id) == 0 && keys[i].token_serial != NULL &&
+		    strcmp(keys[i].token_serial, serial) == 0 &&
+		    (keys[i].state & CX_KEY_PRESENT) != 0) {
+			memcpy(keyid, keys[i].keyid, 32);
+			snprintf(keystr, kslen, "%s", keys[i].keystr);
+			found = 1;
+		}
+	cx_agent_keys_free(keys);
+	return found;
+}
+
+/* The to-be-signed bytes of a targets resource signed by id (Ed25519). */
+static void
+tbs_of(const char *id, struct cx_buf *out)
+{
+	struct cx_keyref ref = rb_local(id);
+	struct cx_arena a;
+	struct cx_resource *r;
+	struct cx_buf c;
+	char path[64];
+
+	cx_arena_init(&a, 0);
+	r = rb_new(&a, CX_R_TARGETS, id, CREATED);
+	r->valid = rb_quorum(&a, 1, &ref, 1);
+	snprintf(path, sizeof(path), "packages/%s/%s.1/opam", id, id);
+	rb_add_target(&a, r, path, "opam", 4);
+	cx_buf_init(&c, 0);
+	cx_buf_init(out, 0);
+	ck_assert_int_eq(cx_resource_canon(r, &c), 0);
+	ck_assert_int_eq(cx_tbs(c.d, c.len, CREATED, id, CX_SIG_ED25519, out), 0);
+	cx_buf_free(&c);
+	cx_arena_free(&a);
+}
+
+struct slow_sign {
+	struct ag *g;
+	uint8_t keyid[32];
+	char keystr[512];
+	struct cx_buf *m;
+	uint32_t r;
+};
+
+static void *
+slow_sign(void *arg)
+{
+	struct slow_sign *ss = arg;
+	struct cx_agent_conn *c = conn(ss->g);
+
+	ss->r = sign(c, ss->keyid, ss->keystr, ss->m, NULL, 0);
+	cx_agent_close(c);
+	return NULL;
+}
+
+/*
+ * One module, two tokens, and a module that holds its one process-wide lock
+ * while a token waits for a touch (as OpenSC does).  Each token's session in
+ * its own helper process: token B signs at once while token A waits.  The
+ * control, with --no-token-helpers: B waits for A, which shows that the
+ * mock's lock does hold up a process and the test can tell the two apart.
+ */
+static void
+global_lock_run(int helpers, int64_t *b_ms)
+{
+	struct ag g;
+	struct cx_agent_conn *c;
+	struct cx_err e = {0};
+	struct slow_sign ss;
+	struct cx_buf m2;
+	uint8_t kid2[32];
+	char ks2[512];
+	pthread_t th;
+	int64_t t0, end;
+
+	if (helpers)
+		start(&g, NULL);
+	else
+		start(&g, "--no-token-helpers", NULL);
+	ctl(&g, "two-tokens");
+	c = conn(&g);
+	/* the second token comes with the next rescan */
+	end = now_ms() + 15000;
+	while (cx_agent_token_login(c, "MOCK0000000002", PIN, strlen(PIN), 0, &e) != 0) {
+		ck_assert_msg(now_ms() < end, "second mock token not attached: %s", e.msg);
+		usleep(50000);
+	}
+	ck_assert_int_eq(login(c, PIN, 0), 0);
+	memset(&ss, 0, sizeof(ss));
+	ss.g = &g;
+	end = now_ms() + 10000;
+	while (!find_key(c, "m1", SERIAL, ss.keyid, ss.keystr, sizeof(ss.keystr)) ||
+	    !find_key(c, "m2", "MOCK0000000002", kid2, ks2, sizeof(ks2))) {
+		ck_assert_msg(now_ms() < end, "m1 and m2 not listed");
+		usleep(50000);
+	}
+	tbs_of("m1", ss.m = calloc(1, sizeof(*ss.m)));
+	tbs_of("m2", &m2);
+	ck_assert_int_eq(sign(c, kid2, ks2, &m2, NULL, 0), 0);
+
+	/* A waits 2 s inside C_Sign, holding the module's lock */
+	ctl(&g, "two-tokens sign-delay-2000 global-lock");
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_sign, &ss), 0);
+	end = now_ms() + 5000;
+	while (calls(&g, "C_Sign") < 2) {
+		ck_assert_msg(now_ms() < end, "token A's C_Sign never started");
+		usleep(10000);
+	}
+	t0 = now_ms();
+	ck_assert_int_eq(sign(c, kid2, ks2, &m2, NULL, 0), 0);
+	*b_ms = now_ms() - t0;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(ss.r, 0);
+	cx_buf_free(ss.m);
+	free(ss.m);
+	cx_buf_free(&m2);
+	cx_agent_close(c);
+	stop(&g);
+	cleanup(&g);
+}
+
+START_TEST(test_global_lock)
+{
+	int64_t with, without;
+
+	global_lock_run(1, &with);
+	ck_assert_msg(with < 1000, "token B waited %lld ms for token A's touch", (long long)with);
+	global_lock_run(0, &without);
+	ck_assert_msg(without >= 1000,
+	    "control: in one process B should wait for A's lock, but took %lld ms",
+	    (long long)without);
+}
+END_TEST
+
 /* ---- tests ---- */
 
 /*
@@ -538,6 +683,7 @@ main(void)
 	tcase_add_test(tc, test_final_try);
 	tcase_add_test(tc, test_pin_locked);
 	tcase_add_test(tc, test_info_error);
+	tcase_add_test(tc, test_global_lock);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

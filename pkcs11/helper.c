@@ -43,12 +43,17 @@ answer(struct helper *h, int rc)
 	static const struct cx_p11_token_info none;
 	const struct cx_p11_token_info *ti = h->t != NULL ? cx_p11_token_get_info(h->t) : &none;
 	const char *msg = rc != 0 ? h->e.msg : "";
+	int st = 0;
 
 	if (rc != 0 && msg[0] == '\0')
 		msg = cx_code_str(rc);
+	if (h->t != NULL && cx_p11_token_lost(h->t))
+		st |= CX_P11R_LOST;
+	else if (h->t != NULL && cx_p11_token_logged_in(h->t))
+		st |= CX_P11R_USER;
 	if (cx_p11r_begin(&h->out) != 0 || cx_buf_put_u32(&h->out, (uint32_t)(int32_t)rc) != 0 ||
-	    cx_buf_put_u8(&h->out, h->t != NULL && cx_p11_token_lost(h->t)) != 0 ||
-	    cx_p11r_put_info(&h->out, ti) != 0 || cx_p11r_put_bytes(&h->out, msg, strlen(msg)) != 0)
+	    cx_buf_put_u8(&h->out, (uint8_t)st) != 0 || cx_p11r_put_info(&h->out, ti) != 0 ||
+	    cx_p11r_put_bytes(&h->out, msg, strlen(msg)) != 0)
 		return CX_ENOMEM;
 	return 0;
 }
@@ -120,13 +125,6 @@ serve(struct helper *h)
 		    : op == CX_P11R_REOPEN ? cx_p11_token_reopen(h->t, &h->e)
 		                           : cx_p11_token_logout(h->t);
 		return answer(h, rc);
-	case CX_P11R_LOGGED_IN:
-		if (cx_buf_avail(&h->in) != 0)
-			return CX_EPARSE;
-		r = cx_p11_token_logged_in(h->t);
-		if (answer(h, 0) != 0 || cx_buf_put_u8(&h->out, r != 0) != 0)
-			return CX_ENOMEM;
-		return 0;
 	case CX_P11R_LOGIN:
 		if ((r = get_pin(h, &pin, &pinlen)) != 0)
 			return r;

@@ -1,7 +1,8 @@
 /*
  * The caller's side of a token held by a helper process (remote.h): spawns
- * the helper, forwards each call, mirrors the helper's token info and lost
- * flag into the cx_p11_token.
+ * the helper, forwards each call, mirrors the helper's token info, lost
+ * flag and login state into the cx_p11_token (the login state needs no call
+ * of its own: a signature's login check costs no round trip).
  *
  * A helper that exits, crashes or answers out of protocol is killed and the
  * token is treated as lost (CX_P11_ABSENT): its session and login are gone
@@ -72,6 +73,7 @@ helper_gone(struct cx_p11_token *t, int rc, struct cx_err *e)
 	char how[64];
 	int st = 0;
 
+	r->logged_in = 0;
 	if (r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;
@@ -198,7 +200,7 @@ call(struct cx_p11_token *t, struct cx_err *e)
 	struct cx_p11_token_info ti;
 	const uint8_t *msg;
 	size_t msglen;
-	int x, rc, lost;
+	int x, rc, st;
 
 	if (r->fd < 0)
 		return helper_gone(t, CX_ENOENT, e);
@@ -209,10 +211,11 @@ call(struct cx_p11_token *t, struct cx_err *e)
 	spin(r);
 	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
 		return helper_gone(t, x, e);
-	if (cx_p11r_get_answer(&r->in, &rc, &lost, &ti, &msg, &msglen) != 0)
+	if (cx_p11r_get_answer(&r->in, &rc, &st, &ti, &msg, &msglen) != 0)
 		return helper_gone(t, CX_EPARSE, e);
 	t->info = ti;
-	t->lost = lost;
+	t->lost = (st & CX_P11R_LOST) != 0;
+	r->logged_in = (st & CX_P11R_USER) != 0;
 	if (rc != 0 && e != NULL) {
 		e->code = rc;
 		memcpy(e->msg, msg, msglen);
@@ -391,14 +394,15 @@ cx_p11r_logout(struct cx_p11_token *t)
 	return simple(t, CX_P11R_LOGOUT, NULL);
 }
 
+/*
+ * Only the helper's own calls change its login (a PKCS#11 login belongs to
+ * the application), and every answer reports it; a removal since then shows
+ * at the next call.
+ */
 int
 cx_p11r_logged_in(struct cx_p11_token *t)
 {
-	uint8_t v;
-
-	if (simple(t, CX_P11R_LOGGED_IN, NULL) != 0 || cx_buf_get_u8(&t->r->in, &v) != 0 || v > 1)
-		return 0;
-	return v;
+	return t->r->fd >= 0 && !t->lost && t->r->logged_in;
 }
 
 int

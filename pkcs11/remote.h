@@ -9,10 +9,11 @@
  * the child, so "never fork after C_Initialize" holds), which C_Initializes
  * the module itself and serves that one token's calls over a socketpair.
  * The cx_p11_token the caller holds keeps a mirror of the helper's token
- * info and lost flag, refreshed by every answer.
+ * info, lost flag and login state, refreshed by every answer.
  *
  * The wire, both ways: u32 length (big endian) then the body.  A request is
- * u8 op and its fields; an answer is i32 rc, u8 lost, the token info, the
+ * u8 op and its fields; an answer is i32 rc, u8 state (bit 0: the session
+ * is lost, bit 1: logged in as the user), the token info, the
  * error message, then the op's fields.  Strings and byte strings are u32
  * length then bytes, with a cap per field; strings hold no NUL.  The agent
  * reads every answer with the same bounds as any other untrusted input: the
@@ -50,7 +51,7 @@ enum cx_p11r_op {
 	CX_P11R_REOPEN,
 	CX_P11R_LOGIN, /* u8 has_pin, bytes pin, u8 allow_final_try */
 	CX_P11R_LOGOUT,
-	CX_P11R_LOGGED_IN, /* answer: u8 */
+	CX_P11R_LOGGED_IN, /* unused: every answer carries the login state */
 	CX_P11R_KEYS,      /* answer: u32 n, n keys */
 	CX_P11R_SIGN, /* key, u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
 	CX_P11R_GENERATE /* str label, u8 alg, u32 bits; answer: key */
@@ -61,6 +62,7 @@ struct cx_p11_remote {
 	pid_t pid;
 	const atomic_int *busy;  /* cx_p11_module_set_helper's */
 	char gone[160];          /* how the last helper ended, for every later message */
+	int logged_in;           /* as of the helper's last answer */
 	void (*overlap)(void *); /* cx_p11_token_set_overlap's */
 	void *overlap_arg;
 	struct cx_buf out, in;
@@ -79,8 +81,10 @@ int cx_p11r_get_key(struct cx_buf *b, struct cx_p11_key *k);
 
 /* The lowest rc an answer may carry (cx_p11_rc's codes are above it). */
 #define CX_P11R_RC_MIN (-200)
+#define CX_P11R_LOST   1
+#define CX_P11R_USER   2
 /* An answer's common part; msg points into b. */
-int cx_p11r_get_answer(struct cx_buf *b, int *rc, int *lost, struct cx_p11_token_info *ti,
+int cx_p11r_get_answer(struct cx_buf *b, int *rc, int *state, struct cx_p11_token_info *ti,
     const uint8_t **msg, size_t *msglen);
 
 /* Starts a frame in b: reset, length placeholder. */

@@ -165,20 +165,21 @@ fail:
 }
 
 int
-cx_p11r_get_answer(struct cx_buf *b, int *rc, int *lost, struct cx_p11_token_info *ti,
+cx_p11r_get_answer(struct cx_buf *b, int *rc, int *state, struct cx_p11_token_info *ti,
     const uint8_t **msg, size_t *msglen)
 {
 	uint32_t v;
 	uint8_t l;
 
-	if (cx_buf_get_u32(b, &v) != 0 || cx_buf_get_u8(b, &l) != 0 || l > 1 ||
-	    cx_p11r_get_info(b, ti) != 0 || cx_p11r_get_bytes(b, msg, msglen, CX_ERR_MSG - 1) != 0)
+	if (cx_buf_get_u32(b, &v) != 0 || cx_buf_get_u8(b, &l) != 0 ||
+	    l > (CX_P11R_LOST | CX_P11R_USER) || cx_p11r_get_info(b, ti) != 0 ||
+	    cx_p11r_get_bytes(b, msg, msglen, CX_ERR_MSG - 1) != 0)
 		return CX_EPARSE;
 	/* 0 or one of our negative codes; a failure always says why */
 	if ((int32_t)v > 0 || (int32_t)v < CX_P11R_RC_MIN || ((int32_t)v != 0 && *msglen == 0))
 		return CX_EPARSE;
 	*rc = (int32_t)v;
-	*lost = l;
+	*state = l;
 	return 0;
 }
 

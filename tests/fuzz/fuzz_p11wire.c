@@ -29,17 +29,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	const uint8_t *msg, *start;
 	size_t msglen, i;
 	uint32_t cnt;
-	int rc, lost;
+	int rc, state;
 
 	cx_buf_init(&in, len + 1);
 	cx_buf_init(&out, 2 * len + 1024);
 	if (cx_buf_put(&in, data, len) != 0)
 		goto out;
 	start = cx_buf_ptr(&in);
-	if (cx_p11r_get_answer(&in, &rc, &lost, &ti, &msg, &msglen) == 0) {
+	if (cx_p11r_get_answer(&in, &rc, &state, &ti, &msg, &msglen) == 0) {
 		size_t used = (size_t)(cx_buf_ptr(&in) - start);
 		cx_buf_put_u32(&out, (uint32_t)rc);
-		cx_buf_put_u8(&out, (uint8_t)lost);
+		cx_buf_put_u8(&out, (uint8_t)state);
 		cx_p11r_put_info(&out, &ti);
 		cx_p11r_put_bytes(&out, msg, msglen);
 		check_same(start, used, &out);

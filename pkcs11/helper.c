@@ -215,6 +215,25 @@ spin(void)
 	    CX_P11R_HELPER_SPIN_US);
 }
 
+/* Our tracer's pid from /proc/self/status, 0 for none, -1 if it cannot be told. */
+static int
+tracer(void)
+{
+	char line[256];
+	FILE *f;
+	int pid = -1;
+
+	if ((f = fopen("/proc/self/status", "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "TracerPid:", 10) == 0) {
+			pid = atoi(line + 10);
+			break;
+		}
+	fclose(f);
+	return pid;
+}
+
 int
 cx_p11_helper_main(int argc, char **argv)
 {
@@ -234,12 +253,28 @@ cx_p11_helper_main(int argc, char **argv)
 	ppid = strtol(argv[3], &end, 10);
 	if (errno != 0 || *end != '\0' || ppid <= 1)
 		return 2;
+	/*
+	 * The death signal comes when the thread that spawned us exits: the
+	 * token's worker, which closes its helper before it does.
+	 */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &rl) != 0 ||
 	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		return 2;
 	/* the agent may have died before PR_SET_PDEATHSIG took: then nobody will talk to us */
 	if (getppid() != (pid_t)ppid)
 		return 2;
+	/*
+	 * Until the prctl above, exec had left us dumpable: a process of the
+	 * same user could have attached then and would stay attached to watch
+	 * the PIN go by.  Nobody can attach from now on; refuse if somebody did.
+	 */
+	if ((r = tracer()) != 0) {
+		fprintf(stderr,
+		    "conex-agent helper: traced by pid %d: refusing to hold a token session "
+		    "(conex-agent --no-token-helpers to debug the agent)\n",
+		    r);
+		_exit(2); /* at once: not even exit handlers run under the tracer */
+	}
 	/* nothing of the agent's but the socket (0) and stderr (2) */
 	if (close_range(3, ~0U, 0) != 0)
 		return 2;

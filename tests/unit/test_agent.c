@@ -1684,6 +1684,59 @@ START_TEST(test_token_helpers)
 }
 END_TEST
 
+/*
+ * exec leaves a helper dumpable until its first prctl, so a process of the
+ * same user could attach in that moment and stay: a helper that finds itself
+ * traced refuses to run.  The control: the same helper untraced, its stdin
+ * at EOF, starts and ends normally.
+ */
+static int
+run_helper(int traced, char *err, size_t errlen)
+{
+	char agent[1024], ppid[32];
+	int efd[2], st = 0, in;
+	ssize_t n;
+	pid_t p, parent = getpid();
+
+	snprintf(agent, sizeof(agent), "%s/conex-agent", CX_BUILD_DIR);
+	snprintf(ppid, sizeof(ppid), "%ld", (long)parent);
+	ck_assert_int_eq(pipe(efd), 0);
+	if ((p = fork()) == 0) {
+		in = open("/dev/null", O_RDONLY);
+		dup2(in, 0);
+		dup2(efd[1], 2);
+		close(efd[0]);
+		if (traced && ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
+			_exit(126);
+		execl(agent, agent, "--p11-helper", cx_softhsm_module(), ppid, (char *)NULL);
+		_exit(127);
+	}
+	close(efd[1]);
+	for (;;) {
+		ck_assert_int_eq(waitpid(p, &st, 0), p);
+		if (!WIFSTOPPED(st))
+			break;
+		ptrace(PTRACE_CONT, p, NULL, NULL); /* the exec stop, and any signal stop */
+	}
+	n = read(efd[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(efd[0]);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+START_TEST(test_helper_traced)
+{
+	struct ag g;
+	char err[2048];
+
+	setup(&g, 0); /* SOFTHSM2_CONF: the helper loads the module */
+	ck_assert_msg(run_helper(0, err, sizeof(err)) == 0, "untraced helper: %s", err);
+	ck_assert_int_eq(run_helper(1, err, sizeof(err)), 2);
+	ck_assert_msg(strstr(err, "traced by pid") != NULL, "%s", err);
+	teardown(&g);
+}
+END_TEST
+
 /* A software key's lifetime; a key that must be confirmed without askpass is refused. */
 START_TEST(test_lifetime)
 {
@@ -1747,6 +1800,7 @@ main(void)
 	    {"ptrace", test_ptrace},
 	    {"lifetime", test_lifetime},
 	    {"token_helpers", test_token_helpers},
+	    {"helper_traced", test_helper_traced},
 	};
 	/* CX_AGENT_TEST=name runs that test alone */
 	const char *only = getenv("CX_AGENT_TEST");

@@ -324,16 +324,28 @@ mech_of(enum cx_p11_alg alg)
  */
 struct overlap {
 	struct agent *a;
-	uint64_t seq;
+	struct job *j;
+	const char *serial;
+	uint64_t seq; /* the intent line, 0 until written */
+	int failed;   /* it could not be written or made durable */
 };
 
-/* While the helper signs: the intent line made durable (cx_audit_wait below then returns at once). */
+/*
+ * While the helper signs: the intent line written and made durable, off
+ * the signature's path (the cx_audit_wait after the signature then returns
+ * at once).  The token has the bytes already; if the line cannot be
+ * written the signature is discarded, never released unrecorded.
+ */
 static void
-sync_intent(void *arg)
+record_intent(void *arg)
 {
 	struct overlap *ov = arg;
+	struct job *j = ov->j;
 
-	(void)cx_audit_wait(ov->a, ov->seq);
+	if (cx_audit_rec(ov->a, CX_AUDIT_LAZY, &ov->seq, &j->peer, "sign-intent", j->keyidstr,
+	        ov->serial, j->rtype, j->rname, j->data_sha, "pending") != 0 ||
+	    cx_audit_wait(ov->a, ov->seq) != 0)
+		ov->failed = 1;
 }
 
 static void
@@ -366,28 +378,37 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 		goto cancelled;
 	/*
 	 * A token in a helper process signs while this thread is free: the
-	 * thread syncs the intent itself then (sync_intent), with no syncer
-	 * to wake.  In-process, this thread is busy in the module: the
-	 * syncer does it.
+	 * thread writes and syncs the intent line then (record_intent), with
+	 * no syncer to wake.  In-process this thread is busy in the module:
+	 * the line is written first and the syncer syncs it.
 	 */
-	overlap = cx_p11_token_set_overlap(t->t, NULL, NULL) == 0;
-	if (cx_audit_rec(a, overlap ? CX_AUDIT_LAZY : CX_AUDIT_KICK, &intent, &j->peer,
-	        "sign-intent", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
-	        "pending") != 0) {
+	memset(&ov, 0, sizeof(ov));
+	ov.a = a;
+	ov.j = j;
+	ov.serial = t->serial;
+	overlap = cx_p11_token_set_overlap(t->t, record_intent, &ov) == 0;
+	if (!overlap &&
+	    cx_audit_rec(a, CX_AUDIT_KICK, &intent, &j->peer, "sign-intent", j->keyidstr, t->serial,
+	        j->rtype, j->rname, j->data_sha, "pending") != 0) {
 		/* no record, no signature: the token is not even asked */
 		j->aerr = CX_AERR_TOKEN_ERROR;
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
 		goto out;
 	}
-	if (overlap) {
-		ov.a = a;
-		ov.seq = intent;
-		cx_p11_token_set_overlap(t->t, sync_intent, &ov);
-	}
 	r = cx_p11_token_sign(
 	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
-	if (overlap && t->t != NULL)
-		cx_p11_token_set_overlap(t->t, NULL, NULL);
+	if (overlap) {
+		if (t->t != NULL)
+			cx_p11_token_set_overlap(t->t, NULL, NULL);
+		intent = ov.seq;
+		if (r == 0 && (ov.failed || intent == 0)) {
+			/* signed, but not on record: discarded */
+			cx_buf_free(&j->sig);
+			j->aerr = CX_AERR_TOKEN_ERROR;
+			cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
+			goto out;
+		}
+	}
 	if (r == 0 && fresh)
 		cx_pincache_put(a->pins, t->serial, pin, len, cx_agent_now());
 	if (r != 0)

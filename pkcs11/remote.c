@@ -443,6 +443,7 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
     const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
     struct cx_err *e)
 {
+	struct cx_p11_key kk;
 	const uint8_t *s;
 	size_t slen;
 	int rc;
@@ -451,7 +452,11 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 		return cx_err_set(e, CX_EINVAL, "no data");
 	if (pin != NULL && pinlen > CX_P11_MAX_PIN)
 		return cx_err_set(e, CX_EINVAL, "PIN length %zu out of range", pinlen);
-	if (begin(t, CX_P11R_SIGN) != 0 || cx_p11r_put_key(&t->r->out, k) != 0 ||
+	/* signing needs the key's id, CKA_ID, type and flags: not its key string or URI */
+	kk = *k;
+	kk.keystr = NULL;
+	kk.uri = NULL;
+	if (begin(t, CX_P11R_SIGN) != 0 || cx_p11r_put_key(&t->r->out, &kk) != 0 ||
 	    cx_buf_put_u8(&t->r->out, (uint8_t)mech) != 0 ||
 	    cx_p11r_put_bytes(&t->r->out, data, n) != 0 ||
 	    cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||

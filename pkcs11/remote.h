@@ -53,7 +53,7 @@ enum cx_p11r_op {
 	CX_P11R_LOGOUT,
 	CX_P11R_LOGGED_IN, /* unused: every answer carries the login state */
 	CX_P11R_KEYS,      /* answer: u32 n, n keys */
-	CX_P11R_SIGN, /* key, u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
+	CX_P11R_SIGN, /* key (no key string, no URI), u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
 	CX_P11R_GENERATE /* str label, u8 alg, u32 bits; answer: key */
 };
 

@@ -177,37 +177,49 @@ proc_cpu_us(pid_t pid)
 	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
-/*
- * The agent's CPU and its token helpers' (its child processes: each token's
- * session lives in one unless --no-token-helpers), in µs.
- */
-static double
-agent_cpu_us(void)
+/* The pids of the agent's child processes (its token helpers), at most max. */
+static size_t
+agent_children(pid_t *out, size_t max)
 {
 	char path[64], buf[1024], *p;
-	double sum = proc_cpu_us(agent_pid);
 	struct dirent *de;
+	size_t n = 0, len;
 	long pp;
 	FILE *f;
-	size_t n;
 	DIR *d;
 
 	if ((d = opendir("/proc")) == NULL)
-		return sum;
-	while ((de = readdir(d)) != NULL) {
+		return 0;
+	while ((de = readdir(d)) != NULL && n < max) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/stat", atol(de->d_name));
 		if ((f = fopen(path, "re")) == NULL)
 			continue;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
+		len = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
-		buf[n] = 0;
+		buf[len] = 0;
 		if ((p = strrchr(buf, ')')) != NULL && sscanf(p + 2, "%*c %ld", &pp) == 1 &&
 		    pp == (long)agent_pid)
-			sum += proc_cpu_us((pid_t)atol(de->d_name));
+			out[n++] = (pid_t)atol(de->d_name);
 	}
 	closedir(d);
+	return n;
+}
+
+/*
+ * The agent's CPU and its token helpers' (each token's session lives in one
+ * unless --no-token-helpers), in µs.
+ */
+static double
+agent_cpu_us(void)
+{
+	pid_t kids[16];
+	size_t n = agent_children(kids, 16);
+	double sum = proc_cpu_us(agent_pid);
+
+	for (size_t i = 0; i < n; i++)
+		sum += proc_cpu_us(kids[i]);
 	return sum;
 }
 
@@ -434,32 +446,12 @@ direct_block(struct cx_p11_token *t, const struct bkey *k, int alg, size_t m, st
 static long
 children_rss_kb(size_t *n)
 {
-	char path[64], buf[1024], *p;
-	struct dirent *de;
-	long pp, sum = 0;
-	FILE *f;
-	size_t len;
-	DIR *d;
+	pid_t kids[16];
+	long sum = 0;
 
-	*n = 0;
-	if ((d = opendir("/proc")) == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", atol(de->d_name));
-		if ((f = fopen(path, "re")) == NULL)
-			continue;
-		len = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[len] = 0;
-		if ((p = strrchr(buf, ')')) != NULL && sscanf(p + 2, "%*c %ld", &pp) == 1 &&
-		    pp == (long)agent_pid) {
-			sum += proc_status_kb((pid_t)atol(de->d_name), "VmRSS");
-			(*n)++;
-		}
-	}
-	closedir(d);
+	*n = agent_children(kids, 16);
+	for (size_t i = 0; i < *n; i++)
+		sum += proc_status_kb(kids[i], "VmRSS");
 	return sum;
 }
 

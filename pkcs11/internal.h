@@ -64,6 +64,13 @@ struct cx_p11_token {
 	size_t nkc, kcnext;
 };
 
+/*
+ * Does t (its info just read again) still hold the token that old describes
+ * (serial, label, manufacturer, model)?  0, or CX_P11_ABSENT naming both.
+ */
+int cx_p11_same_token(
+    const struct cx_p11_token *t, const struct cx_p11_token_info *old, struct cx_err *e);
+
 /* Forgets every cached key handle (new session, logout, lost token). */
 void cx_p11_key_cache_clear(struct cx_p11_token *t);
 

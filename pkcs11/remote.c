@@ -350,12 +350,7 @@ cx_p11r_reopen(struct cx_p11_token *t, struct cx_err *e)
 		t->lost = 1;
 		return rc;
 	}
-	if (strcmp(old.serial, t->info.serial) != 0 || strcmp(old.label, t->info.label) != 0 ||
-	    strcmp(old.manufacturer, t->info.manufacturer) != 0 ||
-	    strcmp(old.model, t->info.model) != 0) {
-		cx_err_set(e, CX_P11_ABSENT,
-		    "token \"%s\" (serial %s): slot %lu now holds token \"%s\" (serial %s)",
-		    old.label, old.serial, (unsigned long)t->slot, t->info.label, t->info.serial);
+	if ((rc = cx_p11_same_token(t, &old, e)) != 0) {
 		close(t->r->fd);
 		t->r->fd = -1;
 		reap(t->r->pid, 2000, NULL);

@@ -99,6 +99,19 @@ cx_p11_token_lost(const struct cx_p11_token *t)
 }
 
 int
+cx_p11_same_token(
+    const struct cx_p11_token *t, const struct cx_p11_token_info *old, struct cx_err *e)
+{
+	if (strcmp(old->serial, t->info.serial) == 0 && strcmp(old->label, t->info.label) == 0 &&
+	    strcmp(old->manufacturer, t->info.manufacturer) == 0 &&
+	    strcmp(old->model, t->info.model) == 0)
+		return 0;
+	return cx_err_set(e, CX_P11_ABSENT,
+	    "token \"%s\" (serial %s): slot %lu now holds token \"%s\" (serial %s)", old->label,
+	    old->serial, (unsigned long)t->slot, t->info.label, t->info.serial);
+}
+
+int
 cx_p11_token_reopen(struct cx_p11_token *t, struct cx_err *e)
 {
 	struct cx_p11_token_info old = t->info;
@@ -111,14 +124,9 @@ cx_p11_token_reopen(struct cx_p11_token *t, struct cx_err *e)
 	if ((r = cx_p11_token_refresh(t, e)) != 0)
 		return r;
 	/* the slot may now hold another token: keys and logins were for the old one */
-	if (strcmp(old.serial, t->info.serial) != 0 || strcmp(old.label, t->info.label) != 0 ||
-	    strcmp(old.manufacturer, t->info.manufacturer) != 0 ||
-	    strcmp(old.model, t->info.model) != 0) {
-		cx_err_set(e, CX_P11_ABSENT,
-		    "token \"%s\" (serial %s): slot %lu now holds token \"%s\" (serial %s)",
-		    old.label, old.serial, (unsigned long)t->slot, t->info.label, t->info.serial);
+	if ((r = cx_p11_same_token(t, &old, e)) != 0) {
 		t->info = old;
-		return CX_P11_ABSENT;
+		return r;
 	}
 	return session_open(t, e);
 }

@@ -216,9 +216,10 @@ login(struct cx_agent_conn *c, const char *pin, int allow_final_try)
 	return cx_agent_last_error(c);
 }
 
-/* The mock's key m1 as listed; present says whether LIST calls it present. */
+/* The mock key id on the token serial as listed; present says whether LIST calls it present. */
 static int
-find_m1(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen, int *present)
+find_key(struct cx_agent_conn *c, const char *id, const char *serial, uint8_t keyid[32],
+    char *keystr, size_t kslen, int *present)
 {
 	struct cx_msg_key *keys = NULL;
 	struct cx_err e = {0};
@@ -227,8 +228,8 @@ find_m1(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen, 
 
 	ck_assert_msg(cx_agent_list(c, &keys, &n, &e) == 0, "list: %s", e.msg);
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(keys[i].id, "m1") == 0 && keys[i].token_serial != NULL &&
-		    strcmp(keys[i].token_serial, SERIAL) == 0) {
+		if (strcmp(keys[i].id, id) == 0 && keys[i].token_serial != NULL &&
+		    strcmp(keys[i].token_serial, serial) == 0) {
 			memcpy(keyid, keys[i].keyid, 32);
 			snprintf(keystr, kslen, "%s", keys[i].keystr);
 			*present = (keys[i].state & CX_KEY_PRESENT) != 0;
@@ -236,6 +237,12 @@ find_m1(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen, 
 		}
 	cx_agent_keys_free(keys);
 	return found;
+}
+
+static int
+find_m1(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen, int *present)
+{
+	return find_key(c, "m1", SERIAL, keyid, keystr, kslen, present);
 }
 
 /* Waits (the agent rescans every 2 s) until m1 is listed present (want 1) or not (0). */
@@ -252,23 +259,25 @@ wait_present(struct cx_agent_conn *c, int want, uint8_t keyid[32], char *keystr,
 	}
 }
 
-/* The to-be-signed bytes of a targets resource signed by m1 (Ed25519). */
+/* The to-be-signed bytes of a targets resource signed by id (Ed25519). */
 static void
-tbs_m1(struct cx_buf *out)
+tbs_of(const char *id, struct cx_buf *out)
 {
-	struct cx_keyref ref = rb_local("m1");
+	struct cx_keyref ref = rb_local(id);
 	struct cx_arena a;
 	struct cx_resource *r;
 	struct cx_buf c;
+	char path[64];
 
 	cx_arena_init(&a, 0);
-	r = rb_new(&a, CX_R_TARGETS, "m1", CREATED);
+	r = rb_new(&a, CX_R_TARGETS, id, CREATED);
 	r->valid = rb_quorum(&a, 1, &ref, 1);
-	rb_add_target(&a, r, "packages/m1/m1.1/opam", "opam", 4);
+	snprintf(path, sizeof(path), "packages/%s/%s.1/opam", id, id);
+	rb_add_target(&a, r, path, "opam", 4);
 	cx_buf_init(&c, 0);
 	cx_buf_init(out, 0);
 	ck_assert_int_eq(cx_resource_canon(r, &c), 0);
-	ck_assert_int_eq(cx_tbs(c.d, c.len, CREATED, "m1", CX_SIG_ED25519, out), 0);
+	ck_assert_int_eq(cx_tbs(c.d, c.len, CREATED, id, CX_SIG_ED25519, out), 0);
 	cx_buf_free(&c);
 	cx_arena_free(&a);
 }
@@ -325,52 +334,6 @@ soft_key(struct cx_agent_conn *c, uint8_t keyid[32], char *keystr, size_t kslen)
 	EVP_PKEY_free(pk);
 }
 
-/* Key id (as listed) and key string of the mock key id on the token serial. */
-static int
-find_key(struct cx_agent_conn *c, const char *id, const char *serial, uint8_t keyid[32],
-    char *keystr, size_t kslen)
-{
-	struct cx_msg_key *keys = NULL;
-	struct cx_err e = {0};
-	size_t n;
-	int found = 0;
-
-	ck_assert_msg(cx_agent_list(c, &keys, &n, &e) == 0, "list: %s", e.msg);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(keys[i].id, id) == 0 && keys[i].token_serial != NULL &&
-		    strcmp(keys[i].token_serial, serial) == 0 &&
-		    (keys[i].state & CX_KEY_PRESENT) != 0) {
-			memcpy(keyid, keys[i].keyid, 32);
-			snprintf(keystr, kslen, "%s", keys[i].keystr);
-			found = 1;
-		}
-	cx_agent_keys_free(keys);
-	return found;
-}
-
-/* The to-be-signed bytes of a targets resource signed by id (Ed25519). */
-static void
-tbs_of(const char *id, struct cx_buf *out)
-{
-	struct cx_keyref ref = rb_local(id);
-	struct cx_arena a;
-	struct cx_resource *r;
-	struct cx_buf c;
-	char path[64];
-
-	cx_arena_init(&a, 0);
-	r = rb_new(&a, CX_R_TARGETS, id, CREATED);
-	r->valid = rb_quorum(&a, 1, &ref, 1);
-	snprintf(path, sizeof(path), "packages/%s/%s.1/opam", id, id);
-	rb_add_target(&a, r, path, "opam", 4);
-	cx_buf_init(&c, 0);
-	cx_buf_init(out, 0);
-	ck_assert_int_eq(cx_resource_canon(r, &c), 0);
-	ck_assert_int_eq(cx_tbs(c.d, c.len, CREATED, id, CX_SIG_ED25519, out), 0);
-	cx_buf_free(&c);
-	cx_arena_free(&a);
-}
-
 struct slow_sign {
 	struct ag *g;
 	uint8_t keyid[32];
@@ -409,6 +372,7 @@ global_lock_run(int helpers, int64_t *b_ms)
 	char ks2[512];
 	pthread_t th;
 	int64_t t0, end;
+	int p1, p2;
 
 	if (helpers)
 		start(&g, NULL);
@@ -426,8 +390,8 @@ global_lock_run(int helpers, int64_t *b_ms)
 	memset(&ss, 0, sizeof(ss));
 	ss.g = &g;
 	end = now_ms() + 10000;
-	while (!find_key(c, "m1", SERIAL, ss.keyid, ss.keystr, sizeof(ss.keystr)) ||
-	    !find_key(c, "m2", "MOCK0000000002", kid2, ks2, sizeof(ks2))) {
+	while (!find_key(c, "m1", SERIAL, ss.keyid, ss.keystr, sizeof(ss.keystr), &p1) || !p1 ||
+	    !find_key(c, "m2", "MOCK0000000002", kid2, ks2, sizeof(ks2), &p2) || !p2) {
 		ck_assert_msg(now_ms() < end, "m1 and m2 not listed");
 		usleep(50000);
 	}
@@ -492,7 +456,7 @@ START_TEST(test_removal)
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ck_assert(find_m1(c, keyid, keystr, sizeof(keystr), &present));
 	ck_assert(present);
-	tbs_m1(&m);
+	tbs_of("m1", &m);
 	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), 0);
 	soft_key(c2, softid, softstr, sizeof(softstr));
 
@@ -548,7 +512,7 @@ START_TEST(test_key_cache)
 	c = conn(&g);
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ck_assert(find_m1(c, keyid, keystr, sizeof(keystr), &present));
-	tbs_m1(&m);
+	tbs_of("m1", &m);
 	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), 0);
 	finds = calls(&g, "C_FindObjectsInit");
 	for (int i = 0; i < 5; i++)
@@ -631,7 +595,7 @@ START_TEST(test_info_error)
 	c = conn(&g);
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ck_assert(find_m1(c, keyid, keystr, sizeof(keystr), &present));
-	tbs_m1(&m);
+	tbs_of("m1", &m);
 	ck_assert_uint_eq(sign(c, keyid, keystr, &m, msg, sizeof(msg)), 0);
 	ctl(&g, "info-error");
 	/* two rescans (every 2 s) at least */

@@ -640,6 +640,20 @@ main(int argc, char **argv)
 		if (setsid() < 0)
 			_exit(1);
 		openlog("conex-agent", LOG_PID, LOG_AUTH);
+		/*
+		 * Let go of the caller's stdio now, before any thread or token
+		 * helper starts: a helper would inherit it and keep open the
+		 * pipe of a caller that reads our output to its end (eval
+		 * $(conex-agent 2>&1)).  Errors from here on go through the
+		 * ready pipe and syslog.
+		 */
+		if ((null = open("/dev/null", O_RDWR)) >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
 	}
 	if (chdir("/") != 0)
 		cx_agent_log(&a, LOG_WARNING, "chdir /: %s", strerror(errno));
@@ -658,13 +672,6 @@ main(int argc, char **argv)
 	}
 	cx_agent_log(&a, LOG_INFO, "listening on %s", a.sockpath != NULL ? a.sockpath : "fd 3");
 	if (ready[1] >= 0) {
-		if ((null = open("/dev/null", O_RDWR)) >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (null > 2)
-				close(null);
-		}
 		(void)!write(ready[1], "+", 1);
 		close(ready[1]);
 	} else

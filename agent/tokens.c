@@ -522,14 +522,18 @@ scan_module(struct amodule *am, struct cx_p11_module *m, int strict, struct scan
 }
 
 /*
- * Token sessions in helper processes (pkcs11/remote.h), this binary run
- * again: /proc/self/exe is the image we run even if the file was replaced
- * since, so agent and helper always speak the same wire.
+ * A module from the allow-list: by default loaded only in helper processes
+ * (pkcs11/remote.h), this binary run again: /proc/self/exe is the image we
+ * run even if the file was replaced since, so agent and helper always speak
+ * the same wire.  --no-token-helpers: in this process.
  */
 static int
-use_helpers(struct agent *a, struct cx_p11_module *m, struct cx_err *e)
+load_module(struct agent *a, const char *path, struct cx_p11_module **m, struct cx_err *e)
 {
-	return a->token_helpers ? cx_p11_module_set_helper(m, "/proc/self/exe", &a->running, e) : 0;
+	if (a->token_helpers)
+		return cx_p11_module_load_helper(path, (const char *const *)a->allow, a->nallow,
+		    "/proc/self/exe", &a->running, m, e);
+	return cx_p11_module_load(path, (const char *const *)a->allow, a->nallow, m, e);
 }
 
 static void
@@ -540,15 +544,10 @@ run_modload(struct agent *a, struct job *j)
 
 	if (j->mod != NULL)
 		m = j->mod->m;
-	else if ((r = cx_p11_module_load(
-	              j->path, (const char *const *)a->allow, a->nallow, &m, &j->err)) != 0) {
+	else if ((r = load_module(a, j->path, &m, &j->err)) != 0) {
 		j->aerr = r == CX_EREJECT ? CX_AERR_REFUSED
 		    : r == CX_ENOENT      ? CX_AERR_BAD_REQUEST
 		                          : aerr_of(r);
-		return;
-	} else if ((r = use_helpers(a, m, &j->err)) != 0) {
-		cx_p11_module_unload(m);
-		j->aerr = aerr_of(r);
 		return;
 	} else
 		j->loaded = m;
@@ -781,13 +780,8 @@ cx_tokens_start(struct agent *a, struct cx_err *e)
 		return cx_err_set(e, CX_EIO, "cannot start the module worker");
 	/* before the loop runs, nothing else is waiting: load directly */
 	for (i = 0; i < a->nstartmods; i++) {
-		if ((r = cx_p11_module_load(
-		         a->startmods[i], (const char *const *)a->allow, a->nallow, &m, e)) != 0)
+		if ((r = load_module(a, a->startmods[i], &m, e)) != 0)
 			return r;
-		if ((r = use_helpers(a, m, e)) != 0) {
-			cx_p11_module_unload(m);
-			return r;
-		}
 		if ((am = module_new(a, m)) == NULL) {
 			cx_p11_module_unload(m);
 			return cx_err_set(e, CX_ENOMEM, "out of memory");

@@ -36,15 +36,16 @@ struct helper {
 	int spin; /* the last request was a SIGN while the agent had nothing else to do */
 };
 
-/* The answer's common part. */
+/* The answer's common part; ti NULL: the open token's info, if any. */
 static int
-answer(struct helper *h, int rc)
+answer_info(struct helper *h, int rc, const struct cx_p11_token_info *ti)
 {
 	static const struct cx_p11_token_info none;
-	const struct cx_p11_token_info *ti = h->t != NULL ? cx_p11_token_get_info(h->t) : &none;
 	const char *msg = rc != 0 ? h->e.msg : "";
 	int st = 0;
 
+	if (ti == NULL)
+		ti = h->t != NULL ? cx_p11_token_get_info(h->t) : &none;
 	if (rc != 0 && msg[0] == '\0')
 		msg = cx_code_str(rc);
 	if (h->t != NULL && cx_p11_token_lost(h->t))
@@ -56,6 +57,12 @@ answer(struct helper *h, int rc)
 	    cx_p11r_put_bytes(&h->out, msg, strlen(msg)) != 0)
 		return CX_ENOMEM;
 	return 0;
+}
+
+static int
+answer(struct helper *h, int rc)
+{
+	return answer_info(h, rc, NULL);
 }
 
 /* A PIN field: has_pin then bytes, copied to guarded memory, the request's copy wiped. */
@@ -97,13 +104,52 @@ serve(struct helper *h)
 	uint8_t op, mech, aft, alg, idle = 0;
 	int rc, r;
 
-	memset(&h->e, 0, sizeof(h->e));
 	h->spin = 0;
 	if (cx_buf_get_u8(&h->in, &op) != 0)
 		return CX_EPARSE;
-	if (op != CX_P11R_OPEN && h->t == NULL)
+	if (h->m == NULL) {
+		/* the module did not load: whatever is asked, that is the answer */
+		return answer(h, h->e.code != 0 ? h->e.code : CX_EIO);
+	}
+	memset(&h->e, 0, sizeof(h->e));
+	if (op != CX_P11R_OPEN && op != CX_P11R_HELLO && op != CX_P11R_SLOTS &&
+	    op != CX_P11R_TOKEN_INFO && h->t == NULL)
 		return CX_EPARSE;
 	switch (op) {
+	case CX_P11R_HELLO:
+		if (cx_buf_get_u32(&h->in, &ver) != 0 || cx_buf_avail(&h->in) != 0)
+			return CX_EPARSE;
+		rc = ver == CX_P11R_VERSION
+		    ? 0
+		    : cx_err_set(&h->e, CX_EUNSUPPORTED,
+		          "helper wire version %u, agent %u: restart the agent", CX_P11R_VERSION,
+		          ver);
+		return answer(h, rc);
+	case CX_P11R_SLOTS: {
+		unsigned long *slots = NULL;
+		size_t ns = 0;
+
+		if (cx_buf_avail(&h->in) != 0)
+			return CX_EPARSE;
+		rc = cx_p11_slots(h->m, &slots, &ns, &h->e);
+		r = answer(h, rc);
+		if (r == 0 && rc == 0) {
+			r = cx_buf_put_u32(&h->out, (uint32_t)ns);
+			for (i = 0; r == 0 && i < ns; i++)
+				r = cx_buf_put_u64(&h->out, slots[i]);
+		}
+		free(slots);
+		return r;
+	}
+	case CX_P11R_TOKEN_INFO: {
+		struct cx_p11_token_info ti;
+
+		if (cx_buf_get_u64(&h->in, &slot) != 0 || slot > ULONG_MAX ||
+		    cx_buf_avail(&h->in) != 0)
+			return CX_EPARSE;
+		rc = cx_p11_token_info(h->m, (unsigned long)slot, &ti, &h->e);
+		return answer_info(h, rc, &ti);
+	}
 	case CX_P11R_OPEN:
 		if (h->t != NULL || cx_buf_get_u32(&h->in, &ver) != 0 ||
 		    cx_buf_get_u64(&h->in, &slot) != 0 || slot > ULONG_MAX ||
@@ -244,13 +290,15 @@ cx_p11_helper_main(int argc, char **argv)
 	long ppid;
 	int r;
 
-	if (argc != 4 || strcmp(argv[1], "--p11-helper") != 0) {
-		fprintf(
-		    stderr, "usage: conex-agent --p11-helper MODULE PPID (started by the agent)\n");
+	if (argc != 5 || strcmp(argv[1], "--p11-helper") != 0 ||
+	    (strcmp(argv[2], "scan") != 0 && strcmp(argv[2], "token") != 0)) {
+		fprintf(stderr,
+		    "usage: conex-agent --p11-helper scan|token MODULE PPID (started by "
+		    "the agent)\n");
 		return 2;
 	}
 	errno = 0;
-	ppid = strtol(argv[3], &end, 10);
+	ppid = strtol(argv[4], &end, 10);
 	if (errno != 0 || *end != '\0' || ppid <= 1)
 		return 2;
 	/*
@@ -282,11 +330,10 @@ cx_p11_helper_main(int argc, char **argv)
 	if (sodium_init() < 0)
 		return 2;
 	memset(&h, 0, sizeof(h));
-	allow[0] = argv[2];
-	if (cx_p11_module_load(argv[2], allow, 1, &h.m, &h.e) != 0) {
-		fprintf(stderr, "conex-agent helper: %s\n", h.e.msg);
-		return 1;
-	}
+	allow[0] = argv[3];
+	/* a module that does not load: the first answer says why, then we end */
+	if (cx_p11_module_load(argv[3], allow, 1, &h.m, &h.e) != 0)
+		h.m = NULL;
 	cx_buf_init(&h.in, CX_P11R_REQ_MAX + 4);
 	cx_buf_init(&h.out, CX_P11R_REP_MAX + 4);
 	for (;;) {
@@ -296,7 +343,7 @@ cx_p11_helper_main(int argc, char **argv)
 			break; /* EOF: the agent is done with this token */
 		/* serve wipes a PIN in the request as soon as it has copied it */
 		r = serve(&h);
-		if (r != 0 || cx_p11r_send(STDIN_FILENO, &h.out) != 0)
+		if (r != 0 || cx_p11r_send(STDIN_FILENO, &h.out) != 0 || h.m == NULL)
 			break;
 		if (h.in.alloc > (size_t)1024 * 1024)
 			cx_buf_free(&h.in);
@@ -305,7 +352,8 @@ cx_p11_helper_main(int argc, char **argv)
 	}
 	if (h.t != NULL)
 		cx_p11_token_close(h.t);
-	cx_p11_module_unload(h.m);
+	if (h.m != NULL)
+		cx_p11_module_unload(h.m);
 	cx_buf_free_wipe(&h.in);
 	cx_buf_free(&h.out);
 	return r == CX_ENOENT ? 0 : 1;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <p11-kit/pkcs11.h>
 
 #include "pkcs11/token.h"
@@ -37,9 +38,16 @@
 
 struct cx_p11_module {
 	CK_FUNCTION_LIST *f;
-	char *path;   /* realpath of the loaded file */
-	char *helper; /* cx_p11_module_set_helper: tokens open in helper processes */
+	char *path; /* realpath of the loaded file */
+	/*
+	 * cx_p11_module_load_helper: f is NULL, the module is loaded only in
+	 * helper processes: scan answers slot and token queries, and each
+	 * token opened gets a helper of its own.
+	 */
+	char *helper;
 	const atomic_int *busy;
+	struct cx_p11_remote *scan;
+	pthread_mutex_t scan_mu;
 };
 
 struct cx_p11_token {

@@ -22,6 +22,28 @@
 #include <p11-kit/p11-kit.h>
 
 #include "pkcs11/internal.h"
+#include "pkcs11/remote.h"
+
+/* The realpath of path into rp if it is one of allow's (by realpath too). */
+static int
+allowed(
+    const char *path, const char *const *allow, size_t nallow, char rp[PATH_MAX], struct cx_err *e)
+{
+	char ap[PATH_MAX];
+	size_t i;
+
+	if (path == NULL || *path == '\0')
+		return cx_err_set(e, CX_EINVAL, "no PKCS#11 module path");
+	if (realpath(path, rp) == NULL)
+		return cx_err_set(e, errno == ENOENT ? CX_ENOENT : CX_EIO, "module %s: %s", path,
+		    strerror(errno));
+	for (i = 0; i < nallow; i++) {
+		/* an entry that does not resolve (module not installed) matches nothing */
+		if (allow[i] != NULL && realpath(allow[i], ap) != NULL && strcmp(ap, rp) == 0)
+			return 0;
+	}
+	return cx_err_set(e, CX_EREJECT, "module %s is not in the allow-list", path);
+}
 
 int
 cx_p11_module_load(const char *path, const char *const *allow, size_t nallow,
@@ -29,25 +51,14 @@ cx_p11_module_load(const char *path, const char *const *allow, size_t nallow,
 {
 	CK_C_INITIALIZE_ARGS args;
 	struct cx_p11_module *m;
-	char rp[PATH_MAX], ap[PATH_MAX], nbuf[48];
+	char rp[PATH_MAX], nbuf[48];
 	const char *msg;
 	CK_RV rv;
-	size_t i;
-	int ok = 0, r;
+	int r;
 
 	*out = NULL;
-	if (path == NULL || *path == '\0')
-		return cx_err_set(e, CX_EINVAL, "no PKCS#11 module path");
-	if (realpath(path, rp) == NULL)
-		return cx_err_set(e, errno == ENOENT ? CX_ENOENT : CX_EIO, "module %s: %s", path,
-		    strerror(errno));
-	for (i = 0; i < nallow && !ok; i++) {
-		/* an entry that does not resolve (module not installed) matches nothing */
-		if (allow[i] != NULL && realpath(allow[i], ap) != NULL && strcmp(ap, rp) == 0)
-			ok = 1;
-	}
-	if (!ok)
-		return cx_err_set(e, CX_EREJECT, "module %s is not in the allow-list", path);
+	if ((r = allowed(path, allow, nallow, rp, e)) != 0)
+		return r;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL || (m->path = strdup(rp)) == NULL) {
 		free(m);
@@ -85,33 +96,55 @@ cx_p11_module_load(const char *path, const char *const *allow, size_t nallow,
 	return 0;
 }
 
+int
+cx_p11_module_load_helper(const char *path, const char *const *allow, size_t nallow,
+    const char *exe, const atomic_int *busy, struct cx_p11_module **out, struct cx_err *e)
+{
+	struct cx_p11_module *m;
+	char rp[PATH_MAX];
+	int r;
+
+	*out = NULL;
+	if (exe == NULL || *exe != '/')
+		return cx_err_set(e, CX_EINVAL, "helper program must be an absolute path");
+	if ((r = allowed(path, allow, nallow, rp, e)) != 0)
+		return r;
+	if ((m = calloc(1, sizeof(*m))) == NULL || (m->path = strdup(rp)) == NULL ||
+	    (m->helper = strdup(exe)) == NULL) {
+		if (m != NULL)
+			free(m->path);
+		free(m);
+		return cx_err_set(e, CX_ENOMEM, "module %s: out of memory", path);
+	}
+	m->busy = busy;
+	pthread_mutex_init(&m->scan_mu, NULL);
+	/* the helper loads it now: a module that does not load is reported here */
+	if ((r = cx_p11r_module_start(m, e)) != 0) {
+		cx_p11_module_unload(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
 void
 cx_p11_module_unload(struct cx_p11_module *m)
 {
 	if (m == NULL)
 		return;
+	if (m->helper != NULL) {
+		cx_p11r_module_stop(m);
+		pthread_mutex_destroy(&m->scan_mu);
+		free(m->helper);
+		free(m->path);
+		free(m);
+		return;
+	}
 	/* closes every session the module still has: tokens must be closed before */
 	m->f->C_Finalize(NULL);
 	p11_kit_module_release(m->f);
-	free(m->helper);
 	free(m->path);
 	free(m);
-}
-
-int
-cx_p11_module_set_helper(
-    struct cx_p11_module *m, const char *exe, const atomic_int *busy, struct cx_err *e)
-{
-	char *s;
-
-	if (exe == NULL || *exe != '/')
-		return cx_err_set(e, CX_EINVAL, "helper program must be an absolute path");
-	if ((s = strdup(exe)) == NULL)
-		return cx_err_set(e, CX_ENOMEM, "out of memory");
-	free(m->helper);
-	m->helper = s;
-	m->busy = busy;
-	return 0;
 }
 
 const char *
@@ -132,6 +165,8 @@ cx_p11_slots(struct cx_p11_module *m, unsigned long **slots, size_t *n, struct c
 
 	*slots = NULL;
 	*n = 0;
+	if (m->helper != NULL)
+		return cx_p11r_slots(m, slots, n, e);
 	/* a token may come between the two calls: ask again while the list grows */
 	for (tries = 0; tries < 4; tries++) {
 		if ((rv = m->f->C_GetSlotList(CK_TRUE, NULL, &cnt)) != CKR_OK)
@@ -243,6 +278,8 @@ cx_p11_token_info(
 	CK_RV rv;
 
 	memset(out, 0, sizeof(*out));
+	if (m->helper != NULL)
+		return cx_p11r_token_info(m, slot, out, e);
 	if ((rv = m->f->C_GetTokenInfo(slot, &ck)) != CKR_OK)
 		return cx_err_set(e, cx_p11_rv_code(rv), "module %s: slot %lu: C_GetTokenInfo: %s",
 		    m->path, slot, cx_p11_ckr_name(rv, nbuf, sizeof(nbuf)));

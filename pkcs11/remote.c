@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -93,10 +94,11 @@ helper_gone(struct cx_p11_token *t, int rc, struct cx_err *e)
 }
 
 static int
-spawn(struct cx_p11_module *m, struct cx_p11_remote *r, struct cx_err *e)
+spawn(struct cx_p11_module *m, const char *role, struct cx_p11_remote *r, struct cx_err *e)
 {
 	char ppid[32];
-	char *argv[] = {m->helper, "--p11-helper", m->path, ppid, NULL};
+	/* the role is for ps(1) and the tests: both kinds serve any request */
+	char *argv[] = {m->helper, "--p11-helper", (char *)role, m->path, ppid, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t mask, def;
@@ -171,7 +173,7 @@ now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* See cx_p11_module_set_helper: poll for the answer while nothing else runs. */
+/* See cx_p11_module_load_helper: poll for the answer while nothing else runs. */
 static void
 spin(struct cx_p11_remote *r)
 {
@@ -258,7 +260,7 @@ open_at(struct cx_p11_module *m, struct cx_p11_token *t, unsigned long slot, str
 {
 	int rc;
 
-	if ((rc = spawn(m, t->r, e)) != 0)
+	if ((rc = spawn(m, "token", t->r, e)) != 0)
 		return rc;
 	if (begin(t, CX_P11R_OPEN) != 0 || cx_buf_put_u32(&t->r->out, CX_P11R_VERSION) != 0 ||
 	    cx_buf_put_u64(&t->r->out, slot) != 0)
@@ -319,6 +321,180 @@ cx_p11r_close(struct cx_p11_token *t)
 	free(r);
 	free(t);
 }
+
+/* ---- module-level: the scanning helper ---- */
+
+/* The scanning helper broke or is gone: killed, and the next call starts another. */
+static int
+scanner_gone(struct cx_p11_module *m, int rc, struct cx_err *e)
+{
+	struct cx_p11_remote *r = m->scan;
+	char how[64] = "is gone";
+	int st = 0;
+	long pid = (long)r->pid;
+
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	if (r->pid > 0) {
+		reap(r->pid, rc == CX_ENOENT || rc == CX_EIO ? 200 : 0, &st);
+		describe(st, how, sizeof(how));
+		r->pid = -1;
+	}
+	return cx_err_set(e, CX_P11_TOKEN_ERROR, "module %s: its PKCS#11 helper (pid %ld) %s%s",
+	    m->path, pid, rc == CX_EPARSE || rc == CX_ETOOBIG ? "broke the protocol and " : "",
+	    how);
+}
+
+/* Sends m->scan->out, reads the answer's common part; rc, e set from the helper. */
+static int
+mcall(struct cx_p11_module *m, struct cx_p11_token_info *ti, struct cx_err *e)
+{
+	struct cx_p11_remote *r = m->scan;
+	struct cx_p11_token_info none;
+	const uint8_t *msg;
+	size_t msglen;
+	int x, rc, st;
+
+	if ((x = cx_p11r_send(r->fd, &r->out)) != 0)
+		return scanner_gone(m, x, e);
+	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
+		return scanner_gone(m, x, e);
+	if (cx_p11r_get_answer(&r->in, &rc, &st, ti != NULL ? ti : &none, &msg, &msglen) != 0)
+		return scanner_gone(m, CX_EPARSE, e);
+	if (rc != 0 && e != NULL) {
+		e->code = rc;
+		memcpy(e->msg, msg, msglen);
+		e->msg[msglen] = '\0';
+	}
+	return rc;
+}
+
+/* A running scanning helper that has loaded the module: started (again) if need be. */
+static int
+scanner(struct cx_p11_module *m, struct cx_err *e)
+{
+	struct cx_p11_remote *r = m->scan;
+	int rc;
+
+	if (r->fd >= 0)
+		return 0;
+	if ((rc = spawn(m, "scan", r, e)) != 0)
+		return rc;
+	if (cx_p11r_begin(&r->out) != 0 || cx_buf_put_u8(&r->out, CX_P11R_HELLO) != 0 ||
+	    cx_buf_put_u32(&r->out, CX_P11R_VERSION) != 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	if ((rc = mcall(m, NULL, e)) != 0 && r->fd >= 0) {
+		/* the module did not load there: the helper's message says why */
+		close(r->fd);
+		r->fd = -1;
+		reap(r->pid, 2000, NULL);
+		r->pid = -1;
+	}
+	return rc;
+}
+
+int
+cx_p11r_module_start(struct cx_p11_module *m, struct cx_err *e)
+{
+	int rc;
+
+	if ((m->scan = calloc(1, sizeof(*m->scan))) == NULL)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	m->scan->fd = -1;
+	m->scan->pid = -1;
+	cx_buf_init(&m->scan->out, CX_P11R_REQ_MAX + 4);
+	cx_buf_init(&m->scan->in, CX_P11R_REP_MAX + 4);
+	pthread_mutex_lock(&m->scan_mu);
+	rc = scanner(m, e);
+	pthread_mutex_unlock(&m->scan_mu);
+	return rc;
+}
+
+void
+cx_p11r_module_stop(struct cx_p11_module *m)
+{
+	struct cx_p11_remote *r = m->scan;
+
+	if (r == NULL)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->pid > 0)
+		reap(r->pid, 2000, NULL);
+	cx_buf_free(&r->out);
+	cx_buf_free(&r->in);
+	free(r);
+	m->scan = NULL;
+}
+
+int
+cx_p11r_slots(struct cx_p11_module *m, unsigned long **slots, size_t *n, struct cx_err *e)
+{
+	struct cx_p11_remote *r = m->scan;
+	uint64_t v;
+	uint32_t cnt, i;
+	int rc;
+
+	pthread_mutex_lock(&m->scan_mu);
+	if ((rc = scanner(m, e)) != 0)
+		goto out;
+	if (cx_p11r_begin(&r->out) != 0 || cx_buf_put_u8(&r->out, CX_P11R_SLOTS) != 0) {
+		rc = cx_err_set(e, CX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = mcall(m, NULL, e)) != 0)
+		goto out;
+	if (cx_buf_get_u32(&r->in, &cnt) != 0 || cnt > CX_P11_MAX_SLOTS ||
+	    cx_buf_avail(&r->in) != (size_t)cnt * 8) {
+		rc = scanner_gone(m, CX_EPARSE, e);
+		goto out;
+	}
+	if (cnt > 0 && (*slots = calloc(cnt, sizeof(**slots))) == NULL) {
+		rc = cx_err_set(e, CX_ENOMEM, "module %s: out of memory", m->path);
+		goto out;
+	}
+	for (i = 0; i < cnt; i++) {
+		if (cx_buf_get_u64(&r->in, &v) != 0 || v > ULONG_MAX) {
+			free(*slots);
+			*slots = NULL;
+			rc = scanner_gone(m, CX_EPARSE, e);
+			goto out;
+		}
+		(*slots)[i] = (unsigned long)v;
+	}
+	*n = cnt;
+out:
+	pthread_mutex_unlock(&m->scan_mu);
+	return rc;
+}
+
+int
+cx_p11r_token_info(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token_info *out, struct cx_err *e)
+{
+	struct cx_p11_remote *r = m->scan;
+	int rc;
+
+	pthread_mutex_lock(&m->scan_mu);
+	if ((rc = scanner(m, e)) != 0)
+		goto out;
+	if (cx_p11r_begin(&r->out) != 0 || cx_buf_put_u8(&r->out, CX_P11R_TOKEN_INFO) != 0 ||
+	    cx_buf_put_u64(&r->out, slot) != 0) {
+		rc = cx_err_set(e, CX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = mcall(m, out, e)) == 0 && cx_buf_avail(&r->in) != 0)
+		rc = scanner_gone(m, CX_EPARSE, e);
+out:
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	pthread_mutex_unlock(&m->scan_mu);
+	return rc;
+}
+
+/* ---- tokens ---- */
 
 int
 cx_p11_token_set_overlap(struct cx_p11_token *t, void (*fn)(void *), void *arg)

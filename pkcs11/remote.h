@@ -2,12 +2,15 @@
  * Private to pkcs11/: a token whose session lives in a helper process.
  *
  * Why: a module serialises what two threads of one process ask of it (SoftHSM
- * and OpenSSL 3 take process-wide locks), so two tokens in one process do not
- * sign twice as fast; and a module that crashes takes its process along.  With
- * cx_p11_module_set_helper, each cx_p11_token_open spawns `EXE --p11-helper
- * MODULE PPID` (posix_spawn: exec at once, nothing of this process runs in
- * the child, so "never fork after C_Initialize" holds), which C_Initializes
- * the module itself and serves that one token's calls over a socketpair.
+ * and OpenSSL 3 take process-wide locks, OpenSC one lock for every call), so
+ * two tokens in one process do not sign twice as fast and one waiting for a
+ * touch holds the other; and a module that crashes takes its process along.
+ * With cx_p11_module_load_helper the caller never loads the module: one
+ * helper (`EXE --p11-helper MODULE PPID`, posix_spawn: exec at once, nothing
+ * of this process runs in the child, so "never fork after C_Initialize"
+ * holds) answers the module's slot and token queries, and each
+ * cx_p11_token_open spawns another that C_Initializes the module itself and
+ * serves that one token's calls over a socketpair.
  * The cx_p11_token the caller holds keeps a mirror of the helper's token
  * info, lost flag and login state, refreshed by every answer.
  *
@@ -54,13 +57,17 @@ enum cx_p11r_op {
 	CX_P11R_LOGGED_IN, /* unused: every answer carries the login state */
 	CX_P11R_KEYS,      /* answer: u32 n, n keys */
 	CX_P11R_SIGN, /* key (no key string, no URI), u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
-	CX_P11R_GENERATE /* str label, u8 alg, u32 bits; answer: key */
+	CX_P11R_GENERATE, /* str label, u8 alg, u32 bits; answer: key */
+	/* module-level, with or without a token open: */
+	CX_P11R_HELLO,     /* u32 version */
+	CX_P11R_SLOTS,     /* answer: u32 n, n u64 slots (cx_p11_slots) */
+	CX_P11R_TOKEN_INFO /* u64 slot; answer: its info in the common part */
 };
 
 struct cx_p11_remote {
 	int fd; /* our end of the socketpair; -1 once the helper is gone */
 	pid_t pid;
-	const atomic_int *busy;  /* cx_p11_module_set_helper's */
+	const atomic_int *busy;  /* cx_p11_module_load_helper's */
 	char gone[160];          /* how the last helper ended, for every later message */
 	int logged_in;           /* as of the helper's last answer */
 	void (*overlap)(void *); /* cx_p11_token_set_overlap's */
@@ -94,7 +101,12 @@ int cx_p11r_send(int fd, struct cx_buf *b);
 /* Reads one whole frame into b (reset first), its body at b's read offset. */
 int cx_p11r_recv(int fd, struct cx_buf *b, size_t max);
 
-/* The agent's side (remote.c), called from token.c, keys.c, sign.c, generate.c. */
+/* The agent's side (remote.c), called from module.c, token.c, keys.c, sign.c, generate.c. */
+int cx_p11r_module_start(struct cx_p11_module *m, struct cx_err *e);
+void cx_p11r_module_stop(struct cx_p11_module *m);
+int cx_p11r_slots(struct cx_p11_module *m, unsigned long **slots, size_t *n, struct cx_err *e);
+int cx_p11r_token_info(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token_info *out, struct cx_err *e);
 int cx_p11r_open(
     struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e);
 void cx_p11r_close(struct cx_p11_token *t);

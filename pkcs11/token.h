@@ -73,12 +73,15 @@ void cx_p11_module_unload(struct cx_p11_module *m); /* C_Finalize */
 const char *cx_p11_module_path(const struct cx_p11_module *m);
 
 /*
- * From now on, each cx_p11_token_open on m starts a helper process (`exe
- * --p11-helper MODULE PPID`, posix_spawn, so no fork) that loads the module
- * itself and holds that token's session; every token call is forwarded to
- * it.  Tokens then sign in parallel however the module locks, and a module
- * crash loses that token's session, not the caller.  exe must run
- * cx_p11_helper_main for that argv (conex-agent: "/proc/self/exe").
+ * Like cx_p11_module_load, but the module is never loaded into this process:
+ * its realpath is checked against allow as there, and then a helper process
+ * (`exe --p11-helper MODULE PPID`, posix_spawn, so no fork) loads it and
+ * answers cx_p11_slots and cx_p11_token_info; each cx_p11_token_open starts a
+ * helper of its own that holds that token's session, and every token call is
+ * forwarded to it.  Tokens then sign in parallel however the module locks,
+ * a module that crashes loses a helper, not the caller, and the caller never
+ * runs the module's code.  exe must run cx_p11_helper_main for that argv
+ * (conex-agent: "/proc/self/exe").
  *
  * busy (may be NULL): the caller's count of calls in flight on all its
  * tokens.  While it is 1 or less, a caller waiting for its helper's answer
@@ -87,8 +90,8 @@ const char *cx_p11_module_path(const struct cx_p11_module *m);
  * sizeable part of a SoftHSM signature.  Beside other calls it sleeps at
  * once, leaving the CPU to them.
  */
-int cx_p11_module_set_helper(
-    struct cx_p11_module *m, const char *exe, const atomic_int *busy, struct cx_err *e);
+int cx_p11_module_load_helper(const char *path, const char *const *allow, size_t nallow,
+    const char *exe, const atomic_int *busy, struct cx_p11_module **out, struct cx_err *e);
 /*
  * For a token held by a helper: fn(arg) runs in every call after the request
  * is sent, while the helper works (the agent syncs its audit line there,

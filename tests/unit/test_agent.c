@@ -1474,9 +1474,9 @@ START_TEST(test_other_uid)
 }
 END_TEST
 
-/* The conex-agent processes whose parent is pid and whose argv[1] is --p11-helper. */
+/* The children of pid started as `conex-agent --p11-helper ROLE ...` (role "token" or "scan"). */
 static size_t
-helpers_of(pid_t pid, pid_t *out, size_t max)
+helpers_of(pid_t pid, const char *role, pid_t *out, size_t max)
 {
 	char path[64], buf[4096];
 	struct dirent *de;
@@ -1505,9 +1505,19 @@ helpers_of(pid_t pid, pid_t *out, size_t max)
 			continue;
 		len = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
-		if (len > 0 && (buf[len] = '\0', 1) && strlen(buf) + 1 < (size_t)len &&
-		    strcmp(buf + strlen(buf) + 1, "--p11-helper") == 0)
-			out[n++] = (pid_t)p;
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* argv[1] and argv[2], NUL-separated */
+		{
+			const char *a1 = buf + strlen(buf) + 1, *a2;
+
+			if (a1 >= buf + len || strcmp(a1, "--p11-helper") != 0)
+				continue;
+			a2 = a1 + strlen(a1) + 1;
+			if (a2 < buf + len && strcmp(a2, role) == 0)
+				out[n++] = (pid_t)p;
+		}
 	}
 	closedir(d);
 	return n;
@@ -1581,9 +1591,12 @@ START_TEST(test_ptrace)
 		pid_t h[2];
 		int64_t end = now_ms() + 10000;
 
-		while (helpers_of(g.pid, h, 2) < 1 && now_ms() < end)
+		while (helpers_of(g.pid, "token", h, 2) < 1 && now_ms() < end)
 			usleep(50000);
-		ck_assert_int_eq(helpers_of(g.pid, h, 2), 1);
+		ck_assert_int_eq(helpers_of(g.pid, "token", h, 2), 1);
+		ck_assert_int_eq(as_uid_attach(NOBODY, h[0]), 1);
+		/* and the module's scanning helper */
+		ck_assert_int_eq(helpers_of(g.pid, "scan", h, 2), 1);
 		ck_assert_int_eq(as_uid_attach(NOBODY, h[0]), 1);
 	}
 	/* and the agent is unharmed */
@@ -1598,7 +1611,9 @@ END_TEST
  * dies loses only its token (TOKEN_ABSENT, naming the helper), the other
  * token keeps signing, the agent lives on, and the rescan starts a new
  * helper for the token, which signs again after a new login (the PIN went
- * with the session).  With --no-token-helpers there are none.
+ * with the session).  The module's scanning helper dying costs nothing but
+ * a new one at the next rescan: no token is taken for removed.  With
+ * --no-token-helpers there are none, and the agent loads the module itself.
  */
 START_TEST(test_token_helpers)
 {
@@ -1607,7 +1622,7 @@ START_TEST(test_token_helpers)
 	struct cx_msg_key *k1, *k2;
 	struct cx_buf m1, m2, sig;
 	struct cx_err e = {0};
-	pid_t h[4], h2[4];
+	pid_t h[4], h2[4], hs[2], hs2[2];
 	char msg[1024];
 	uint64_t nlines;
 	int64_t end;
@@ -1626,7 +1641,21 @@ START_TEST(test_token_helpers)
 	cx_buf_init(&sig, 0);
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
-	ck_assert_int_eq(helpers_of(g.pid, h, 4), 2);
+	ck_assert_int_eq(helpers_of(g.pid, "token", h, 4), 2);
+	ck_assert_int_eq(helpers_of(g.pid, "scan", hs, 2), 1);
+
+	/* the scanning helper dies: a new one at the next rescan, the tokens stay */
+	ck_assert_int_eq(kill(hs[0], SIGKILL), 0);
+	end = now_ms() + 15000;
+	while (!(helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0]) && now_ms() < end)
+		usleep(100000);
+	ck_assert_msg(helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0],
+	    "no new scanning helper after the rescan");
+	usleep(2500000); /* a rescan with the new scanner */
+	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(sign(c, k2->keyid, CX_MSIG_RSAPSS_SHA256, &m2, &sig, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(helpers_of(g.pid, "token", h2, 4), 2);
+	ck_assert(h2[0] == h[0] || h2[0] == h[1]);
 
 	/* the helper of one token dies: which one is which is found by killing */
 	ck_assert_int_eq(kill(h[0], SIGKILL), 0);
@@ -1647,7 +1676,7 @@ START_TEST(test_token_helpers)
 
 	/* the rescan reattaches the token with a new helper; it needs its PIN again */
 	end = now_ms() + 15000;
-	while ((n = helpers_of(g.pid, h2, 4)) < 2 && now_ms() < end)
+	while ((n = helpers_of(g.pid, "token", h2, 4)) < 2 && now_ms() < end)
 		usleep(100000);
 	ck_assert_int_eq(n, 2);
 	ck_assert(h2[0] != h[0] && h2[1] != h[0]);
@@ -1671,7 +1700,7 @@ START_TEST(test_token_helpers)
 	    NULL);
 	c = conn(&g);
 	login(c, g.serial[0]);
-	ck_assert_int_eq(helpers_of(g.pid, h, 4), 0);
+	ck_assert_int_eq(helpers_of(g.pid, "token", h, 4) + helpers_of(g.pid, "scan", hs, 2), 0);
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
 	cx_agent_close(c);
@@ -1708,7 +1737,8 @@ run_helper(int traced, char *err, size_t errlen)
 		close(efd[0]);
 		if (traced && ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
 			_exit(126);
-		execl(agent, agent, "--p11-helper", cx_softhsm_module(), ppid, (char *)NULL);
+		execl(
+		    agent, agent, "--p11-helper", "token", cx_softhsm_module(), ppid, (char *)NULL);
 		_exit(127);
 	}
 	close(efd[1]);

@@ -1127,7 +1127,7 @@ main(int argc, char **argv)
 		    "\n%zu idle connections (each after QUERY/VERSION), opened in %.0f ms: agent "
 		    "VmRSS %.1f MB -> %.1f MB (+%.1f kB per connection; VmHWM %.1f MB), %ld fds "
 		    "open; LIST still answered   (bar: < 50 MB: %s)\n"
-		    "token helper processes: %zu, VmRSS %.1f MB in all (per token, not per "
+		    "helper processes: %zu (one per token, one per module), VmRSS %.1f MB in all (not per "
 		    "connection)\n",
 		    got, topen / 1e3, rss0 / 1024.0, rss1 / 1024.0,
 		    got ? (double)(rss1 - rss0) / (double)got : 0.0, hwm / 1024.0, fds,

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -340,6 +341,7 @@ struct slow_sign {
 	char keystr[512];
 	struct cx_buf *m;
 	uint32_t r;
+	atomic_int done; /* A's answer is back */
 };
 
 static void *
@@ -349,6 +351,7 @@ slow_sign(void *arg)
 	struct cx_agent_conn *c = conn(ss->g);
 
 	ss->r = sign(c, ss->keyid, ss->keystr, ss->m, NULL, 0);
+	atomic_store(&ss->done, 1);
 	cx_agent_close(c);
 	return NULL;
 }
@@ -361,7 +364,7 @@ slow_sign(void *arg)
  * mock's lock does hold up a process and the test can tell the two apart.
  */
 static void
-global_lock_run(int helpers, int64_t *b_ms)
+global_lock_run(int helpers, int64_t *b_ms, int *a_done_first)
 {
 	struct ag g;
 	struct cx_agent_conn *c;
@@ -410,6 +413,7 @@ global_lock_run(int helpers, int64_t *b_ms)
 	t0 = now_ms();
 	ck_assert_int_eq(sign(c, kid2, ks2, &m2, NULL, 0), 0);
 	*b_ms = now_ms() - t0;
+	*a_done_first = atomic_load(&ss.done);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(ss.r, 0);
 	cx_buf_free(ss.m);
@@ -423,10 +427,17 @@ global_lock_run(int helpers, int64_t *b_ms)
 START_TEST(test_global_lock)
 {
 	int64_t with, without;
+	int a_first;
 
-	global_lock_run(1, &with);
-	ck_assert_msg(with < 1000, "token B waited %lld ms for token A's touch", (long long)with);
-	global_lock_run(0, &without);
+	/* no time limit: B must simply be answered while A is still held (2 s) */
+	global_lock_run(1, &with, &a_first);
+	ck_assert_msg(
+	    !a_first, "token B was answered only after token A's touch (%lld ms)", (long long)with);
+	/*
+	 * The control: B asked after A's C_Sign took the lock cannot be done
+	 * before A's 2 s are over, however fast the machine.
+	 */
+	global_lock_run(0, &without, &a_first);
 	ck_assert_msg(without >= 1000,
 	    "control: in one process B should wait for A's lock, but took %lld ms",
 	    (long long)without);

@@ -64,33 +64,84 @@ describe(int st, char *out, size_t outlen)
 }
 
 /*
- * The helper broke the protocol, or is gone: it is killed (if it still
- * runs), and t is lost.  rc says what happened on our side.
+ * Ends r's helper: closes our end (on EOF it closes its session, finalizes
+ * the module and exits), waits up to ms for it, then kills it.  Returns its
+ * wait status (0 if there was none).
  */
 static int
-helper_gone(struct cx_p11_token *t, int rc, struct cx_err *e)
+stop(struct cx_p11_remote *r, int ms)
 {
-	struct cx_p11_remote *r = t->r;
-	char how[64];
 	int st = 0;
 
-	r->logged_in = 0;
 	if (r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;
 	}
 	if (r->pid > 0) {
-		/* a helper that broke the protocol is not waited for; one that hung up is, briefly */
-		reap(r->pid, rc == CX_ENOENT || rc == CX_EIO ? 200 : 0, &st);
-		describe(st, how, sizeof(how));
-		snprintf(r->gone, sizeof(r->gone), "its PKCS#11 helper (pid %ld) %s%s",
-		    (long)r->pid,
-		    rc == CX_EPARSE || rc == CX_ETOOBIG ? "broke the protocol and " : "", how);
+		reap(r->pid, ms, &st);
 		r->pid = -1;
 	}
+	return st;
+}
+
+/*
+ * r's helper broke the protocol, or is gone (rc says which, from our side):
+ * killed if it still runs, and how it ended kept in r->gone for every later
+ * message.
+ */
+static void
+lose(struct cx_p11_remote *r, int rc)
+{
+	char how[64];
+	long pid = (long)r->pid;
+	int st;
+
+	if (r->pid <= 0) {
+		stop(r, 0);
+		return;
+	}
+	/* a helper that broke the protocol is not waited for; one that hung up is, briefly */
+	st = stop(r, rc == CX_ENOENT || rc == CX_EIO ? 200 : 0);
+	describe(st, how, sizeof(how));
+	snprintf(r->gone, sizeof(r->gone), "its PKCS#11 helper (pid %ld) %s%s", pid,
+	    rc == CX_EPARSE || rc == CX_ETOOBIG ? "broke the protocol and " : "", how);
+}
+
+/* A token's helper is lost: so is the token (its session and login). */
+static int
+helper_gone(struct cx_p11_token *t, int rc, struct cx_err *e)
+{
+	lose(t->r, rc);
+	t->r->logged_in = 0;
 	t->lost = 1;
 	return cx_err_set(e, CX_P11_ABSENT, "token \"%s\" (serial %s): %s", t->info.label,
-	    t->info.serial, r->gone[0] ? r->gone : "its PKCS#11 helper is gone");
+	    t->info.serial, t->r->gone[0] ? t->r->gone : "its PKCS#11 helper is gone");
+}
+
+static struct cx_p11_remote *
+remote_new(const atomic_int *busy)
+{
+	struct cx_p11_remote *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->fd = -1;
+	r->pid = -1;
+	r->busy = busy;
+	cx_buf_init(&r->out, CX_P11R_REQ_MAX + 4);
+	cx_buf_init(&r->in, CX_P11R_REP_MAX + 4);
+	return r;
+}
+
+static void
+remote_free(struct cx_p11_remote *r)
+{
+	if (r == NULL)
+		return;
+	stop(r, 2000);
+	cx_buf_free_wipe(&r->out);
+	cx_buf_free(&r->in);
+	free(r);
 }
 
 static int
@@ -191,38 +242,49 @@ spin(struct cx_p11_remote *r)
 }
 
 /*
- * Sends the request in r->out and reads the answer's common part: rc, lost,
- * info, message.  Returns rc (with e set from the helper's message), the
- * op's own fields left at r->in's read offset.
+ * Sends the request in r->out and reads the answer's common part: rc, the
+ * state bits, info, message (into e when rc is not 0), the op's own fields
+ * left at r->in's read offset.  Returns 0 or what went wrong on the wire;
+ * *rc is the helper's answer.
  */
 static int
-call(struct cx_p11_token *t, struct cx_err *e)
+exchange(struct cx_p11_remote *r, struct cx_p11_token_info *ti, int *st, int *rc, struct cx_err *e)
 {
-	struct cx_p11_remote *r = t->r;
-	struct cx_p11_token_info ti;
 	const uint8_t *msg;
 	size_t msglen;
-	int x, rc, st;
+	int x;
 
 	if (r->fd < 0)
-		return helper_gone(t, CX_ENOENT, e);
+		return CX_ENOENT;
 	if ((x = cx_p11r_send(r->fd, &r->out)) != 0)
-		return helper_gone(t, x, e);
+		return x;
 	if (r->overlap != NULL)
 		r->overlap(r->overlap_arg);
 	spin(r);
 	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
-		return helper_gone(t, x, e);
-	if (cx_p11r_get_answer(&r->in, &rc, &st, &ti, &msg, &msglen) != 0)
-		return helper_gone(t, CX_EPARSE, e);
-	t->info = ti;
-	t->lost = (st & CX_P11R_LOST) != 0;
-	r->logged_in = (st & CX_P11R_USER) != 0;
-	if (rc != 0 && e != NULL) {
-		e->code = rc;
+		return x;
+	if (cx_p11r_get_answer(&r->in, rc, st, ti, &msg, &msglen) != 0)
+		return CX_EPARSE;
+	if (*rc != 0 && e != NULL) {
+		e->code = *rc;
 		memcpy(e->msg, msg, msglen);
 		e->msg[msglen] = '\0';
 	}
+	return 0;
+}
+
+/* A token call: the answer's rc, its info, lost flag and login state mirrored in t. */
+static int
+call(struct cx_p11_token *t, struct cx_err *e)
+{
+	struct cx_p11_token_info ti;
+	int x, rc, st;
+
+	if ((x = exchange(t->r, &ti, &st, &rc, e)) != 0)
+		return helper_gone(t, x, e);
+	t->info = ti;
+	t->lost = (st & CX_P11R_LOST) != 0;
+	t->r->logged_in = (st & CX_P11R_USER) != 0;
 	return rc;
 }
 
@@ -265,13 +327,8 @@ open_at(struct cx_p11_module *m, struct cx_p11_token *t, unsigned long slot, str
 	if (begin(t, CX_P11R_OPEN) != 0 || cx_buf_put_u32(&t->r->out, CX_P11R_VERSION) != 0 ||
 	    cx_buf_put_u64(&t->r->out, slot) != 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
-	if ((rc = call(t, e)) != 0 && t->r->pid > 0) {
-		/* nothing open there: the helper has no reason to stay */
-		close(t->r->fd);
-		t->r->fd = -1;
-		reap(t->r->pid, 2000, NULL);
-		t->r->pid = -1;
-	}
+	if ((rc = call(t, e)) != 0)
+		stop(t->r, 2000); /* nothing open there: the helper has no reason to stay */
 	return rc;
 }
 
@@ -283,7 +340,7 @@ cx_p11r_open(
 	int rc;
 
 	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL || (t->r = calloc(1, sizeof(*t->r))) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->r = remote_new(m->busy)) == NULL) {
 		free(t);
 		return cx_err_set(
 		    e, CX_ENOMEM, "module %s: slot %lu: out of memory", m->path, slot);
@@ -292,11 +349,6 @@ cx_p11r_open(
 	t->f = m->f;
 	t->slot = slot;
 	t->pss_mech = -1;
-	t->r->fd = -1;
-	t->r->pid = -1;
-	t->r->busy = m->busy;
-	cx_buf_init(&t->r->out, CX_P11R_REQ_MAX + 4);
-	cx_buf_init(&t->r->in, CX_P11R_REP_MAX + 4);
 	snprintf(t->info.serial, sizeof(t->info.serial), "?");
 	snprintf(t->info.label, sizeof(t->info.label), "slot %lu", slot);
 	if ((rc = open_at(m, t, slot, e)) != 0) {
@@ -310,15 +362,7 @@ cx_p11r_open(
 void
 cx_p11r_close(struct cx_p11_token *t)
 {
-	struct cx_p11_remote *r = t->r;
-
-	if (r->fd >= 0)
-		close(r->fd); /* the helper reads EOF: closes its session, C_Finalize, exits */
-	if (r->pid > 0)
-		reap(r->pid, 2000, NULL);
-	cx_buf_free_wipe(&r->out);
-	cx_buf_free(&r->in);
-	free(r);
+	remote_free(t->r);
 	free(t);
 }
 
@@ -328,46 +372,20 @@ cx_p11r_close(struct cx_p11_token *t)
 static int
 scanner_gone(struct cx_p11_module *m, int rc, struct cx_err *e)
 {
-	struct cx_p11_remote *r = m->scan;
-	char how[64] = "is gone";
-	int st = 0;
-	long pid = (long)r->pid;
-
-	if (r->fd >= 0) {
-		close(r->fd);
-		r->fd = -1;
-	}
-	if (r->pid > 0) {
-		reap(r->pid, rc == CX_ENOENT || rc == CX_EIO ? 200 : 0, &st);
-		describe(st, how, sizeof(how));
-		r->pid = -1;
-	}
-	return cx_err_set(e, CX_P11_TOKEN_ERROR, "module %s: its PKCS#11 helper (pid %ld) %s%s",
-	    m->path, pid, rc == CX_EPARSE || rc == CX_ETOOBIG ? "broke the protocol and " : "",
-	    how);
+	lose(m->scan, rc);
+	return cx_err_set(e, CX_P11_TOKEN_ERROR, "module %s: %s", m->path,
+	    m->scan->gone[0] ? m->scan->gone : "its PKCS#11 helper is gone");
 }
 
-/* Sends m->scan->out, reads the answer's common part; rc, e set from the helper. */
+/* A module call; rc, e set from the helper. */
 static int
 mcall(struct cx_p11_module *m, struct cx_p11_token_info *ti, struct cx_err *e)
 {
-	struct cx_p11_remote *r = m->scan;
 	struct cx_p11_token_info none;
-	const uint8_t *msg;
-	size_t msglen;
 	int x, rc, st;
 
-	if ((x = cx_p11r_send(r->fd, &r->out)) != 0)
+	if ((x = exchange(m->scan, ti != NULL ? ti : &none, &st, &rc, e)) != 0)
 		return scanner_gone(m, x, e);
-	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
-		return scanner_gone(m, x, e);
-	if (cx_p11r_get_answer(&r->in, &rc, &st, ti != NULL ? ti : &none, &msg, &msglen) != 0)
-		return scanner_gone(m, CX_EPARSE, e);
-	if (rc != 0 && e != NULL) {
-		e->code = rc;
-		memcpy(e->msg, msg, msglen);
-		e->msg[msglen] = '\0';
-	}
 	return rc;
 }
 
@@ -385,13 +403,8 @@ scanner(struct cx_p11_module *m, struct cx_err *e)
 	if (cx_p11r_begin(&r->out) != 0 || cx_buf_put_u8(&r->out, CX_P11R_HELLO) != 0 ||
 	    cx_buf_put_u32(&r->out, CX_P11R_VERSION) != 0)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
-	if ((rc = mcall(m, NULL, e)) != 0 && r->fd >= 0) {
-		/* the module did not load there: the helper's message says why */
-		close(r->fd);
-		r->fd = -1;
-		reap(r->pid, 2000, NULL);
-		r->pid = -1;
-	}
+	if ((rc = mcall(m, NULL, e)) != 0)
+		stop(r, 2000); /* the module did not load there: the helper's message says why */
 	return rc;
 }
 
@@ -400,12 +413,9 @@ cx_p11r_module_start(struct cx_p11_module *m, struct cx_err *e)
 {
 	int rc;
 
-	if ((m->scan = calloc(1, sizeof(*m->scan))) == NULL)
+	/* no busy count: a scan is never waited for by a signature */
+	if ((m->scan = remote_new(NULL)) == NULL)
 		return cx_err_set(e, CX_ENOMEM, "out of memory");
-	m->scan->fd = -1;
-	m->scan->pid = -1;
-	cx_buf_init(&m->scan->out, CX_P11R_REQ_MAX + 4);
-	cx_buf_init(&m->scan->in, CX_P11R_REP_MAX + 4);
 	pthread_mutex_lock(&m->scan_mu);
 	rc = scanner(m, e);
 	pthread_mutex_unlock(&m->scan_mu);
@@ -415,17 +425,7 @@ cx_p11r_module_start(struct cx_p11_module *m, struct cx_err *e)
 void
 cx_p11r_module_stop(struct cx_p11_module *m)
 {
-	struct cx_p11_remote *r = m->scan;
-
-	if (r == NULL)
-		return;
-	if (r->fd >= 0)
-		close(r->fd);
-	if (r->pid > 0)
-		reap(r->pid, 2000, NULL);
-	cx_buf_free(&r->out);
-	cx_buf_free(&r->in);
-	free(r);
+	remote_free(m->scan);
 	m->scan = NULL;
 }
 
@@ -527,10 +527,7 @@ cx_p11r_reopen(struct cx_p11_token *t, struct cx_err *e)
 		return rc;
 	}
 	if ((rc = cx_p11_same_token(t, &old, e)) != 0) {
-		close(t->r->fd);
-		t->r->fd = -1;
-		reap(t->r->pid, 2000, NULL);
-		t->r->pid = -1;
+		stop(t->r, 2000);
 		t->info = old;
 		t->lost = 1;
 		return CX_P11_ABSENT;

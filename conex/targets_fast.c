@@ -53,21 +53,39 @@ struct scan {
 	size_t nends, capends;
 };
 
+/*
+ * v (n elements in use, *cap allocated, of elem bytes each) with room for
+ * one more: doubled when full, first when empty.  NULL when out of memory;
+ * v is then still the caller's.
+ */
+static void *
+grow(void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	size_t ncap;
+	void *x;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : first;
+	if (ncap <= *cap || ncap > SIZE_MAX / elem || (x = realloc(v, ncap * elem)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return x;
+}
+
 /* The text [b, e) as a NUL-terminated string: a copy in a, or in place. */
 static char *
 str_out(struct scan *s, struct cx_arena *a, const uint8_t *b, const uint8_t *e)
 {
+	uint8_t **n;
+
 	if (!s->inplace)
 		return cx_arena_memdup(a, b, (size_t)(e - b));
-	if (s->nends == s->capends) {
-		/* two strings per 120 bytes at most (see cx_targets_scan) */
-		size_t ncap = s->capends ? s->capends * 2 : (size_t)(s->end - s->p) / 50 + 64;
-		uint8_t **n = realloc(s->ends, ncap * sizeof(*n));
-		if (n == NULL)
-			return NULL;
-		s->ends = n;
-		s->capends = ncap;
-	}
+	/* two strings per 120 bytes at most (see cx_targets_scan) */
+	if ((n = grow(s->ends, &s->capends, s->nends, sizeof(*n),
+	         (size_t)(s->end - s->p) / 50 + 64)) == NULL)
+		return NULL;
+	s->ends = n;
 	s->ends[s->nends++] = (uint8_t *)(uintptr_t)e;
 	return (char *)(uintptr_t)b;
 }
@@ -328,6 +346,7 @@ path_ok(const char *s, size_t n)
 static int
 entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest **dv, size_t *dcap)
 {
+	struct cx_digest *n;
 	const uint8_t *b, *e;
 	size_t nd = 0;
 	char *fn;
@@ -337,14 +356,9 @@ entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest 
 	while (s->p < s->end && *s->p == '"') {
 		if (!string(s, &b, &e) || e - b < 7 || memcmp(b, "sha256=", 7) != 0 || !blank(s))
 			return 0;
-		if (nd == *dcap) {
-			size_t ncap = *dcap ? *dcap * 2 : 4;
-			struct cx_digest *n = realloc(*dv, ncap * sizeof(*n));
-			if (n == NULL)
-				return 0;
-			*dv = n;
-			*dcap = ncap;
-		}
+		if ((n = grow(*dv, dcap, nd, sizeof(*n), 4)) == NULL)
+			return 0;
+		*dv = n;
 		b += 7;
 		if (((*dv)[nd].value = str_out(s, a, b, e)) == NULL)
 			return 0;
@@ -458,6 +472,7 @@ static int
 delegation(
     struct scan *s, struct cx_arena *a, struct cx_delegation *d, const char ***pv, size_t *pcap)
 {
+	const char **x;
 	const uint8_t *b, *e;
 	size_t np = 0, n;
 	char *c;
@@ -467,14 +482,9 @@ delegation(
 	while (s->p < s->end && *s->p == '"') {
 		if (!string(s, &b, &e) || !blank(s))
 			return 0;
-		if (np == *pcap) {
-			size_t ncap = *pcap ? *pcap * 2 : 4;
-			const char **x = realloc(*pv, ncap * sizeof(*x));
-			if (x == NULL)
-				return 0;
-			*pv = x;
-			*pcap = ncap;
-		}
+		if ((x = grow((void *)*pv, pcap, np, sizeof(*x), 4)) == NULL)
+			return 0;
+		*pv = x;
 		if ((c = str_out(s, a, b, e)) == NULL ||
 		    ((*pv)[np++] = path_ok(c, (size_t)(e - b))) == NULL)
 			return 0;
@@ -537,7 +547,7 @@ cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delega
     size_t *n, uint8_t ***ends, size_t *nends)
 {
 	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
-	struct cx_delegation *v = NULL;
+	struct cx_delegation *v = NULL, *x;
 	const char **pv = NULL;
 	size_t nv = 0, cap = 0, pcap = 0;
 	void *rec;
@@ -549,14 +559,9 @@ cx_dels_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_delega
 		s.p++;
 		if (!blank(&s))
 			goto out;
-		if (nv == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct cx_delegation *x = realloc(v, ncap * sizeof(*x));
-			if (x == NULL)
-				goto out;
-			v = x;
-			cap = ncap;
-		}
+		if ((x = grow(v, &cap, nv, sizeof(*x), 64)) == NULL)
+			goto out;
+		v = x;
 		memset(&v[nv], 0, sizeof(v[nv]));
 		if (!delegation(&s, a, &v[nv], &pv, &pcap) || !blank(&s))
 			goto out;
@@ -579,7 +584,7 @@ cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_tar
     size_t *n, uint8_t ***ends, size_t *nends)
 {
 	struct scan s = {l->tstart, l->end, l->line_start, l->line, inplace, NULL, 0, 0};
-	struct cx_target *v = NULL;
+	struct cx_target *v = NULL, *x;
 	struct cx_digest *dv = NULL;
 	size_t nv = 0, cap = 0, dcap = 0;
 	void *rec;
@@ -591,15 +596,10 @@ cx_targets_scan(struct cx_lex *l, struct cx_arena *a, int inplace, struct cx_tar
 		s.p++;
 		if (!blank(&s))
 			goto out;
-		if (nv == cap) {
-			/* an entry takes 120 bytes or more: one allocation, untouched pages are free */
-			size_t ncap = cap ? cap * 2 : (size_t)(s.end - s.p) / 100 + 16;
-			struct cx_target *x = realloc(v, ncap * sizeof(*x));
-			if (x == NULL)
-				goto out;
-			v = x;
-			cap = ncap;
-		}
+		/* an entry takes 120 bytes or more: one allocation, untouched pages are free */
+		if ((x = grow(v, &cap, nv, sizeof(*x), (size_t)(s.end - s.p) / 100 + 16)) == NULL)
+			goto out;
+		v = x;
 		memset(&v[nv], 0, sizeof(v[nv]));
 		if (!entry(&s, a, &v[nv], &dv, &dcap) || !blank(&s))
 			goto out;

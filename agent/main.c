@@ -98,8 +98,8 @@ static void __attribute__((noreturn)) usage(int status)
 	    "                 else $SSH_ASKPASS)\n"
 	    "  --pin-cache IDLE,MAX  keep token PINs IDLE seconds unused, MAX at most (0: off)\n"
 	    "  --allow-root   let root talk to this agent too\n"
-	    "  --no-token-helpers  keep token sessions in this process (default: one\n"
-	    "                 helper process per token, docs/agent.md)\n");
+	    "  --no-token-helpers  load PKCS#11 modules in this process (default: in\n"
+	    "                 helper processes, one per module and one per token)\n");
 	exit(status);
 }
 

@@ -1006,16 +1006,6 @@ explain_role(struct run *rn, struct cx_explain_file *f, enum cx_rtype t)
 
 /* ---- the run ---- */
 
-static const char *
-strip(const char *dir, const char *p)
-{
-	size_t n = strlen(dir);
-
-	if (strncmp(dir, p, n) == 0 && p[n] == '/')
-		return p + n + 1;
-	return NULL;
-}
-
 static int
 add_file(struct cx_explain_priv *p, int dedupe, const char *path, int deleted, const uint8_t *sha,
     uint64_t size)
@@ -1068,11 +1058,11 @@ explain_file(struct run *rn, struct cx_explain_file *f)
 		f->kind = "snapshot";
 		return explain_role(rn, f, CX_R_SNAPSHOT);
 	}
-	if ((id = strip(root->keydir, f->path)) != NULL && strchr(id, '/') == NULL) {
+	if ((id = cx_path_strip(root->keydir, f->path)) != NULL && strchr(id, '/') == NULL) {
 		f->kind = "identity";
 		return explain_identity(rn, f, id);
 	}
-	if (strip(root->datadir, f->path) != NULL) {
+	if (cx_path_strip(root->datadir, f->path) != NULL) {
 		f->kind = "data";
 		if (!rn->p->x->evaluated) {
 			f->st = CX_EX_INVALID;

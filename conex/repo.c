@@ -248,6 +248,16 @@ cx_names_sort(const char **names, size_t n)
 		qsort(names, n, sizeof(*names), name_cmp);
 }
 
+const char *
+cx_path_strip(const char *dir, const char *p)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(dir, p, n) == 0 && p[n] == '/')
+		return p + n + 1;
+	return NULL;
+}
+
 int
 cx_path_below(const char *parent, const char *p)
 {

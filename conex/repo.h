@@ -68,6 +68,8 @@ void cx_file_list_free(struct cx_file_list *l);
 
 /* Validates a relative path per the rules above. 0 or CX_EINVAL. */
 int cx_path_check(const char *p, size_t n);
+/* p without its leading "dir/", or NULL when p does not start so. */
+const char *cx_path_strip(const char *dir, const char *p);
 /* Is the path p strictly below the directory parent ("" is the top)? */
 int cx_path_below(const char *parent, const char *p);
 

@@ -316,17 +316,6 @@ acc_insert(struct vctx *v, const char *path, const struct cx_digest *d, uint64_t
 	return 0;
 }
 
-/* Strips "dir/" from p, or NULL. */
-static const char *
-strip(const char *dir, const char *p)
-{
-	size_t n = strlen(dir);
-
-	if (strncmp(dir, p, n) == 0 && p[n] == '/')
-		return p + n + 1;
-	return NULL;
-}
-
 static int
 nsegs(const char *s, const char **seg, size_t max)
 {
@@ -352,7 +341,7 @@ seglen(const char *s)
 static int
 opam_path_ok(const char *datadir, const char *path, int opam_only)
 {
-	const char *rel = strip(datadir, path), *s[5];
+	const char *rel = cx_path_strip(datadir, path), *s[5];
 	int n;
 
 	if (rel == NULL || (n = nsegs(rel, s, 5)) < 0)
@@ -754,7 +743,7 @@ verify_keydir(struct vctx *v)
 		}
 	}
 	for (i = 0; i < v->snap->ntargets; i++) {
-		const char *p = v->snap->targets[i].path, *rel = strip(v->root->keydir, p);
+		const char *p = v->snap->targets[i].path, *rel = cx_path_strip(v->root->keydir, p);
 		if (rel == NULL || strchr(rel, '/') != NULL) {
 			if ((r = soft(v, CX_STAGE_KEYDIR,
 			         reject(v, "snapshot %s lists %s, which is not a file of %s",
@@ -1488,7 +1477,7 @@ done:
 static size_t
 pkg_prefix_len(const char *datadir, const char *path)
 {
-	const char *rel = strip(datadir, path);
+	const char *rel = cx_path_strip(datadir, path);
 
 	if (rel == NULL)
 		return 0;
@@ -2194,7 +2183,7 @@ compare_incremental(struct vctx *v, struct cx_verify_result *res)
 		const char *path = v->inc->aff.t[i].k;
 		if (path == NULL)
 			continue;
-		if (strip(v->root->datadir, path) == NULL) {
+		if (cx_path_strip(v->root->datadir, path) == NULL) {
 			/* outside datadir nothing is on disk for the comparison (§7.6) */
 			if ((r = check_path(v, path, NULL, 0)) != 0)
 				return r;
@@ -2540,7 +2529,8 @@ prefetch_start(struct vctx *v, const char *keydir)
 	for (size_t i = 0; i < in->touched.cap; i++) {
 		const char *path = in->touched.t[i].k, *id;
 		char *kp;
-		if (path == NULL || (id = strip(keydir, path)) == NULL || strchr(id, '/') != NULL)
+		if (path == NULL || (id = cx_path_strip(keydir, path)) == NULL ||
+		    strchr(id, '/') != NULL)
 			continue;
 		/* the same spelling as verify_keydir's, which looks the bytes up by it */
 		if ((kp = cx_arena_alloc(&v->a, strlen(keydir) + strlen(id) + 2)) == NULL)
@@ -2636,9 +2626,9 @@ verify_restricted(struct cx_repo *old, struct cx_repo *new, const struct cx_patc
 		const char *path = in.touched.t[i].k, *id;
 		if (path == NULL)
 			continue;
-		if ((id = strip(v.root->keydir, path)) != NULL && strchr(id, '/') == NULL)
+		if ((id = cx_path_strip(v.root->keydir, path)) != NULL && strchr(id, '/') == NULL)
 			r = changed_identity(&v, id, &b);
-		else if (strip(v.root->datadir, path) != NULL)
+		else if (cx_path_strip(v.root->datadir, path) != NULL)
 			r = aff_add(&v, path);
 	}
 	if (r != 0 || (r = enqueue(&v, "", v.root->role_maintainer, 0)) != 0)
@@ -2756,7 +2746,7 @@ cx_verify_incremental(struct cx_repo *old, const struct cx_patch *p, const struc
 				continue;
 			if (strcmp(paths[k], o->root_name) == 0)
 				root_changed = 1;
-			if ((id = strip(root1->keydir, paths[k])) == NULL ||
+			if ((id = cx_path_strip(root1->keydir, paths[k])) == NULL ||
 			    strchr(id, '/') != NULL)
 				continue;
 			if (k == 1 && paths[0] != NULL && strcmp(paths[0], paths[1]) == 0)

@@ -109,21 +109,17 @@ cstring(struct dec *d, const struct cx_wire *w, const char *what)
 	return 0;
 }
 
-/* string_to_path: one leading '/' dropped; "", "." and ".." segments refused. */
-static int
-path_of(struct dec *d, const struct cx_wire *w, const char **out)
+const char *
+cx_path_of_string(const char *s, size_t n)
 {
-	const char *s = w->u.str.s, *seg, *end;
-	size_t n = w->u.str.len;
+	const char *seg, *end;
 
-	if (cstring(d, w, "path") != 0)
-		return CX_EPARSE;
 	if (n && s[0] == '/') {
 		s++;
 		n--;
 	}
 	if (n == 0)
-		return derr(d, w, "empty path");
+		return NULL;
 	for (seg = s; seg <= s + n; seg = end + 1) {
 		size_t sl;
 		end = memchr(seg, '/', (size_t)(s + n - seg));
@@ -132,9 +128,22 @@ path_of(struct dec *d, const struct cx_wire *w, const char **out)
 		sl = (size_t)(end - seg);
 		if (sl == 0 || (sl == 1 && seg[0] == '.') ||
 		    (sl == 2 && seg[0] == '.' && seg[1] == '.'))
-			return derr(d, w, "invalid path '%.200s'", w->u.str.s);
+			return NULL;
 	}
-	*out = s;
+	return s;
+}
+
+static int
+path_of(struct dec *d, const struct cx_wire *w, const char **out)
+{
+	const char *s = w->u.str.s;
+	size_t n = w->u.str.len;
+
+	if (cstring(d, w, "path") != 0)
+		return CX_EPARSE;
+	if ((*out = cx_path_of_string(s, n)) == NULL)
+		return n == 0 || (n == 1 && s[0] == '/') ? derr(d, w, "empty path")
+		                                         : derr(d, w, "invalid path '%.200s'", s);
 	return 0;
 }
 

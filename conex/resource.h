@@ -108,6 +108,11 @@ struct cx_resource {
 };
 
 const char *cx_rtype_name(enum cx_rtype t);
+/*
+ * The decoder's string_to_path: one leading '/' dropped, then "", "." and
+ * ".." segments refused.  The path (within s), or NULL.
+ */
+const char *cx_path_of_string(const char *s, size_t n);
 
 /*
  * Parses a resource file and checks it is of type expect.  name is the file

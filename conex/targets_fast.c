@@ -317,31 +317,6 @@ bigint(struct scan *s, uint64_t *out)
 	return 1;
 }
 
-/* The decoder's string_to_path: one leading '/' dropped; "", "." and ".." segments refused. */
-static const char *
-path_ok(const char *s, size_t n)
-{
-	const char *seg, *end;
-
-	if (n && s[0] == '/') {
-		s++;
-		n--;
-	}
-	if (n == 0)
-		return NULL;
-	for (seg = s; seg <= s + n; seg = end + 1) {
-		size_t sl;
-		end = memchr(seg, '/', (size_t)(s + n - seg));
-		if (end == NULL)
-			end = s + n;
-		sl = (size_t)(end - seg);
-		if (sl == 0 || (sl == 1 && seg[0] == '.') ||
-		    (sl == 2 && seg[0] == '.' && seg[1] == '.'))
-			return NULL;
-	}
-	return s;
-}
-
 /* One entry, after its '[' and the blanks behind it. */
 static int
 entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest **dv, size_t *dcap)
@@ -375,7 +350,8 @@ entry(struct scan *s, struct cx_arena *a, struct cx_target *t, struct cx_digest 
 	if (!open_key(s, "filename", 8) || !blank(s) || !string(s, &b, &e) || !blank(s) ||
 	    !byte(s, ']') || !blank(s))
 		return 0;
-	if ((fn = str_out(s, a, b, e)) == NULL || (t->path = path_ok(fn, (size_t)(e - b))) == NULL)
+	if ((fn = str_out(s, a, b, e)) == NULL ||
+	    (t->path = cx_path_of_string(fn, (size_t)(e - b))) == NULL)
 		return 0;
 	if (!open_key(s, "size", 4) || !blank(s) || !bigint(s, &t->size) || !blank(s) ||
 	    !byte(s, ']') || !blank(s) || !byte(s, ']'))
@@ -486,7 +462,7 @@ delegation(
 			return 0;
 		*pv = x;
 		if ((c = str_out(s, a, b, e)) == NULL ||
-		    ((*pv)[np++] = path_ok(c, (size_t)(e - b))) == NULL)
+		    ((*pv)[np++] = cx_path_of_string(c, (size_t)(e - b))) == NULL)
 			return 0;
 	}
 	if (!byte(s, ']') || !blank(s) || !byte(s, ']') || !blank(s))

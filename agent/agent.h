@@ -43,6 +43,8 @@
 #define AGENT_SCRATCH_KEEP (2u * CX_PROTO_MAX + 4096u)
 #define AGENT_STOP_WAIT_S  3   /* shutdown: how long a busy worker is waited for */
 #define AGENT_SPIN_US      200 /* an idle worker yields this long before it sleeps */
+/* the loop polls this long for its one signature in flight (fastsign.c) */
+#define AGENT_FAST_SPIN_US 2000
 
 struct agent;
 struct conn;
@@ -71,6 +73,13 @@ struct worker {
 	pthread_cond_t cv;
 	struct job *head, *tail;
 	atomic_int queued; /* jobs in the queue, read without the lock while spinning */
+	atomic_int busy;   /* jobs pushed and not yet finished: 0, the thread is idle */
+	/*
+	 * Main thread only: while the loop signs on the token itself
+	 * (fastsign.c), jobs pushed to its worker wait here, in order.
+	 */
+	int hold;
+	struct job *hhead, *htail;
 	void (*run)(struct agent *a, struct job *j);
 	struct tok *tok; /* token workers only */
 	int stopping;    /* JOB_STOP queued (main thread) */
@@ -158,6 +167,11 @@ struct job {
 	size_t written;
 	int replied; /* the worker encoded the answer and tried to send it */
 	int write_failed;
+	/* SIGN by the event loop (fastsign.c): */
+	int fast;      /* 1: the helper signs, 2: signed, the intent line not yet durable */
+	int fast_done; /* handed to the worker with the helper's answer in fast_rc */
+	int fast_rc;
+	uint64_t intent; /* the intent line's seq */
 };
 
 /* ---- connections (conn.c) ---- */
@@ -209,8 +223,11 @@ struct tok {
 	int removing;
 	int reopening; /* a JOB_OPEN is queued */
 	unsigned long slot;
-	/* worker's own */
+	/* worker's own, and the loop's while the worker is idle and held (fastsign.c) */
 	struct cx_p11_token *t;
+	/* main's: the loop's signature in flight on this token */
+	struct job *fast;
+	int fastfd;
 };
 
 /* ---- the key registry (registry.c) ---- */
@@ -263,6 +280,7 @@ struct agent {
 	uint64_t nextgen;
 	uint64_t answers;      /* answers finished: the loop stays awake a moment after one */
 	atomic_int running;    /* jobs queued or running in any worker */
+	size_t nfast;          /* the loop's signatures in flight (fastsign.c) */
 	int token_helpers;     /* token sessions in helper processes (pkcs11/remote.h) */
 	int spin;              /* more than one CPU: short spins before sleeping pay off */
 	struct cx_buf scratch; /* decoder strings */
@@ -302,12 +320,29 @@ int cx_loop_run(struct agent *a);
 int cx_worker_start(struct agent *a, struct worker *w, const char *name, struct tok *tok,
     void (*run)(struct agent *, struct job *));
 void cx_worker_push(struct worker *w, struct job *j);
+/* Main thread: the loop is done with w's token; held jobs go to w, in order. */
+void cx_worker_release(struct worker *w);
 /* Queues JOB_STOP; joins within the wait, else detaches (shutdown). 1 if joined. */
 int cx_worker_stop(struct worker *w, int wait_s);
 struct job *cx_job_new(enum job_kind kind);
 void cx_job_free(struct agent *a, struct job *j);
 void cx_job_done(struct agent *a, struct job *j); /* worker side: post back to main */
 void cx_loop_discard(struct agent *a);            /* shutdown: free finished jobs unread */
+
+struct pollfd;
+/*
+ * fastsign.c: a SIGN on a token in a helper process, when nothing else is
+ * asked of the token, is sent, waited for and answered by the event loop
+ * itself: no thread between the client and the helper.
+ */
+/* 1: j (a SIGN job for c, key k) is under way; 0: give it to the worker. */
+int cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j);
+/* The descriptors to poll: for each, *who is its tok.  Returns how many (at most max). */
+size_t cx_fast_fds(struct agent *a, struct pollfd *pfd, struct tok **who, size_t max);
+void cx_fast_io(struct agent *a, struct tok *t); /* t's helper has answered (or hung up) */
+void cx_fast_check(struct agent *a);             /* the audit log has synced: answers go */
+void cx_fast_shutdown(struct agent *a);          /* before the workers stop */
+void cx_fast_notify(void *arg);                  /* cx_audit_set_notify's: wakes the loop */
 
 /* conn.c */
 void cx_conn_accept(struct agent *a);
@@ -327,6 +362,8 @@ void cx_conn_error(struct agent *a, struct conn *c, uint32_t code, uint32_t deta
 void cx_conn_ok(struct agent *a, struct conn *c);
 /* Hands j to w, with c waiting for it. */
 void cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *j);
+/* c waits for j, which the loop runs itself (fastsign.c). */
+void cx_conn_attach_job(struct agent *a, struct conn *c, struct job *j);
 /* The connection j answers, or NULL when it went away. */
 struct conn *cx_conn_of_job(struct agent *a, struct job *j);
 void cx_conn_job_error(struct agent *a, struct job *j);
@@ -356,6 +393,7 @@ void cx_reg_p11_clear(struct cx_p11_key *k);
 int cx_tokens_start(struct agent *a, struct cx_err *e); /* -m modules, before the loop */
 void cx_tokens_run(struct agent *a, struct job *j);     /* token and aux workers */
 void cx_tokens_done(struct agent *a, struct job *j);
+enum cx_p11_mech cx_tokens_mech(enum cx_p11_alg alg); /* what conex signs with alg */
 void cx_tokens_tick(struct agent *a, int64_t now);
 void cx_tokens_shutdown(struct agent *a);
 struct tok *cx_tokens_find(struct agent *a, const char *serial);

@@ -55,6 +55,11 @@
 #define AUDIT_LINE_MAX (64u * 1024u)
 /* lines nobody waits for (results, loop-side records) are synced this late at most */
 #define AUDIT_LAZY_MS 20
+/*
+ * A sync shorter than this on average (tmpfs, a disk with a battery-backed
+ * cache) costs less than waking the syncer for it: cx_audit_sync_cheap.
+ */
+#define AUDIT_CHEAP_NS 30000
 
 static const char zero_prev[CX_SHA256_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -71,15 +76,26 @@ struct cx_audit {
 	int fd;
 	char *path; /* for messages */
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* synced, syncing, failed or want changed */
+	pthread_cond_t cv; /* for waiters: synced, syncing or failed changed */
+	/*
+	 * The syncer's own: a kick, a deferred line, stop, or a first unsynced
+	 * line while it sleeps.  Apart from cv so that the sync every signature
+	 * waits for does not also wake the syncer, only to find nothing to do.
+	 */
+	pthread_cond_t work;
 	/* under mu: */
 	int failed;   /* an fsync or rollback failed: the file state is unknown */
 	uint64_t seq; /* of the next line */
 	char prev[CX_SHA256_HEX + 1];
-	uint64_t synced;                /* lines 1..synced of this run are durable */
-	int syncing;                    /* a thread is in fdatasync (outside mu) */
-	uint64_t want;                  /* the syncer is asked to cover this line */
-	int stop;                       /* the syncer must finish and exit */
+	uint64_t synced;    /* lines 1..synced of this run are durable */
+	int syncing;        /* a thread is in fdatasync (outside mu) */
+	uint64_t want;      /* the syncer is asked to cover this line */
+	int stop;           /* the syncer must finish and exit */
+	int asleep;         /* the syncer waits with nothing unsynced */
+	int64_t sync_ns;    /* a moving average of fdatasync's time */
+	uint64_t notify_at; /* cx_audit_durable's: call notify once this is durable */
+	void (*notify)(void *);
+	void *notify_arg;
 	int syncer;                     /* the background syncer runs */
 	struct deferred *qhead, *qtail; /* cx_audit_defer's lines, for the syncer to write */
 	pthread_t syncer_th;
@@ -410,6 +426,7 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 	}
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
+	pthread_cond_init(&a->work, NULL);
 	/* O_NOFOLLOW: a symlink planted at the log path must not redirect appends */
 	a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (a->fd < 0) {
@@ -442,6 +459,8 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 		goto fail;
 	/* what is already in the file counts as durable: nothing of ours is in it yet */
 	a->synced = a->seq - 1;
+	/* not cheap until measured so */
+	a->sync_ns = 1000000;
 	*out = a;
 	return 0;
 fail:
@@ -457,7 +476,7 @@ cx_audit_close(struct cx_audit *a)
 	if (a->syncer) {
 		pthread_mutex_lock(&a->mu);
 		a->stop = 1;
-		pthread_cond_broadcast(&a->cv);
+		pthread_cond_signal(&a->work);
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->syncer_th, NULL);
 	}
@@ -468,6 +487,7 @@ cx_audit_close(struct cx_audit *a)
 		close(a->fd); /* also releases the flock */
 	}
 	pthread_cond_destroy(&a->cv);
+	pthread_cond_destroy(&a->work);
 	pthread_mutex_destroy(&a->mu);
 	free(a->path);
 	free(a);
@@ -488,6 +508,24 @@ write_all(int fd, const uint8_t *p, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+/* Under a->mu: tells cx_audit_durable's caller that its line is durable, or never will be. */
+static void
+notify(struct cx_audit *a)
+{
+	if (a->notify_at != 0 && (a->failed || a->synced >= a->notify_at)) {
+		a->notify_at = 0;
+		a->notify(a->notify_arg);
+	}
+}
+
+/* Under a->mu: the file's state is unknown, every later write and sync fails. */
+static void
+set_failed(struct cx_audit *a)
+{
+	a->failed = 1;
+	notify(a);
 }
 
 /* Builds, chains and writes one line; under a->mu. *seq: its number. */
@@ -546,12 +584,17 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 		saved = errno;
 		/* no torn fragment may stay: the next line would be glued onto it */
 		if (ftruncate(a->fd, st.st_size) != 0)
-			a->failed = 1;
+			set_failed(a);
 		r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(saved));
 		goto out;
 	}
 	*seq = a->seq++;
 	memcpy(a->prev, next, sizeof(a->prev));
+	if (a->asleep) {
+		/* a line nobody may wait for: the syncer's AUDIT_LAZY_MS starts now */
+		a->asleep = 0;
+		pthread_cond_signal(&a->work);
+	}
 	r = 0;
 out:
 	cx_buf_free(&b);
@@ -577,24 +620,30 @@ static int
 sync_round(struct cx_audit *a)
 {
 	uint64_t target = a->seq - 1;
+	struct timespec t0, t1;
 	int err = 0;
 
 	a->syncing = 1;
 	pthread_mutex_unlock(&a->mu);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (fdatasync(a->fd) != 0) {
 		if (errno != EINTR) {
 			err = errno;
 			break;
 		}
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&a->mu);
 	a->syncing = 0;
+	a->sync_ns +=
+	    ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec) - a->sync_ns) / 8;
 	if (err != 0)
 		/* after a failed sync the kernel may have dropped the pages: state unknown */
-		a->failed = 1;
+		set_failed(a);
 	else if (target > a->synced)
 		a->synced = target;
 	pthread_cond_broadcast(&a->cv);
+	notify(a);
 	return err;
 }
 
@@ -630,13 +679,53 @@ cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e)
 	return r;
 }
 
+int
+cx_audit_sync_cheap(struct cx_audit *a)
+{
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	r = a->sync_ns < AUDIT_CHEAP_NS;
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+int
+cx_audit_durable(struct cx_audit *a, uint64_t seq)
+{
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->failed)
+		r = -1;
+	else if (a->synced >= seq)
+		r = 1;
+	else {
+		r = 0;
+		if (a->notify != NULL && (a->notify_at == 0 || seq < a->notify_at))
+			a->notify_at = seq;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+void
+cx_audit_set_notify(struct cx_audit *a, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&a->mu);
+	a->notify = fn;
+	a->notify_arg = arg;
+	a->notify_at = 0;
+	pthread_mutex_unlock(&a->mu);
+}
+
 void
 cx_audit_kick(struct cx_audit *a, uint64_t seq)
 {
 	pthread_mutex_lock(&a->mu);
 	if (seq > a->want) {
 		a->want = seq;
-		pthread_cond_broadcast(&a->cv);
+		pthread_cond_signal(&a->work);
 	}
 	pthread_mutex_unlock(&a->mu);
 }
@@ -657,12 +746,11 @@ write_deferred(struct cx_audit *a)
 		if ((a->qhead = d->next) == NULL)
 			a->qtail = NULL;
 		if (!a->failed && append_locked(a, &d->en, &seq, &e) != 0)
-			a->failed = 1;
+			set_failed(a);
 		free(d);
 	}
 	if (a->seq - 1 > a->want)
 		a->want = a->seq - 1;
-	pthread_cond_broadcast(&a->cv);
 }
 
 int
@@ -714,7 +802,7 @@ cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_er
 			a->qhead = d;
 		a->qtail = d;
 		d = NULL;
-		pthread_cond_broadcast(&a->cv);
+		pthread_cond_signal(&a->work);
 	}
 	pthread_mutex_unlock(&a->mu);
 	free(d);
@@ -726,6 +814,7 @@ syncer_main(void *arg)
 {
 	struct cx_audit *a = arg;
 	struct timespec ts;
+	int linger = 0;
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
@@ -735,24 +824,40 @@ syncer_main(void *arg)
 		}
 		if (a->stop)
 			break;
-		if (a->failed || a->syncing || (a->want <= a->synced && a->seq - 1 <= a->synced)) {
+		if (a->syncing) {
+			/* another thread's sync: see what it covered once it ends */
 			pthread_cond_wait(&a->cv, &a->mu);
 			continue;
 		}
-		if (a->want <= a->synced) {
-			/* only lazy lines: give a waiter or a kick the chance to batch them */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += AUDIT_LAZY_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == 0)
-				continue;
-			if (a->stop || a->failed || a->syncing || a->seq - 1 <= a->synced)
-				continue;
+		if (!a->failed && a->want > a->synced) {
+			(void)sync_round(a);
+			/*
+			 * Kicked: more kicks are likely to follow (a signing
+			 * client), each with a result line in between that
+			 * nobody waits for.  Stay awake for AUDIT_LAZY_MS so
+			 * that those lines need no wake-up of their own.
+			 */
+			linger = 1;
+			continue;
 		}
-		(void)sync_round(a);
+		if (a->failed || (a->seq - 1 <= a->synced && !linger)) {
+			a->asleep = 1;
+			pthread_cond_wait(&a->work, &a->mu);
+			a->asleep = 0;
+			continue;
+		}
+		/* lazy lines, or lingering: give a waiter or a kick the chance to batch them */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += AUDIT_LAZY_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&a->work, &a->mu, &ts) == 0)
+			continue;
+		linger = 0;
+		if (!a->stop && !a->failed && !a->syncing && a->seq - 1 > a->synced)
+			(void)sync_round(a);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;

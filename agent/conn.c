@@ -318,8 +318,9 @@ bad_frame(struct agent *a, struct conn *c, const char *fmt, ...)
 }
 
 void
-cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *j)
+cx_conn_attach_job(struct agent *a, struct conn *c, struct job *j)
 {
+	(void)a;
 	j->cslot = c->slot;
 	j->cgen = c->gen;
 	j->fd = c->fd;
@@ -329,6 +330,12 @@ cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *
 		j->peer.exe = strdup(c->peer.exe);
 	c->job = j;
 	c->st = C_BUSY;
+}
+
+void
+cx_conn_wait_job(struct agent *a, struct conn *c, struct worker *w, struct job *j)
+{
+	cx_conn_attach_job(a, c, j);
 	cx_worker_push(w, j);
 }
 

@@ -123,6 +123,8 @@ worker_main(void *arg)
 		if (j->kind == JOB_SIGN && !j->replied)
 			cx_conn_worker_reply(j);
 		atomic_fetch_sub(&w->a->running, 1);
+		/* done with the token: the loop may sign on it (fastsign.c) */
+		atomic_fetch_sub(&w->busy, 1);
 		cx_job_done(w->a, j);
 		if (stop)
 			break;
@@ -142,6 +144,9 @@ cx_worker_start(struct agent *a, struct worker *w, const char *name, struct tok 
 	w->run = run;
 	w->head = w->tail = NULL;
 	atomic_init(&w->queued, 0);
+	atomic_init(&w->busy, 0);
+	w->hold = 0;
+	w->hhead = w->htail = NULL;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	/* signals stay blocked in workers (inherited from main): only the signalfd sees them */
@@ -160,6 +165,16 @@ cx_worker_push(struct worker *w, struct job *j)
 {
 	j->w = w;
 	j->next = NULL;
+	if (w->hold) {
+		/* the loop has the token: in order, once it lets go (cx_worker_release) */
+		if (w->htail != NULL)
+			w->htail->next = j;
+		else
+			w->hhead = j;
+		w->htail = j;
+		return;
+	}
+	atomic_fetch_add(&w->busy, 1);
 	pthread_mutex_lock(&w->mu);
 	if (w->tail != NULL)
 		w->tail->next = j;
@@ -170,6 +185,19 @@ cx_worker_push(struct worker *w, struct job *j)
 	atomic_fetch_add(&w->a->running, 1);
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+}
+
+void
+cx_worker_release(struct worker *w)
+{
+	struct job *j;
+
+	w->hold = 0;
+	while ((j = w->hhead) != NULL) {
+		if ((w->hhead = j->next) == NULL)
+			w->htail = NULL;
+		cx_worker_push(w, j);
+	}
 }
 
 int
@@ -290,27 +318,31 @@ int
 cx_loop_run(struct agent *a)
 {
 	struct pollfd *pfd = NULL, *np;
-	size_t *slot = NULL, *ns, cap = 0, n, i;
+	size_t *slot = NULL, *ns, cap = 0, n, i, fidx, nf;
 	uint64_t *gen = NULL, *ng;
+	struct tok **ft = NULL, **nt;
 	int64_t now, next_tick, hot_until = 0;
 	uint64_t answers;
+	size_t nfast;
 	int r, lidx, timeout;
 	struct conn *c;
 
 	next_tick = cx_agent_now() + 1;
 	while (!a->quit) {
-		if (cap < a->conncap + 3) {
-			cap = a->conncap + 3 + 16;
+		if (cap < a->conncap + 3 + a->nfast) {
+			cap = a->conncap + 3 + a->nfast + 16;
 			if ((np = realloc(pfd, cap * sizeof(*pfd))) == NULL ||
 			    (pfd = np, (ns = realloc(slot, cap * sizeof(*slot))) == NULL) ||
-			    (slot = ns, (ng = realloc(gen, cap * sizeof(*gen))) == NULL)) {
+			    (slot = ns, (ng = realloc(gen, cap * sizeof(*gen))) == NULL) ||
+			    (gen = ng, (nt = realloc(ft, cap * sizeof(*ft))) == NULL)) {
 				cx_agent_log(a, LOG_ERR, "out of memory in the event loop");
 				free(pfd);
 				free(slot);
 				free(gen);
+				free(ft);
 				return CX_ENOMEM;
 			}
-			gen = ng;
+			ft = nt;
 		}
 		now = cx_agent_now();
 		n = 0;
@@ -324,6 +356,10 @@ cx_loop_run(struct agent *a)
 			pfd[n].fd = a->lfd;
 			pfd[n++].events = POLLIN;
 		}
+		/* the helpers signing for the loop (fastsign.c) */
+		fidx = n;
+		nf = cx_fast_fds(a, pfd + n, ft + n, cap - n);
+		n += nf;
 		for (i = 0; i < a->conncap; i++) {
 			if ((c = a->conns[i]) == NULL || c->dead)
 				continue;
@@ -344,10 +380,12 @@ cx_loop_run(struct agent *a)
 		 * Just answered: the client's next request is likely
 		 * microseconds away, and waking from an idle sleep costs tens
 		 * of them.  Poll without sleeping (yielding the CPU) for
-		 * AGENT_SPIN_US, then sleep as usual.  Not while a worker is
-		 * busy: spinning beside it slows it down.
+		 * AGENT_SPIN_US, then sleep as usual; the same while the one
+		 * signature in flight is the loop's own (its helper's answer
+		 * is as near).  Not while more runs: spinning beside it slows
+		 * it down.
 		 */
-		if (now_us() < hot_until && atomic_load(&a->running) == 0)
+		if (now_us() < hot_until && atomic_load(&a->running) + (int)a->nfast <= 1)
 			timeout = 0;
 		r = poll(pfd, n, timeout);
 		if (r < 0) {
@@ -359,12 +397,18 @@ cx_loop_run(struct agent *a)
 		if (r == 0 && timeout == 0)
 			sched_yield();
 		answers = a->answers;
+		nfast = a->nfast;
 		if (pfd[0].revents)
 			handle_signals(a);
-		if (pfd[1].revents)
+		if (pfd[1].revents) {
 			drain_done(a);
+			cx_fast_check(a);
+		}
+		for (i = fidx; i < fidx + nf; i++)
+			if (pfd[i].revents != 0)
+				cx_fast_io(a, ft[i]);
 		for (i = 2; i < n; i++) {
-			if ((int)i == lidx || pfd[i].revents == 0)
+			if ((int)i == lidx || pfd[i].revents == 0 || (i >= fidx && i < fidx + nf))
 				continue;
 			/* the slot may have been closed (and not reused: accept comes later) */
 			if ((c = cx_conn_find(a, slot[i], gen[i])) != NULL)
@@ -374,6 +418,9 @@ cx_loop_run(struct agent *a)
 			cx_conn_accept(a);
 		if (a->spin && a->answers != answers)
 			hot_until = now_us() + AGENT_SPIN_US;
+		/* a signature of the loop's own began: its answer is as near as a helper's */
+		if (a->spin && a->nfast > nfast && a->nfast == 1 && atomic_load(&a->running) == 0)
+			hot_until = now_us() + AGENT_FAST_SPIN_US;
 		now = cx_agent_now();
 		if (now >= next_tick) {
 			tick(a, now);
@@ -383,6 +430,7 @@ cx_loop_run(struct agent *a)
 	free(pfd);
 	free(slot);
 	free(gen);
+	free(ft);
 	return 0;
 }
 

@@ -439,6 +439,7 @@ init_daemon(struct agent *a, struct cx_err *e)
 	/* after the fork and with the signals blocked, like every other thread */
 	if ((r = cx_audit_start(a->audit, e)) != 0)
 		return r;
+	cx_audit_set_notify(a->audit, cx_fast_notify, a);
 	a->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	if (cx_worker_start(a, &a->soft, "soft", NULL, cx_reg_soft_run) != 0 ||
 	    cx_worker_start(a, &a->pw, "lock", NULL, cx_policy_run) != 0)
@@ -464,6 +465,8 @@ shutdown_agent(struct agent *a, int made_tmp)
 	}
 	/* in-flight jobs are cancelled: workers skip their confirmations and signatures */
 	cx_conn_cancel_all(a);
+	/* the loop's own signatures first: jobs for their workers wait on them */
+	cx_fast_shutdown(a);
 	cx_worker_stop(&a->soft, AGENT_STOP_WAIT_S);
 	cx_worker_stop(&a->pw, AGENT_STOP_WAIT_S);
 	cx_tokens_shutdown(a);

@@ -442,6 +442,8 @@ cx_policy_sign(struct agent *a, struct conn *c, const struct cx_msg *m)
 	k->pending++;
 	cx_reg_ref(k);
 	j->key = k;
+	if (k->tok != NULL && cx_fast_sign(a, c, k, j))
+		return;
 	cx_conn_wait_job(a, c, k->tok != NULL ? &k->tok->w : &a->soft, j);
 }
 

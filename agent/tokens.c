@@ -296,8 +296,8 @@ cx_tokens_confirm(struct agent *a, struct job *j)
 	return -1;
 }
 
-static enum cx_p11_mech
-mech_of(enum cx_p11_alg alg)
+enum cx_p11_mech
+cx_tokens_mech(enum cx_p11_alg alg)
 {
 	switch (alg) {
 	case CX_P11_RSA:
@@ -357,6 +357,12 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	struct overlap ov;
 	int r, fresh = 0, overlap;
 
+	if (j->fast_done) {
+		/* the loop sent it and the helper failed it: what that means is this thread's */
+		r = j->fast_rc;
+		intent = j->intent;
+		goto answered;
+	}
 	if (atomic_load(&j->cancelled))
 		goto cancelled;
 	if (need_token(a, t, j) != 0)
@@ -395,8 +401,8 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
 		goto out;
 	}
-	r = cx_p11_token_sign(
-	    t->t, &j->p11, mech_of(j->p11.alg), j->data, j->datalen, pin, len, &j->sig, &j->err);
+	r = cx_p11_token_sign(t->t, &j->p11, cx_tokens_mech(j->p11.alg), j->data, j->datalen, pin,
+	    len, &j->sig, &j->err);
 	if (overlap) {
 		if (t->t != NULL)
 			cx_p11_token_set_overlap(t->t, NULL, NULL);
@@ -411,6 +417,7 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	}
 	if (r == 0 && fresh)
 		cx_pincache_put(a->pins, t->serial, pin, len, cx_agent_now());
+answered:
 	if (r != 0)
 		fail(a, t, j, r);
 	goto out;
@@ -672,6 +679,7 @@ attach(struct agent *a, struct amodule *m, const struct scan_ent *se)
 	snprintf(t->serial, sizeof(t->serial), "%s", se->info.serial);
 	snprintf(t->label, sizeof(t->label), "%s", se->info.label);
 	t->slot = se->slot;
+	t->fastfd = -1;
 	if (cx_worker_start(a, &t->w, t->serial, t, cx_tokens_run) != 0) {
 		free(t);
 		return NULL;

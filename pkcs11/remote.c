@@ -606,15 +606,12 @@ cx_p11r_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, struct
 	return 0;
 }
 
-int
-cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
-    struct cx_err *e)
+/* A SIGN request in t->r->out. */
+static int
+sign_request(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, int idle, struct cx_err *e)
 {
 	struct cx_p11_key kk;
-	const uint8_t *s;
-	size_t slen;
-	int rc;
 
 	if (data == NULL && n != 0)
 		return cx_err_set(e, CX_EINVAL, "no data");
@@ -629,20 +626,109 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 	    cx_p11r_put_bytes(&t->r->out, data, n) != 0 ||
 	    cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||
 	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0 ||
-	    cx_buf_put_u8(&t->r->out, t->r->busy != NULL && atomic_load(t->r->busy) <= 1) != 0) {
+	    cx_buf_put_u8(&t->r->out, idle != 0) != 0) {
 		after(t->r, pin != NULL);
 		return cx_err_set(e, CX_ETOOBIG, "%zu bytes to sign: too many for the helper", n);
 	}
-	rc = call(t, e);
-	after(t->r, pin != NULL);
-	if (rc != 0)
-		return rc;
+	return 0;
+}
+
+/* The SIGN answer's own field, once its common part was read by call() or finish. */
+static int
+sign_answer(struct cx_p11_token *t, struct cx_buf *sig, struct cx_err *e)
+{
+	const uint8_t *s;
+	size_t slen;
+
 	if (cx_p11r_get_bytes(&t->r->in, &s, &slen, CX_P11_MAX_SIG) != 0 || slen == 0 ||
 	    cx_buf_avail(&t->r->in) != 0)
 		return helper_gone(t, CX_EPARSE, e);
 	if (cx_buf_put(sig, s, slen) != 0)
 		return cx_err_set(e, CX_ENOMEM, "cannot store signature");
 	return 0;
+}
+
+int
+cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
+    struct cx_err *e)
+{
+	int rc;
+
+	if ((rc = sign_request(t, k, mech, data, n, pin, pinlen,
+	         t->r->busy != NULL && atomic_load(t->r->busy) <= 1, e)) != 0)
+		return rc;
+	rc = call(t, e);
+	after(t->r, pin != NULL);
+	if (rc != 0)
+		return rc;
+	return sign_answer(t, sig, e);
+}
+
+int
+cx_p11r_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e)
+{
+	int rc;
+
+	*fd = -1;
+	if (t->r->fd < 0)
+		return helper_gone(t, CX_ENOENT, e);
+	if (n > CX_P11_ASYNC_MAX)
+		return cx_err_set(e, CX_ETOOBIG, "%zu bytes: too many to sign without waiting", n);
+	if ((rc = sign_request(t, k, mech, data, n, NULL, 0, idle, e)) != 0)
+		return rc;
+	/*
+	 * The helper has answered every earlier request, so its socket buffer
+	 * is empty and takes the whole frame: a send that would still block
+	 * means a helper out of step, treated like one that broke the protocol.
+	 */
+	if (cx_p11r_send_nowait(t->r->fd, &t->r->out) != 0)
+		return helper_gone(t, CX_EIO, e);
+	after(t->r, 0);
+	cx_buf_reset(&t->r->in);
+	*fd = t->r->fd;
+	return 0;
+}
+
+int
+cx_p11r_sign_finish(struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e)
+{
+	struct cx_p11_token_info ti;
+	const uint8_t *msg;
+	size_t msglen;
+	int x, rc, st;
+
+	*more = 0;
+	if (t->r->fd < 0)
+		return helper_gone(t, CX_ENOENT, e);
+	if ((x = cx_p11r_recv_more(t->r->fd, &t->r->in, CX_P11R_REP_MAX, more)) != 0)
+		return helper_gone(t, x, e);
+	if (*more)
+		return 0;
+	if (cx_p11r_get_answer(&t->r->in, &rc, &st, &ti, &msg, &msglen) != 0)
+		return helper_gone(t, CX_EPARSE, e);
+	t->info = ti;
+	t->lost = (st & CX_P11R_LOST) != 0;
+	t->r->logged_in = (st & CX_P11R_USER) != 0;
+	if (rc != 0) {
+		e->code = rc;
+		memcpy(e->msg, msg, msglen);
+		e->msg[msglen] = '\0';
+		after(t->r, 0);
+		return rc;
+	}
+	rc = sign_answer(t, sig, e);
+	after(t->r, 0);
+	return rc;
+}
+
+void
+cx_p11r_sign_abandon(struct cx_p11_token *t)
+{
+	struct cx_err e = {0};
+
+	(void)helper_gone(t, CX_EPARSE, &e);
 }
 
 int

@@ -98,8 +98,15 @@ int cx_p11r_get_answer(struct cx_buf *b, int *rc, int *state, struct cx_p11_toke
 int cx_p11r_begin(struct cx_buf *b);
 /* Sends the frame begun in b (patches its length). */
 int cx_p11r_send(int fd, struct cx_buf *b);
+/* The same, for an event loop: a frame that does not go at once is CX_EIO. */
+int cx_p11r_send_nowait(int fd, struct cx_buf *b);
 /* Reads one whole frame into b (reset first), its body at b's read offset. */
 int cx_p11r_recv(int fd, struct cx_buf *b, size_t max);
+/*
+ * The same without waiting: reads what has come into b (reset by the caller
+ * before the frame's first call); *more is set while the frame is not whole.
+ */
+int cx_p11r_recv_more(int fd, struct cx_buf *b, size_t max, int *more);
 
 /* The agent's side (remote.c), called from module.c, token.c, keys.c, sign.c, generate.c. */
 int cx_p11r_module_start(struct cx_p11_module *m, struct cx_err *e);
@@ -120,6 +127,11 @@ int cx_p11r_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, st
 int cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
     const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_buf *sig,
     struct cx_err *e);
+/* cx_p11_token_sign_start / _finish / _abandon (token.h). */
+int cx_p11r_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
+    const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e);
+int cx_p11r_sign_finish(struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e);
+void cx_p11r_sign_abandon(struct cx_p11_token *t);
 int cx_p11r_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg, int bits,
     struct cx_p11_key *out, struct cx_err *e);
 

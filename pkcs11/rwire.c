@@ -190,8 +190,9 @@ cx_p11r_begin(struct cx_buf *b)
 	return cx_buf_put_u32(b, 0);
 }
 
-int
-cx_p11r_send(int fd, struct cx_buf *b)
+/* Patches the frame's length and sends it; nowait: what does not go at once is CX_EIO. */
+static int
+send_frame(int fd, struct cx_buf *b, int nowait)
 {
 	size_t off = 0, body = b->len - 4;
 	ssize_t w;
@@ -203,7 +204,7 @@ cx_p11r_send(int fd, struct cx_buf *b)
 	b->d[2] = (uint8_t)(body >> 8);
 	b->d[3] = (uint8_t)body;
 	while (off < b->len) {
-		w = send(fd, b->d + off, b->len - off, MSG_NOSIGNAL);
+		w = send(fd, b->d + off, b->len - off, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -213,40 +214,77 @@ cx_p11r_send(int fd, struct cx_buf *b)
 	return 0;
 }
 
+int
+cx_p11r_send(int fd, struct cx_buf *b)
+{
+	return send_frame(fd, b, 0);
+}
+
+int
+cx_p11r_send_nowait(int fd, struct cx_buf *b)
+{
+	return send_frame(fd, b, 1);
+}
+
 /*
  * One frame.  Each side sends one frame and then waits for the other's, so
  * nothing can follow a frame: bytes beyond it are a protocol error, and one
- * read(2) usually fetches the whole frame.
+ * read(2) usually fetches the whole frame.  b holds what has come so far
+ * (b->len bytes; the caller resets b before a frame's first call), so that
+ * an event loop can read a frame over several calls (nonblock: recv with
+ * MSG_DONTWAIT, *more set while the frame is not whole).
  */
-int
-cx_p11r_recv(int fd, struct cx_buf *b, size_t max)
+static int
+recv_frame(int fd, struct cx_buf *b, size_t max, int nonblock, int *more)
 {
-	size_t want = 4, chunk;
+	size_t want, chunk, n;
 	uint8_t *p;
 	ssize_t got;
 
-	cx_buf_reset(b);
-	while (b->len < want) {
-		chunk = want == 4 ? 64 * 1024 : want - b->len;
-		if (cx_buf_reserve(b, chunk, &p) != 0)
-			return CX_ENOMEM;
-		b->len -= chunk;
-		got = read(fd, p, chunk);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return got == 0 && b->len == 0 ? CX_ENOENT : CX_EIO;
-		b->len += (size_t)got;
-		if (want == 4 && b->len >= 4) {
-			size_t n = (size_t)b->d[0] << 24 | (size_t)b->d[1] << 16 |
-			    (size_t)b->d[2] << 8 | b->d[3];
+	*more = 0;
+	for (;;) {
+		want = 4;
+		if (b->len >= 4) {
+			n = (size_t)b->d[0] << 24 | (size_t)b->d[1] << 16 | (size_t)b->d[2] << 8 |
+			    b->d[3];
 			if (n > max)
 				return CX_ETOOBIG;
 			want = 4 + n;
 		}
+		if (b->len >= want)
+			break;
+		chunk = want == 4 ? 64 * 1024 : want - b->len;
+		if (cx_buf_reserve(b, chunk, &p) != 0)
+			return CX_ENOMEM;
+		b->len -= chunk;
+		got = nonblock ? recv(fd, p, chunk, MSG_DONTWAIT) : read(fd, p, chunk);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && nonblock && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			*more = 1;
+			return 0;
+		}
+		if (got <= 0)
+			return got == 0 && b->len == 0 ? CX_ENOENT : CX_EIO;
+		b->len += (size_t)got;
 	}
 	if (b->len != want)
 		return CX_EPARSE;
 	b->off = 4;
 	return 0;
+}
+
+int
+cx_p11r_recv(int fd, struct cx_buf *b, size_t max)
+{
+	int more;
+
+	cx_buf_reset(b);
+	return recv_frame(fd, b, max, 0, &more);
+}
+
+int
+cx_p11r_recv_more(int fd, struct cx_buf *b, size_t max, int *more)
+{
+	return recv_frame(fd, b, max, 1, more);
 }

@@ -157,6 +157,30 @@ int cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum c
     struct cx_err *e);
 
 /*
+ * The most cx_p11_token_sign_start sends: well below a socket buffer, so
+ * that its send never waits.
+ */
+#define CX_P11_ASYNC_MAX ((size_t)32 * 1024)
+/*
+ * A signature that an event loop waits for instead of a thread (tokens in
+ * helper processes only; no PIN, so not for CKA_ALWAYS_AUTHENTICATE keys):
+ * _start sends the request, without ever blocking, and sets *fd, which
+ * turns readable when the answer comes; _finish then reads what has come
+ * and sets *more until the answer is whole, and returns what
+ * cx_p11_token_sign would have.  Between the two no other call may be made
+ * on t, except _abandon, which gives up on the answer: the helper is killed
+ * and the token is lost (its session and login), as on removal.  idle: the
+ * caller has nothing else to do (the helper polls a moment for the next
+ * request).  An in-process token, or more than CX_P11_ASYNC_MAX bytes:
+ * CX_EUNSUPPORTED or CX_ETOOBIG, and nothing was sent.
+ */
+int cx_p11_token_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k,
+    enum cx_p11_mech mech, const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e);
+int cx_p11_token_sign_finish(
+    struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e);
+void cx_p11_token_sign_abandon(struct cx_p11_token *t);
+
+/*
  * Generates a key pair on the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
  * not CKA_EXTRACTABLE, CKA_LABEL = label, a fresh random CKA_ID.  RSA with
  * bits 2048..4096 (e = 65537), Ed25519 (CKM_EC_EDWARDS_KEY_PAIR_GEN), or

@@ -1474,55 +1474,6 @@ START_TEST(test_other_uid)
 }
 END_TEST
 
-/* The children of pid started as `conex-agent --p11-helper ROLE ...` (role "token" or "scan"). */
-static size_t
-helpers_of(pid_t pid, const char *role, pid_t *out, size_t max)
-{
-	char path[64], buf[4096];
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d;
-
-	ck_assert((d = opendir("/proc")) != NULL);
-	while ((de = readdir(d)) != NULL && n < max) {
-		long p = atol(de->d_name), pp = 0;
-		ssize_t len;
-		int fd;
-		char *rp;
-
-		if (p <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
-		if ((fd = open(path, O_RDONLY)) < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0 || (buf[len] = '\0', rp = strrchr(buf, ')')) == NULL ||
-		    sscanf(rp + 2, "%*c %ld", &pp) != 1 || pp != (long)pid)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/cmdline", p);
-		if ((fd = open(path, O_RDONLY)) < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
-		/* argv[1] and argv[2], NUL-separated */
-		{
-			const char *a1 = buf + strlen(buf) + 1, *a2;
-
-			if (a1 >= buf + len || strcmp(a1, "--p11-helper") != 0)
-				continue;
-			a2 = a1 + strlen(a1) + 1;
-			if (a2 < buf + len && strcmp(a2, role) == 0)
-				out[n++] = (pid_t)p;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
 /* In a child as uid: PTRACE_ATTACH to pid; 0 attached (and detached), 1 EPERM, 2 other. */
 static int
 as_uid_attach(int uid, pid_t pid)
@@ -1591,12 +1542,12 @@ START_TEST(test_ptrace)
 		pid_t h[2];
 		int64_t end = now_ms() + 10000;
 
-		while (helpers_of(g.pid, "token", h, 2) < 1 && now_ms() < end)
+		while (cx_test_helpers_of(g.pid, "token", h, 2) < 1 && now_ms() < end)
 			usleep(50000);
-		ck_assert_int_eq(helpers_of(g.pid, "token", h, 2), 1);
+		ck_assert_int_eq(cx_test_helpers_of(g.pid, "token", h, 2), 1);
 		ck_assert_int_eq(as_uid_attach(NOBODY, h[0]), 1);
 		/* and the module's scanning helper */
-		ck_assert_int_eq(helpers_of(g.pid, "scan", h, 2), 1);
+		ck_assert_int_eq(cx_test_helpers_of(g.pid, "scan", h, 2), 1);
 		ck_assert_int_eq(as_uid_attach(NOBODY, h[0]), 1);
 	}
 	/* and the agent is unharmed */
@@ -1641,20 +1592,21 @@ START_TEST(test_token_helpers)
 	cx_buf_init(&sig, 0);
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
-	ck_assert_int_eq(helpers_of(g.pid, "token", h, 4), 2);
-	ck_assert_int_eq(helpers_of(g.pid, "scan", hs, 2), 1);
+	ck_assert_int_eq(cx_test_helpers_of(g.pid, "token", h, 4), 2);
+	ck_assert_int_eq(cx_test_helpers_of(g.pid, "scan", hs, 2), 1);
 
 	/* the scanning helper dies: a new one at the next rescan, the tokens stay */
 	ck_assert_int_eq(kill(hs[0], SIGKILL), 0);
 	end = now_ms() + 15000;
-	while (!(helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0]) && now_ms() < end)
+	while (
+	    !(cx_test_helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0]) && now_ms() < end)
 		usleep(100000);
-	ck_assert_msg(helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0],
+	ck_assert_msg(cx_test_helpers_of(g.pid, "scan", hs2, 2) == 1 && hs2[0] != hs[0],
 	    "no new scanning helper after the rescan");
 	usleep(2500000); /* a rescan with the new scanner */
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, msg, sizeof(msg)), 0);
 	ck_assert_int_eq(sign(c, k2->keyid, CX_MSIG_RSAPSS_SHA256, &m2, &sig, msg, sizeof(msg)), 0);
-	ck_assert_int_eq(helpers_of(g.pid, "token", h2, 4), 2);
+	ck_assert_int_eq(cx_test_helpers_of(g.pid, "token", h2, 4), 2);
 	ck_assert(h2[0] == h[0] || h2[0] == h[1]);
 
 	/* the helper of one token dies: which one is which is found by killing */
@@ -1676,7 +1628,7 @@ START_TEST(test_token_helpers)
 
 	/* the rescan reattaches the token with a new helper; it needs its PIN again */
 	end = now_ms() + 15000;
-	while ((n = helpers_of(g.pid, "token", h2, 4)) < 2 && now_ms() < end)
+	while ((n = cx_test_helpers_of(g.pid, "token", h2, 4)) < 2 && now_ms() < end)
 		usleep(100000);
 	ck_assert_int_eq(n, 2);
 	ck_assert(h2[0] != h[0] && h2[1] != h[0]);
@@ -1700,7 +1652,8 @@ START_TEST(test_token_helpers)
 	    NULL);
 	c = conn(&g);
 	login(c, g.serial[0]);
-	ck_assert_int_eq(helpers_of(g.pid, "token", h, 4) + helpers_of(g.pid, "scan", hs, 2), 0);
+	ck_assert_int_eq(
+	    cx_test_helpers_of(g.pid, "token", h, 4) + cx_test_helpers_of(g.pid, "scan", hs, 2), 0);
 	ck_assert_int_eq(sign(c, k1->keyid, CX_MSIG_ED25519, &m1, &sig, NULL, 0), 0);
 	verify(k1->keystr, CX_SIG_ED25519, &m1, sig.d, sig.len);
 	cx_agent_close(c);

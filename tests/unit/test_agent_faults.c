@@ -444,6 +444,220 @@ START_TEST(test_global_lock)
 }
 END_TEST
 
+/* A LOGIN of the mock token on its own connection: the answer, and whether A was done by then. */
+struct late_login {
+	struct ag *g;
+	struct slow_sign *ss;
+	uint32_t r;
+	int a_done;
+};
+
+static void *
+late_login(void *arg)
+{
+	struct late_login *ll = arg;
+	struct cx_agent_conn *c = conn(ll->g);
+
+	ll->r = login(c, PIN, 0);
+	ll->a_done = atomic_load(&ll->ss->done);
+	cx_agent_close(c);
+	return NULL;
+}
+
+/* Like slow_sign, but a connection the agent closes is an answer too: ss->r is then ~0. */
+static void slow_sign_start_fn(struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss,
+    pthread_t *th, void *(*fn)(void *));
+
+static void *
+slow_sign_raw(void *arg)
+{
+	struct slow_sign *ss = arg;
+	struct cx_agent_conn *c = conn(ss->g);
+	struct cx_err e = {0};
+	struct cx_buf sig;
+	int r;
+
+	cx_buf_init(&sig, 0);
+	r = cx_agent_sign(c, ss->keyid, CX_MSIG_ED25519, ss->m->d, ss->m->len, &sig, &e);
+	ss->r = r == 0 ? 0 : r == CX_EAGENT ? cx_agent_last_error(c) : ~0u;
+	atomic_store(&ss->done, 1);
+	cx_buf_free(&sig);
+	cx_agent_close(c);
+	return NULL;
+}
+
+/* Starts ss (m1, which must be listed) signing in a thread; returns once its C_Sign began. */
+static void
+slow_sign_start(struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss, pthread_t *th)
+{
+	slow_sign_start_fn(g, c, ss, th, slow_sign);
+}
+
+static void
+slow_sign_start_fn(
+    struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss, pthread_t *th, void *(*fn)(void *))
+{
+	int64_t end = now_ms() + 5000;
+	int present, before = calls(g, "C_Sign");
+
+	memset(ss, 0, sizeof(*ss));
+	ss->g = g;
+	ck_assert(find_m1(c, ss->keyid, ss->keystr, sizeof(ss->keystr), &present) && present);
+	tbs_of("m1", ss->m = calloc(1, sizeof(*ss->m)));
+	ck_assert_int_eq(pthread_create(th, NULL, fn, ss), 0);
+	while (calls(g, "C_Sign") == before) {
+		ck_assert_msg(now_ms() < end, "the slow C_Sign never started");
+		usleep(10000);
+	}
+}
+
+static void
+slow_sign_free(struct slow_sign *ss)
+{
+	cx_buf_free(ss->m);
+	free(ss->m);
+}
+
+/*
+ * A SIGN on a token whose worker has nothing to do is carried by the event
+ * loop (fastsign.c; the debug log says so).  While its token takes 1.5 s,
+ * LIST is answered at once, and a LOGIN for that token, which its worker
+ * runs, waits for the signature and then succeeds: the token has one user
+ * at a time.  The same order holds in-process, where the worker signs.
+ */
+static void
+fast_hold_run(int helpers)
+{
+	struct ag g;
+	struct cx_agent_conn *c, *c2;
+	struct cx_msg_key *keys = NULL;
+	struct cx_err e = {0};
+	struct slow_sign ss;
+	struct late_login ll;
+	pthread_t th, th2;
+	size_t n;
+
+	if (helpers)
+		start(&g, NULL);
+	else
+		start(&g, "--no-token-helpers", NULL);
+	c = conn(&g);
+	ck_assert_uint_eq(login(c, PIN, 0), 0);
+	ctl(&g, "sign-delay-1500");
+	slow_sign_start(&g, c, &ss, &th);
+
+	c2 = conn(&g);
+	ck_assert_msg(cx_agent_list(c2, &keys, &n, &e) == 0, "list: %s", e.msg);
+	cx_agent_keys_free(keys);
+	ck_assert_msg(!atomic_load(&ss.done), "LIST waited for the token's signature");
+	memset(&ll, 0, sizeof(ll));
+	ll.g = &g;
+	ll.ss = &ss;
+	ck_assert_int_eq(pthread_create(&th2, NULL, late_login, &ll), 0);
+	pthread_join(th2, NULL);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(ss.r, 0);
+	ck_assert_uint_eq(ll.r, 0);
+	ck_assert_msg(ll.a_done, "the LOGIN ran on the token while it signed");
+	ck_assert_int_eq(grep_file(g.log, "sent to token " SERIAL " by the loop"), helpers);
+	/* the token is the worker's again: it signs as before */
+	ctl(&g, "");
+	ck_assert_uint_eq(sign(c, ss.keyid, ss.keystr, ss.m, NULL, 0), 0);
+	slow_sign_free(&ss);
+	cx_agent_close(c2);
+	cx_agent_close(c);
+	stop(&g);
+	ck_assert(grep_file(g.audit, "\"op\":\"sign-intent\""));
+	cleanup(&g);
+}
+
+START_TEST(test_fast_hold)
+{
+	fast_hold_run(1);
+	fast_hold_run(0);
+}
+END_TEST
+
+/*
+ * The helper is killed while the loop waits for its signature: that client
+ * gets TOKEN_ABSENT naming the helper and signal 9, the loop goes on, and
+ * the token comes back with a new helper at the next rescan.
+ */
+START_TEST(test_fast_helper_killed)
+{
+	struct ag g;
+	struct cx_agent_conn *c;
+	struct slow_sign ss;
+	char msg[CX_ERR_MSG], keystr[512];
+	uint8_t keyid[32];
+	pid_t h[2], h2[2];
+	pthread_t th;
+	int64_t end;
+	uint32_t r;
+
+	start(&g, NULL);
+	c = conn(&g);
+	ck_assert_uint_eq(login(c, PIN, 0), 0);
+	ck_assert_int_eq(cx_test_helpers_of(g.pid, "token", h, 2), 1);
+	ctl(&g, "sign-delay-3000");
+	slow_sign_start(&g, c, &ss, &th);
+	ck_assert_int_eq(kill(h[0], SIGKILL), 0);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(ss.r, CX_AERR_TOKEN_ABSENT);
+	ck_assert(grep_file(g.log, "by the loop"));
+	ctl(&g, "");
+	/* the error names the helper: the next SIGN says why the token is gone */
+	r = sign(c, ss.keyid, ss.keystr, ss.m, msg, sizeof(msg));
+	ck_assert_uint_eq(r, CX_AERR_TOKEN_ABSENT);
+	end = now_ms() + 15000;
+	while (!(cx_test_helpers_of(g.pid, "token", h2, 2) == 1 && h2[0] != h[0]) && now_ms() < end)
+		usleep(100000);
+	ck_assert_msg(h2[0] != h[0], "no new helper for the token");
+	end = now_ms() + 10000;
+	while (login(c, PIN, 0) != 0 && now_ms() < end)
+		usleep(100000);
+	wait_present(c, 1, keyid, keystr, sizeof(keystr));
+	ck_assert_uint_eq(sign(c, keyid, keystr, ss.m, msg, sizeof(msg)), 0);
+	slow_sign_free(&ss);
+	cx_agent_close(c);
+	stop(&g);
+	ck_assert(grep_file(g.audit, "\"result\":\"token-absent\""));
+	cleanup(&g);
+}
+END_TEST
+
+/*
+ * SIGTERM while the loop waits for a signature (a touch that never comes):
+ * the agent gives the helper up and exits at once, with status 0 and its
+ * audit chain whole; the client gets no signature.
+ */
+START_TEST(test_fast_shutdown)
+{
+	struct ag g;
+	struct cx_agent_conn *c;
+	struct slow_sign ss;
+	pthread_t th;
+	int64_t t0;
+
+	start(&g, NULL);
+	c = conn(&g);
+	ck_assert_uint_eq(login(c, PIN, 0), 0);
+	ctl(&g, "sign-delay-60000");
+	slow_sign_start_fn(&g, c, &ss, &th, slow_sign_raw);
+	t0 = now_ms();
+	stop(&g);
+	/* the 60 s touch was not waited for (stop() itself allows 15 s) */
+	ck_assert_int_lt(now_ms() - t0, 15000);
+	pthread_join(th, NULL);
+	ck_assert_uint_ne(ss.r, 0);
+	ck_assert(grep_file(g.log, "by the loop"));
+	ck_assert(grep_file(g.audit, "\"op\":\"sign-intent\""));
+	slow_sign_free(&ss);
+	cx_agent_close(c);
+	cleanup(&g);
+}
+END_TEST
+
 /* ---- tests ---- */
 
 /*
@@ -659,6 +873,9 @@ main(void)
 	tcase_add_test(tc, test_pin_locked);
 	tcase_add_test(tc, test_info_error);
 	tcase_add_test(tc, test_global_lock);
+	tcase_add_test(tc, test_fast_hold);
+	tcase_add_test(tc, test_fast_helper_killed);
+	tcase_add_test(tc, test_fast_shutdown);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

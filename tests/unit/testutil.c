@@ -1,7 +1,9 @@
 #include "tests/unit/testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,4 +120,53 @@ cx_test_shared(void)
 	if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
 		return NULL;
 	return buf;
+}
+
+size_t
+cx_test_helpers_of(pid_t pid, const char *role, pid_t *out, size_t max)
+{
+	char path[64], buf[4096];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	if ((d = opendir("/proc")) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL && n < max) {
+		long p = atol(de->d_name), pp = 0;
+		ssize_t len;
+		int fd;
+		char *rp;
+
+		if (p <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0 || (buf[len] = '\0', rp = strrchr(buf, ')')) == NULL ||
+		    sscanf(rp + 2, "%*c %ld", &pp) != 1 || pp != (long)pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", p);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* argv[1] and argv[2], NUL-separated */
+		{
+			const char *a1 = buf + strlen(buf) + 1, *a2;
+
+			if (a1 >= buf + len || strcmp(a1, "--p11-helper") != 0)
+				continue;
+			a2 = a1 + strlen(a1) + 1;
+			if (a2 < buf + len && strcmp(a2, role) == 0)
+				out[n++] = (pid_t)p;
+		}
+	}
+	closedir(d);
+	return n;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string. */
 char *cx_test_tmpdir(void);
@@ -17,5 +18,10 @@ uint8_t *cx_test_read(const char *path, size_t *len);
 const char *cx_test_shared(void);
 /* Runs a shell command, returns its exit status (or -1). */
 int cx_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * The children of pid started as `conex-agent --p11-helper ROLE ...` (role
+ * "token" or "scan"): up to max of them in out; how many.
+ */
+size_t cx_test_helpers_of(pid_t pid, const char *role, pid_t *out, size_t max);
 
 #endif

@@ -1,0 +1,253 @@
+/*
+ * Signatures the event loop carries itself.
+ *
+ * A SIGN through a token's worker crosses four threads: the loop reads it,
+ * the worker sends it to the token's helper process and waits, the helper
+ * signs, the worker answers, and the loop is woken once more to read the
+ * connection again.  On a virtual machine each of those wake-ups costs more
+ * than the work around it, and with two clients on two tokens the CPU they
+ * take is what the signatures lack.  When nothing else is asked of a token
+ * in a helper process, the loop does it all: it writes the intent line,
+ * sends the request without blocking (cx_p11_token_sign_start), polls the
+ * helper's socket beside the clients', and answers once the signature is
+ * back and the intent line durable.  The worker is idle all that time and
+ * whatever is pushed to it waits (cx_worker_push holds it) until the loop
+ * lets go of the token, so the token still has one user at a time.
+ *
+ * Everything that may wait on a person or needs a PIN stays with the
+ * worker: a confirmation, a login, a CKA_ALWAYS_AUTHENTICATE key; so does a
+ * token whose worker has work, an in-process token, and data over
+ * CX_P11_ASYNC_MAX.  A helper that fails the signature hands the job to
+ * the worker with its answer (j->fast_done): what a lost token, a wrong
+ * PIN or a removed key means is decided in one place, run_sign.
+ *
+ * The audit record is the worker's: "sign-intent" before the token is
+ * asked, durable before the signature leaves (the syncer syncs it while
+ * the token signs and wakes the loop through cx_fast_notify if it is not
+ * done by then), and "sign" after the answer.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+
+void
+cx_fast_notify(void *arg)
+{
+	struct agent *a = arg;
+	uint64_t one = 1;
+
+	/* the loop looks at the tokens whose answer waits for the log (cx_fast_check) */
+	while (write(a->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* Under the audit lock, like every record: 1 durable, 0 not yet (notify follows), -1 failed. */
+static int
+intent_durable(struct agent *a, uint64_t seq)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&a->audit_lock);
+	r = a->audit != NULL ? cx_audit_durable(a->audit, seq) : -1;
+	pthread_rwlock_unlock(&a->audit_lock);
+	return r;
+}
+
+/* Under the audit lock: is syncing here cheaper than waking the syncer? */
+static int
+sync_cheap(struct agent *a)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&a->audit_lock);
+	r = a->audit != NULL && cx_audit_sync_cheap(a->audit);
+	pthread_rwlock_unlock(&a->audit_lock);
+	return r;
+}
+
+static int
+eligible(struct agent *a, struct tok *t, const struct job *j)
+{
+	const struct cx_p11_token_info *ti;
+
+	if (!a->token_helpers || t == NULL || t->fast != NULL || t->removing || t->reopening ||
+	    !t->present || t->w.stopping || atomic_load(&t->w.busy) != 0)
+		return 0;
+	if (j->confirm || j->p11.always_auth || j->datalen > CX_P11_ASYNC_MAX)
+		return 0;
+	/* the worker is idle (busy 0, read after its last touch of t->t): the loop may look */
+	if (t->t == NULL || cx_p11_token_lost(t->t))
+		return 0;
+	ti = cx_p11_token_get_info(t->t);
+	/* a helper token's login state is the mirror of its last answer: no call */
+	return !ti->login_required || cx_p11_token_logged_in(t->t);
+}
+
+/* The loop lets go of t: j (if any) and then what waited go to the worker. */
+static void
+release(struct agent *a, struct tok *t, struct job *j)
+{
+	t->fast = NULL;
+	t->fastfd = -1;
+	t->w.hold = 0;
+	if (j != NULL)
+		cx_worker_push(&t->w, j);
+	cx_worker_release(&t->w);
+	(void)a;
+}
+
+int
+cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j)
+{
+	struct tok *t = k->tok;
+	int fd, rc, idle, cheap;
+
+	if (!eligible(a, t, j))
+		return 0;
+	j->w = &t->w;
+	cx_conn_attach_job(a, c, j);
+	/*
+	 * No record, no signature: a log that cannot be written fails the job
+	 * in the worker.  The intent line's sync runs while the token signs:
+	 * here, after the request went out, when syncs are cheap; else on the
+	 * syncer, kicked now, so that the loop never waits for a disk.
+	 */
+	cheap = sync_cheap(a);
+	if (cx_audit_rec(a, cheap ? CX_AUDIT_LAZY : CX_AUDIT_KICK, &j->intent, &j->peer,
+	        "sign-intent", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
+	        "pending") != 0) {
+		cx_worker_push(&t->w, j);
+		return 1;
+	}
+	/* alone, the helper polls a moment for the next request after its answer */
+	idle = a->nfast == 0 && atomic_load(&a->running) == 0;
+	rc = cx_p11_token_sign_start(
+	    t->t, &j->p11, cx_tokens_mech(j->p11.alg), j->data, j->datalen, idle, &fd, &j->err);
+	if (rc != 0) {
+		/* the helper is gone (the token is now lost): the worker says so */
+		j->fast_done = 1;
+		j->fast_rc = rc;
+		cx_worker_push(&t->w, j);
+		return 1;
+	}
+	j->fast = 1;
+	t->fast = j;
+	t->fastfd = fd;
+	t->w.hold = 1;
+	a->nfast++;
+	cx_agent_log(a, LOG_DEBUG, "connection %zu.%llu: SIGN %s %s sent to token %s by the loop",
+	    c->slot, (unsigned long long)c->gen, j->rtype, j->rname, t->serial);
+	/* a failure shows in finish(): cx_audit_durable then says -1 */
+	if (cheap)
+		(void)cx_audit_wait(a, j->intent);
+	return 1;
+}
+
+size_t
+cx_fast_fds(struct agent *a, struct pollfd *pfd, struct tok **who, size_t max)
+{
+	struct tok *t;
+	size_t n = 0;
+
+	for (t = a->toks; t != NULL && n < max; t = t->next) {
+		if (t->fast == NULL || t->fast->fast != 1)
+			continue;
+		pfd[n].fd = t->fastfd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		who[n++] = t;
+	}
+	return n;
+}
+
+/* The answer is in and the intent durable (or never will be): out it goes. */
+static void
+finish(struct agent *a, struct tok *t, struct job *j, int durable)
+{
+	const char *result;
+
+	if (durable < 0) {
+		/* signed, but not on record: discarded */
+		cx_buf_free(&j->sig);
+		j->aerr = CX_AERR_TOKEN_ERROR;
+		cx_err_set(&j->err, CX_EIO, "the audit log cannot be written");
+	} else {
+		/* it just signed, so the session is logged in */
+		j->info = *cx_p11_token_get_info(t->t);
+		j->have_info = 1;
+		j->logged_in = 1;
+	}
+	result = j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr);
+	release(a, t, NULL);
+	/* the answer first, as the worker does: the result line may wait behind a sync */
+	cx_tokens_done(a, j);
+	cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
+	    j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha, result);
+	cx_job_free(a, j);
+}
+
+void
+cx_fast_io(struct agent *a, struct tok *t)
+{
+	struct job *j = t->fast;
+	int more, rc, d;
+
+	if (j == NULL || j->fast != 1)
+		return;
+	rc = cx_p11_token_sign_finish(t->t, &j->sig, &more, &j->err);
+	if (rc == 0 && more)
+		return;
+	a->nfast--;
+	if (rc != 0) {
+		cx_buf_free(&j->sig);
+		j->fast = 0;
+		j->fast_done = 1;
+		j->fast_rc = rc;
+		release(a, t, j);
+		return;
+	}
+	j->fast = 2;
+	if ((d = intent_durable(a, j->intent)) != 0)
+		finish(a, t, j, d);
+}
+
+void
+cx_fast_check(struct agent *a)
+{
+	struct tok *t;
+	int d;
+
+	for (t = a->toks; t != NULL; t = t->next)
+		if (t->fast != NULL && t->fast->fast == 2 &&
+		    (d = intent_durable(a, t->fast->intent)) != 0)
+			finish(a, t, t->fast, d);
+}
+
+void
+cx_fast_shutdown(struct agent *a)
+{
+	struct tok *t;
+	struct job *j;
+
+	for (t = a->toks; t != NULL; t = t->next) {
+		if ((j = t->fast) == NULL)
+			continue;
+		if (j->fast == 1) {
+			/* its answer may never come (a touch nobody gives): the helper goes */
+			cx_p11_token_sign_abandon(t->t);
+			a->nfast--;
+			j->fast_done = 1;
+			j->fast_rc = CX_P11_ABSENT;
+			cx_err_set(&j->err, CX_P11_ABSENT, "the agent is shutting down");
+			cx_buf_free(&j->sig);
+			release(a, t, j);
+		} else {
+			/* shutting down, the loop may wait for the disk */
+			finish(a, t, j, cx_audit_wait(a, j->intent) == 0 ? 1 : -1);
+		}
+	}
+}

@@ -168,10 +168,11 @@ struct job {
 	int replied; /* the worker encoded the answer and tried to send it */
 	int write_failed;
 	/* SIGN by the event loop (fastsign.c): */
-	int fast;      /* 1: the helper signs, 2: signed, the intent line not yet durable */
+	int fast;      /* the helper signs for the loop */
 	int fast_done; /* handed to the worker with the helper's answer in fast_rc */
 	int fast_rc;
 	uint64_t intent; /* the intent line's seq */
+	int intent_ok;   /* and it is durable */
 };
 
 /* ---- connections (conn.c) ---- */
@@ -340,9 +341,7 @@ int cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j)
 /* The descriptors to poll: for each, *who is its tok.  Returns how many (at most max). */
 size_t cx_fast_fds(struct agent *a, struct pollfd *pfd, struct tok **who, size_t max);
 void cx_fast_io(struct agent *a, struct tok *t); /* t's helper has answered (or hung up) */
-void cx_fast_check(struct agent *a);             /* the audit log has synced: answers go */
 void cx_fast_shutdown(struct agent *a);          /* before the workers stop */
-void cx_fast_notify(void *arg);                  /* cx_audit_set_notify's: wakes the loop */
 
 /* conn.c */
 void cx_conn_accept(struct agent *a);

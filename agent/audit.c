@@ -56,10 +56,13 @@
 /* lines nobody waits for (results, loop-side records) are synced this late at most */
 #define AUDIT_LAZY_MS 20
 /*
- * A sync shorter than this on average (tmpfs, a disk with a battery-backed
- * cache) costs less than waking the syncer for it: cx_audit_sync_cheap.
+ * A sync shorter than this on average is one the event loop may wait for
+ * (cx_audit_sync_cheap): tmpfs (1-2 µs), an SSD or a virtual disk (100-300
+ * µs), not a rotating disk under load.  The loop syncs a signature's intent
+ * line while the token signs, so such a sync delays other clients by less
+ * than the signature takes anyway.
  */
-#define AUDIT_CHEAP_NS 30000
+#define AUDIT_CHEAP_NS 2000000
 
 static const char zero_prev[CX_SHA256_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -87,15 +90,12 @@ struct cx_audit {
 	int failed;   /* an fsync or rollback failed: the file state is unknown */
 	uint64_t seq; /* of the next line */
 	char prev[CX_SHA256_HEX + 1];
-	uint64_t synced;    /* lines 1..synced of this run are durable */
-	int syncing;        /* a thread is in fdatasync (outside mu) */
-	uint64_t want;      /* the syncer is asked to cover this line */
-	int stop;           /* the syncer must finish and exit */
-	int asleep;         /* the syncer waits with nothing unsynced */
-	int64_t sync_ns;    /* a moving average of fdatasync's time */
-	uint64_t notify_at; /* cx_audit_durable's: call notify once this is durable */
-	void (*notify)(void *);
-	void *notify_arg;
+	uint64_t synced;                /* lines 1..synced of this run are durable */
+	int syncing;                    /* a thread is in fdatasync (outside mu) */
+	uint64_t want;                  /* the syncer is asked to cover this line */
+	int stop;                       /* the syncer must finish and exit */
+	int asleep;                     /* the syncer waits with nothing unsynced */
+	int64_t sync_ns;                /* a moving average of fdatasync's time */
 	int syncer;                     /* the background syncer runs */
 	struct deferred *qhead, *qtail; /* cx_audit_defer's lines, for the syncer to write */
 	pthread_t syncer_th;
@@ -510,24 +510,6 @@ write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Under a->mu: tells cx_audit_durable's caller that its line is durable, or never will be. */
-static void
-notify(struct cx_audit *a)
-{
-	if (a->notify_at != 0 && (a->failed || a->synced >= a->notify_at)) {
-		a->notify_at = 0;
-		a->notify(a->notify_arg);
-	}
-}
-
-/* Under a->mu: the file's state is unknown, every later write and sync fails. */
-static void
-set_failed(struct cx_audit *a)
-{
-	a->failed = 1;
-	notify(a);
-}
-
 /* Builds, chains and writes one line; under a->mu. *seq: its number. */
 static int
 append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq, struct cx_err *e)
@@ -584,7 +566,7 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 		saved = errno;
 		/* no torn fragment may stay: the next line would be glued onto it */
 		if (ftruncate(a->fd, st.st_size) != 0)
-			set_failed(a);
+			a->failed = 1;
 		r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(saved));
 		goto out;
 	}
@@ -639,11 +621,10 @@ sync_round(struct cx_audit *a)
 	    ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec) - a->sync_ns) / 8;
 	if (err != 0)
 		/* after a failed sync the kernel may have dropped the pages: state unknown */
-		set_failed(a);
+		a->failed = 1;
 	else if (target > a->synced)
 		a->synced = target;
 	pthread_cond_broadcast(&a->cv);
-	notify(a);
 	return err;
 }
 
@@ -690,35 +671,6 @@ cx_audit_sync_cheap(struct cx_audit *a)
 	return r;
 }
 
-int
-cx_audit_durable(struct cx_audit *a, uint64_t seq)
-{
-	int r;
-
-	pthread_mutex_lock(&a->mu);
-	if (a->failed)
-		r = -1;
-	else if (a->synced >= seq)
-		r = 1;
-	else {
-		r = 0;
-		if (a->notify != NULL && (a->notify_at == 0 || seq < a->notify_at))
-			a->notify_at = seq;
-	}
-	pthread_mutex_unlock(&a->mu);
-	return r;
-}
-
-void
-cx_audit_set_notify(struct cx_audit *a, void (*fn)(void *), void *arg)
-{
-	pthread_mutex_lock(&a->mu);
-	a->notify = fn;
-	a->notify_arg = arg;
-	a->notify_at = 0;
-	pthread_mutex_unlock(&a->mu);
-}
-
 void
 cx_audit_kick(struct cx_audit *a, uint64_t seq)
 {
@@ -746,7 +698,7 @@ write_deferred(struct cx_audit *a)
 		if ((a->qhead = d->next) == NULL)
 			a->qtail = NULL;
 		if (!a->failed && append_locked(a, &d->en, &seq, &e) != 0)
-			set_failed(a);
+			a->failed = 1;
 		free(d);
 	}
 	if (a->seq - 1 > a->want)

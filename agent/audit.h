@@ -54,19 +54,11 @@ int cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e);
  */
 int cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
 /*
- * For a thread that must not wait (the event loop): 1 if line seq is
- * durable, 0 if not yet, -1 if the log failed.  After 0, the function set
- * with cx_audit_set_notify runs (once, in the thread that syncs, under the
- * log's lock: it must only wake the caller) when a sync covers seq or the
- * log fails.
- */
-int cx_audit_durable(struct cx_audit *a, uint64_t seq);
-/*
- * 1 if the log's syncs have lately taken less than a thread's wake-up (a
- * log on tmpfs, say): a caller that would kick the syncer may as well sync.
+ * 1 if the log's syncs have lately been short (AUDIT_CHEAP_NS, a moving
+ * average): short enough that the event loop, which must not wait on a
+ * slow disk, may still sync the log itself.
  */
 int cx_audit_sync_cheap(struct cx_audit *a);
-void cx_audit_set_notify(struct cx_audit *a, void (*fn)(void *), void *arg);
 /* Asks the syncer to make line seq durable now, without waiting for it. */
 void cx_audit_kick(struct cx_audit *a, uint64_t seq);
 /*

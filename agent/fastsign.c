@@ -22,40 +22,19 @@
  * PIN or a removed key means is decided in one place, run_sign.
  *
  * The audit record is the worker's: "sign-intent" before the token is
- * asked, durable before the signature leaves (the syncer syncs it while
- * the token signs and wakes the loop through cx_fast_notify if it is not
- * done by then), and "sign" after the answer.
+ * asked, durable before the signature leaves, and "sign" after the answer.
+ * The loop syncs the intent line itself, right after the request went to
+ * the helper, while the token signs: a hand-off to the syncer and back
+ * cost more than the sync on tmpfs and as much on this VM's disk.  So it
+ * takes only logs whose syncs are short (cx_audit_sync_cheap: under 2 ms
+ * on average); on a slow disk the worker signs and syncs, and the loop
+ * never waits for that disk.
  */
-#include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "agent/agent.h"
-
-void
-cx_fast_notify(void *arg)
-{
-	struct agent *a = arg;
-	uint64_t one = 1;
-
-	/* the loop looks at the tokens whose answer waits for the log (cx_fast_check) */
-	while (write(a->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
-/* Under the audit lock, like every record: 1 durable, 0 not yet (notify follows), -1 failed. */
-static int
-intent_durable(struct agent *a, uint64_t seq)
-{
-	int r;
-
-	pthread_rwlock_rdlock(&a->audit_lock);
-	r = a->audit != NULL ? cx_audit_durable(a->audit, seq) : -1;
-	pthread_rwlock_unlock(&a->audit_lock);
-	return r;
-}
 
 /* Under the audit lock: is syncing here cheaper than waking the syncer? */
 static int
@@ -77,7 +56,7 @@ eligible(struct agent *a, struct tok *t, const struct job *j)
 	if (!a->token_helpers || t == NULL || t->fast != NULL || t->removing || t->reopening ||
 	    !t->present || t->w.stopping || atomic_load(&t->w.busy) != 0)
 		return 0;
-	if (j->confirm || j->p11.always_auth || j->datalen > CX_P11_ASYNC_MAX)
+	if (j->confirm || j->p11.always_auth || j->datalen > CX_P11_ASYNC_MAX || !sync_cheap(a))
 		return 0;
 	/* the worker is idle (busy 0, read after its last touch of t->t): the loop may look */
 	if (t->t == NULL || cx_p11_token_lost(t->t))
@@ -104,29 +83,20 @@ int
 cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j)
 {
 	struct tok *t = k->tok;
-	int fd, rc, idle, cheap;
+	int fd, rc;
 
 	if (!eligible(a, t, j))
 		return 0;
 	j->w = &t->w;
 	cx_conn_attach_job(a, c, j);
-	/*
-	 * No record, no signature: a log that cannot be written fails the job
-	 * in the worker.  The intent line's sync runs while the token signs:
-	 * here, after the request went out, when syncs are cheap; else on the
-	 * syncer, kicked now, so that the loop never waits for a disk.
-	 */
-	cheap = sync_cheap(a);
-	if (cx_audit_rec(a, cheap ? CX_AUDIT_LAZY : CX_AUDIT_KICK, &j->intent, &j->peer,
-	        "sign-intent", j->keyidstr, t->serial, j->rtype, j->rname, j->data_sha,
-	        "pending") != 0) {
+	/* no record, no signature: a log that cannot be written fails the job in the worker */
+	if (cx_audit_rec(a, CX_AUDIT_LAZY, &j->intent, &j->peer, "sign-intent", j->keyidstr,
+	        t->serial, j->rtype, j->rname, j->data_sha, "pending") != 0) {
 		cx_worker_push(&t->w, j);
 		return 1;
 	}
-	/* alone, the helper polls a moment for the next request after its answer */
-	idle = a->nfast == 0 && atomic_load(&a->running) == 0;
 	rc = cx_p11_token_sign_start(
-	    t->t, &j->p11, cx_tokens_mech(j->p11.alg), j->data, j->datalen, idle, &fd, &j->err);
+	    t->t, &j->p11, cx_tokens_mech(j->p11.alg), j->data, j->datalen, &fd, &j->err);
 	if (rc != 0) {
 		/* the helper is gone (the token is now lost): the worker says so */
 		j->fast_done = 1;
@@ -141,9 +111,8 @@ cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j)
 	a->nfast++;
 	cx_agent_log(a, LOG_DEBUG, "connection %zu.%llu: SIGN %s %s sent to token %s by the loop",
 	    c->slot, (unsigned long long)c->gen, j->rtype, j->rname, t->serial);
-	/* a failure shows in finish(): cx_audit_durable then says -1 */
-	if (cheap)
-		(void)cx_audit_wait(a, j->intent);
+	/* while the token signs; a failure discards the signature in cx_fast_io */
+	j->intent_ok = cx_audit_wait(a, j->intent) == 0;
 	return 1;
 }
 
@@ -154,7 +123,7 @@ cx_fast_fds(struct agent *a, struct pollfd *pfd, struct tok **who, size_t max)
 	size_t n = 0;
 
 	for (t = a->toks; t != NULL && n < max; t = t->next) {
-		if (t->fast == NULL || t->fast->fast != 1)
+		if (t->fast == NULL)
 			continue;
 		pfd[n].fd = t->fastfd;
 		pfd[n].events = POLLIN;
@@ -164,13 +133,13 @@ cx_fast_fds(struct agent *a, struct pollfd *pfd, struct tok **who, size_t max)
 	return n;
 }
 
-/* The answer is in and the intent durable (or never will be): out it goes. */
+/* The answer is in: out it goes, if its intent line is durable. */
 static void
-finish(struct agent *a, struct tok *t, struct job *j, int durable)
+finish(struct agent *a, struct tok *t, struct job *j)
 {
 	const char *result;
 
-	if (durable < 0) {
+	if (!j->intent_ok) {
 		/* signed, but not on record: discarded */
 		cx_buf_free(&j->sig);
 		j->aerr = CX_AERR_TOKEN_ERROR;
@@ -194,37 +163,23 @@ void
 cx_fast_io(struct agent *a, struct tok *t)
 {
 	struct job *j = t->fast;
-	int more, rc, d;
+	int more, rc;
 
-	if (j == NULL || j->fast != 1)
+	if (j == NULL)
 		return;
 	rc = cx_p11_token_sign_finish(t->t, &j->sig, &more, &j->err);
 	if (rc == 0 && more)
 		return;
 	a->nfast--;
+	j->fast = 0;
 	if (rc != 0) {
 		cx_buf_free(&j->sig);
-		j->fast = 0;
 		j->fast_done = 1;
 		j->fast_rc = rc;
 		release(a, t, j);
 		return;
 	}
-	j->fast = 2;
-	if ((d = intent_durable(a, j->intent)) != 0)
-		finish(a, t, j, d);
-}
-
-void
-cx_fast_check(struct agent *a)
-{
-	struct tok *t;
-	int d;
-
-	for (t = a->toks; t != NULL; t = t->next)
-		if (t->fast != NULL && t->fast->fast == 2 &&
-		    (d = intent_durable(a, t->fast->intent)) != 0)
-			finish(a, t, t->fast, d);
+	finish(a, t, j);
 }
 
 void
@@ -236,18 +191,14 @@ cx_fast_shutdown(struct agent *a)
 	for (t = a->toks; t != NULL; t = t->next) {
 		if ((j = t->fast) == NULL)
 			continue;
-		if (j->fast == 1) {
-			/* its answer may never come (a touch nobody gives): the helper goes */
-			cx_p11_token_sign_abandon(t->t);
-			a->nfast--;
-			j->fast_done = 1;
-			j->fast_rc = CX_P11_ABSENT;
-			cx_err_set(&j->err, CX_P11_ABSENT, "the agent is shutting down");
-			cx_buf_free(&j->sig);
-			release(a, t, j);
-		} else {
-			/* shutting down, the loop may wait for the disk */
-			finish(a, t, j, cx_audit_wait(a, j->intent) == 0 ? 1 : -1);
-		}
+		/* its answer may never come (a touch nobody gives): the helper goes */
+		cx_p11_token_sign_abandon(t->t);
+		a->nfast--;
+		j->fast = 0;
+		j->fast_done = 1;
+		j->fast_rc = CX_P11_ABSENT;
+		cx_err_set(&j->err, CX_P11_ABSENT, "the agent is shutting down");
+		cx_buf_free(&j->sig);
+		release(a, t, j);
 	}
 }

@@ -400,10 +400,8 @@ cx_loop_run(struct agent *a)
 		nfast = a->nfast;
 		if (pfd[0].revents)
 			handle_signals(a);
-		if (pfd[1].revents) {
+		if (pfd[1].revents)
 			drain_done(a);
-			cx_fast_check(a);
-		}
 		for (i = fidx; i < fidx + nf; i++)
 			if (pfd[i].revents != 0)
 				cx_fast_io(a, ft[i]);

@@ -439,7 +439,6 @@ init_daemon(struct agent *a, struct cx_err *e)
 	/* after the fork and with the signals blocked, like every other thread */
 	if ((r = cx_audit_start(a->audit, e)) != 0)
 		return r;
-	cx_audit_set_notify(a->audit, cx_fast_notify, a);
 	a->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	if (cx_worker_start(a, &a->soft, "soft", NULL, cx_reg_soft_run) != 0 ||
 	    cx_worker_start(a, &a->pw, "lock", NULL, cx_policy_run) != 0)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "client/client_int.h"
+#include "proto/spin.h"
 
 /* Copies an agent-supplied string for display: no terminal control bytes. */
 static void
@@ -188,6 +189,15 @@ send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline
 	return 0;
 }
 
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int
 read_response(struct cx_agent_conn *c, int64_t deadline, struct cx_msg *resp, struct cx_err *e)
 {
@@ -216,7 +226,7 @@ int
 cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t want,
     struct cx_msg *resp, struct cx_err *e)
 {
-	int64_t deadline = 0;
+	int64_t deadline = 0, t0 = 0;
 	char msg[CX_ERR_MSG / 2];
 	int r;
 
@@ -230,6 +240,17 @@ cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t wa
 		deadline = now_ms() + c->timeout_ms;
 	if ((r = send_request(c, req, deadline, e)) != 0)
 		return r;
+	/*
+	 * cx_agent_set_spin: only while this connection's signatures come back
+	 * within a quarter of spin_us: a wake-up's delay counts against a short
+	 * signature, and against a long one the poll would cost more CPU than
+	 * it saves.
+	 */
+	if (req->type == CX_MSG_SIGN && c->spin_us > 0) {
+		t0 = now_us();
+		if (c->sign_us <= c->spin_us / 4)
+			cx_spin_readable(c->fd, c->spin_us);
+	}
 	if ((r = read_response(c, deadline, resp, e)) != 0) {
 		conn_break(c);
 		return cx_err_prefix(e, "%s", req_name(req->type));
@@ -240,6 +261,10 @@ cx_agent__transact(struct cx_agent_conn *c, const struct cx_msg *req, uint8_t wa
 		copy_printable(msg, sizeof(msg), resp->u.error.message);
 		return cx_err_set(e, CX_EAGENT, "%s: %s", cx_agent_err_name(resp->u.error.code),
 		    msg[0] ? msg : "(no message)");
+	}
+	if (t0 != 0 && resp->type == CX_MSG_SIGNATURE) {
+		int64_t d = now_us() - t0;
+		c->sign_us = c->sign_us == 0 ? d : c->sign_us + (d - c->sign_us) / 8;
 	}
 	if (resp->type != want) {
 		/* one request, one answer: any other answer means we lost track */
@@ -265,6 +290,7 @@ cx_agent_connect_fd(int fd, struct cx_agent_conn **out, struct cx_err *e)
 		return cx_err_set(e, CX_ENOMEM, "connect: out of memory");
 	}
 	c->fd = fd;
+	c->spin_us = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? CX_AGENT_SPIN_US : 0;
 	cx_buf_init(&c->out, CX_PROTO_HDR + CX_PROTO_SIGN_MAX);
 	cx_buf_init(&c->in, CX_PROTO_MAX);
 	cx_buf_init(&c->scratch, 0);
@@ -346,6 +372,12 @@ cx_agent_close(struct cx_agent_conn *c)
 	cx_buf_free(&c->in);
 	cx_buf_free(&c->scratch);
 	free(c);
+}
+
+void
+cx_agent_set_spin(struct cx_agent_conn *c, int us)
+{
+	c->spin_us = us > 0 ? us : 0;
 }
 
 void

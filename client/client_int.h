@@ -7,6 +7,8 @@
 struct cx_agent_conn {
 	int fd;              /* -1 once the connection is broken */
 	int timeout_ms;      /* per request; 0: none */
+	int spin_us;         /* cx_agent_set_spin */
+	int64_t sign_us;     /* a moving average of SIGN's round trip; 0: none yet */
 	uint32_t proto;      /* from VERSION */
 	char agent[128];     /* agent version string, control bytes replaced */
 	uint32_t last_error; /* of the last ERROR answer, 0 after any other */

@@ -58,6 +58,18 @@ void cx_agent_close(struct cx_agent_conn *c);
  */
 void cx_agent_set_timeout(struct cx_agent_conn *c, int ms);
 
+/*
+ * After sending a SIGN, poll for the answer this long (µs) before sleeping
+ * for it; the default is CX_AGENT_SPIN_US on a machine with more than one
+ * CPU, 0 on one.  A signature through the agent takes a few hundred
+ * microseconds, and a thread that sleeps through it wakes tens of them late
+ * on a virtual machine, a tenth of an Ed25519 signature.  The poll yields
+ * the CPU to anything runnable at each turn, so it takes only time nothing
+ * else wanted.  0 sleeps at once.
+ */
+#define CX_AGENT_SPIN_US 2000
+void cx_agent_set_spin(struct cx_agent_conn *c, int us);
+
 /* The agent's protocol version and version string, from its VERSION answer. */
 uint32_t cx_agent_protocol(const struct cx_agent_conn *c);
 const char *cx_agent_version(const struct cx_agent_conn *c);

@@ -12,8 +12,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +25,14 @@
 
 #include "pkcs11/internal.h"
 #include "pkcs11/remote.h"
+#include "proto/spin.h"
 
 struct helper {
 	struct cx_p11_module *m;
 	struct cx_p11_token *t; /* NULL until OPEN */
 	struct cx_buf in, out;
 	struct cx_err e;
-	int spin; /* the last request was a SIGN while the agent had nothing else to do */
+	int spin; /* the last request was a SIGN that asked the helper to poll for the next */
 };
 
 /* The answer's common part; ti NULL: the open token's info, if any. */
@@ -101,7 +100,7 @@ serve(struct helper *h)
 	char *pin = NULL, *label = NULL;
 	uint64_t slot;
 	uint32_t ver, bits;
-	uint8_t op, mech, aft, alg, idle = 0;
+	uint8_t op, mech, aft, alg, again = 0;
 	int rc, r;
 
 	h->spin = 0;
@@ -198,14 +197,14 @@ serve(struct helper *h)
 			return r;
 		if (cx_buf_get_u8(&h->in, &mech) != 0 ||
 		    cx_p11r_get_bytes(&h->in, &data, &n, CX_P11R_REQ_MAX) != 0 ||
-		    (r = get_pin(h, &pin, &pinlen)) != 0 || cx_buf_get_u8(&h->in, &idle) != 0 ||
-		    idle > 1 || cx_buf_avail(&h->in) != 0) {
+		    (r = get_pin(h, &pin, &pinlen)) != 0 || cx_buf_get_u8(&h->in, &again) != 0 ||
+		    again > 1 || cx_buf_avail(&h->in) != 0) {
 			if (pin != NULL)
 				sodium_free(pin);
 			cx_p11_key_clear(&k);
 			return r != 0 ? r : CX_EPARSE;
 		}
-		h->spin = idle;
+		h->spin = again;
 		cx_buf_init(&sig, CX_P11_MAX_SIG);
 		rc = cx_p11_token_sign(
 		    h->t, &k, (enum cx_p11_mech)mech, data, n, pin, pinlen, &sig, &h->e);
@@ -236,29 +235,6 @@ serve(struct helper *h)
 	default:
 		return CX_EPARSE;
 	}
-}
-
-/*
- * A signing tool's next request tends to follow its answer within a hundred
- * microseconds or so, and waking a process that sleeps on an idle virtual
- * CPU costs tens of them: poll a moment (yielding to anything runnable)
- * before sleeping in read(2).  Only after a SIGN the agent sent while it
- * had nothing else to do: beside other work the CPU is better left to it.
- */
-static void
-spin(void)
-{
-	struct pollfd p = {STDIN_FILENO, POLLIN, 0};
-	struct timespec t0, t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do {
-		if (poll(&p, 1, 0) != 0)
-			return;
-		sched_yield();
-		clock_gettime(CLOCK_MONOTONIC, &t);
-	} while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 <
-	    CX_P11R_HELPER_SPIN_US);
 }
 
 /* Our tracer's pid from /proc/self/status, 0 for none, -1 if it cannot be told. */
@@ -337,8 +313,14 @@ cx_p11_helper_main(int argc, char **argv)
 	cx_buf_init(&h.in, CX_P11R_REQ_MAX + 4);
 	cx_buf_init(&h.out, CX_P11R_REP_MAX + 4);
 	for (;;) {
+		/*
+		 * A signing tool's next request follows within a couple
+		 * of hundred microseconds; a helper that sleeps through
+		 * the gap starts the next signature a wake-up late (with
+		 * two clients on two tokens, a sixth of both CPUs idle).
+		 */
 		if (h.spin)
-			spin();
+			cx_spin_readable(STDIN_FILENO, CX_P11R_HELPER_SPIN_US);
 		if ((r = cx_p11r_recv(STDIN_FILENO, &h.in, CX_P11R_REQ_MAX)) != 0)
 			break; /* EOF: the agent is done with this token */
 		/* serve wipes a PIN in the request as soon as it has copied it */

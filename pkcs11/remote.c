@@ -13,8 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -29,6 +27,7 @@
 
 #include "pkcs11/internal.h"
 #include "pkcs11/remote.h"
+#include "proto/spin.h"
 
 extern char **environ;
 
@@ -215,32 +214,6 @@ spawn(struct cx_p11_module *m, const char *role, struct cx_p11_remote *r, struct
 	return 0;
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* See cx_p11_module_load_helper: poll for the answer while nothing else runs. */
-static void
-spin(struct cx_p11_remote *r)
-{
-	struct pollfd p = {r->fd, POLLIN, 0};
-	int64_t until;
-
-	if (r->busy == NULL)
-		return;
-	until = now_us() + CX_P11R_SPIN_US;
-	while (atomic_load(r->busy) <= 1 && now_us() < until) {
-		if (poll(&p, 1, 0) != 0)
-			return;
-		sched_yield();
-	}
-}
-
 /*
  * Sends the request in r->out and reads the answer's common part: rc, the
  * state bits, info, message (into e when rc is not 0), the op's own fields
@@ -260,7 +233,9 @@ exchange(struct cx_p11_remote *r, struct cx_p11_token_info *ti, int *st, int *rc
 		return x;
 	if (r->overlap != NULL)
 		r->overlap(r->overlap_arg);
-	spin(r);
+	/* see cx_p11_module_load_helper: only while nothing else runs in the caller */
+	if (r->busy != NULL && atomic_load(r->busy) <= 1)
+		cx_spin_readable(r->fd, CX_P11R_SPIN_US);
 	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
 		return x;
 	if (cx_p11r_get_answer(&r->in, rc, st, ti, &msg, &msglen) != 0)
@@ -609,7 +584,7 @@ cx_p11r_keys(struct cx_p11_token *t, struct cx_p11_key **keys, size_t *n, struct
 /* A SIGN request in t->r->out. */
 static int
 sign_request(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-    const uint8_t *data, size_t n, const char *pin, size_t pinlen, int idle, struct cx_err *e)
+    const uint8_t *data, size_t n, const char *pin, size_t pinlen, struct cx_err *e)
 {
 	struct cx_p11_key kk;
 
@@ -626,7 +601,8 @@ sign_request(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 	    cx_p11r_put_bytes(&t->r->out, data, n) != 0 ||
 	    cx_buf_put_u8(&t->r->out, pin != NULL) != 0 ||
 	    cx_p11r_put_bytes(&t->r->out, pin, pin != NULL ? pinlen : 0) != 0 ||
-	    cx_buf_put_u8(&t->r->out, idle != 0) != 0) {
+	    /* poll: a signing client's next request comes soon (helper.c spin()) */
+	    cx_buf_put_u8(&t->r->out, 1) != 0) {
 		after(t->r, pin != NULL);
 		return cx_err_set(e, CX_ETOOBIG, "%zu bytes to sign: too many for the helper", n);
 	}
@@ -655,8 +631,7 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 {
 	int rc;
 
-	if ((rc = sign_request(t, k, mech, data, n, pin, pinlen,
-	         t->r->busy != NULL && atomic_load(t->r->busy) <= 1, e)) != 0)
+	if ((rc = sign_request(t, k, mech, data, n, pin, pinlen, e)) != 0)
 		return rc;
 	rc = call(t, e);
 	after(t->r, pin != NULL);
@@ -667,7 +642,7 @@ cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mec
 
 int
 cx_p11r_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-    const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e)
+    const uint8_t *data, size_t n, int *fd, struct cx_err *e)
 {
 	int rc;
 
@@ -676,7 +651,7 @@ cx_p11r_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p
 		return helper_gone(t, CX_ENOENT, e);
 	if (n > CX_P11_ASYNC_MAX)
 		return cx_err_set(e, CX_ETOOBIG, "%zu bytes: too many to sign without waiting", n);
-	if ((rc = sign_request(t, k, mech, data, n, NULL, 0, idle, e)) != 0)
+	if ((rc = sign_request(t, k, mech, data, n, NULL, 0, e)) != 0)
 		return rc;
 	/*
 	 * The helper has answered every earlier request, so its socket buffer

@@ -44,7 +44,7 @@
 #define CX_P11R_SPIN_US 2000
 /*
  * How long a helper polls for the next request after answering a SIGN that
- * came with idle set (nothing else ran in the agent then) before sleeping.
+ * came with poll set (this agent always sets it) before sleeping.
  */
 #define CX_P11R_HELPER_SPIN_US 200
 
@@ -56,7 +56,7 @@ enum cx_p11r_op {
 	CX_P11R_LOGOUT,
 	CX_P11R_LOGGED_IN, /* unused: every answer carries the login state */
 	CX_P11R_KEYS,      /* answer: u32 n, n keys */
-	CX_P11R_SIGN, /* key (no key string, no URI), u8 mech, bytes data, u8 has_pin, bytes pin, u8 idle; answer: bytes sig */
+	CX_P11R_SIGN, /* key (no key string, no URI), u8 mech, bytes data, u8 has_pin, bytes pin, u8 poll; answer: bytes sig */
 	CX_P11R_GENERATE, /* str label, u8 alg, u32 bits; answer: key */
 	/* module-level, with or without a token open: */
 	CX_P11R_HELLO,     /* u32 version */
@@ -129,7 +129,7 @@ int cx_p11r_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11
     struct cx_err *e);
 /* cx_p11_token_sign_start / _finish / _abandon (token.h). */
 int cx_p11r_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-    const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e);
+    const uint8_t *data, size_t n, int *fd, struct cx_err *e);
 int cx_p11r_sign_finish(struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e);
 void cx_p11r_sign_abandon(struct cx_p11_token *t);
 int cx_p11r_generate(struct cx_p11_token *t, const char *label, enum cx_p11_alg alg, int bits,

@@ -212,13 +212,13 @@ ecdsa_der(const uint8_t *raw, size_t n, struct cx_buf *sig, struct cx_err *e)
 
 int
 cx_p11_token_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k, enum cx_p11_mech mech,
-    const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e)
+    const uint8_t *data, size_t n, int *fd, struct cx_err *e)
 {
 	*fd = -1;
 	if (t->r == NULL)
 		return cx_err_set(
 		    e, CX_EUNSUPPORTED, "an in-process token signs only in cx_p11_token_sign");
-	return cx_p11r_sign_start(t, k, mech, data, n, idle, fd, e);
+	return cx_p11r_sign_start(t, k, mech, data, n, fd, e);
 }
 
 int

@@ -169,13 +169,12 @@ int cx_p11_token_sign(struct cx_p11_token *t, const struct cx_p11_key *k, enum c
  * and sets *more until the answer is whole, and returns what
  * cx_p11_token_sign would have.  Between the two no other call may be made
  * on t, except _abandon, which gives up on the answer: the helper is killed
- * and the token is lost (its session and login), as on removal.  idle: the
- * caller has nothing else to do (the helper polls a moment for the next
- * request).  An in-process token, or more than CX_P11_ASYNC_MAX bytes:
+ * and the token is lost (its session and login), as on removal.  An
+ * in-process token, or more than CX_P11_ASYNC_MAX bytes:
  * CX_EUNSUPPORTED or CX_ETOOBIG, and nothing was sent.
  */
 int cx_p11_token_sign_start(struct cx_p11_token *t, const struct cx_p11_key *k,
-    enum cx_p11_mech mech, const uint8_t *data, size_t n, int idle, int *fd, struct cx_err *e);
+    enum cx_p11_mech mech, const uint8_t *data, size_t n, int *fd, struct cx_err *e);
 int cx_p11_token_sign_finish(
     struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e);
 void cx_p11_token_sign_abandon(struct cx_p11_token *t);

@@ -3,10 +3,15 @@
  * parses what a helper running a vendor's module sends, the helper what the
  * agent sends.  Every decoded answer, token info and key must encode back to
  * the very bytes it was read from (no field dropped or changed), else abort.
+ * The frame reader too: read whole (the worker's cx_p11r_recv) or a few
+ * bytes at a time without blocking (the event loop's cx_p11r_recv_more), a
+ * frame must come out the same, and a short or oversize one fail both ways.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pkcs11/internal.h"
 #include "pkcs11/remote.h"
@@ -18,6 +23,69 @@ check_same(const uint8_t *a, size_t an, const struct cx_buf *b)
 {
 	if (b->len != an || memcmp(a, b->d, an) != 0)
 		abort();
+}
+
+#define FRAME_MAX 4096
+
+/* data through a socketpair, step bytes at a time (0: all at once), then EOF. */
+static int
+read_frame(const uint8_t *data, size_t len, size_t step, struct cx_buf *b)
+{
+	size_t off = 0, n;
+	int sv[2], r, more = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		abort();
+	cx_buf_reset(b);
+	for (;;) {
+		if (off < len) {
+			n = step == 0 || step > len - off ? len - off : step;
+			if (write(sv[0], data + off, n) != (ssize_t)n)
+				abort();
+			off += n;
+		}
+		if (off == len)
+			shutdown(sv[0], SHUT_WR);
+		if (step == 0) {
+			r = cx_p11r_recv(sv[1], b, FRAME_MAX);
+			break;
+		}
+		if ((r = cx_p11r_recv_more(sv[1], b, FRAME_MAX, &more)) != 0 || !more)
+			break;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+static void
+frames(const uint8_t *data, size_t len)
+{
+	struct cx_buf whole, pieces;
+	size_t n;
+	int r1, r2;
+
+	/* within one socket buffer: the writes here never block */
+	if (len > 2 * FRAME_MAX)
+		return;
+	n = len >= 4
+	    ? ((size_t)data[0] << 24 | (size_t)data[1] << 16 | (size_t)data[2] << 8 | data[3])
+	    : 0;
+	/* bytes after a frame: what each read sees of them depends on timing, by design */
+	if (len >= 4 && n <= FRAME_MAX && len > 4 + n)
+		return;
+	cx_buf_init(&whole, 0);
+	cx_buf_init(&pieces, 0);
+	r1 = read_frame(data, len, 0, &whole);
+	r2 = read_frame(data, len, len > 0 ? 1 + data[len - 1] % 7 : 1, &pieces);
+	if ((r1 == 0) != (r2 == 0))
+		abort();
+	if (r1 == 0 &&
+	    (whole.len != pieces.len || whole.off != pieces.off ||
+	        memcmp(whole.d, pieces.d, whole.len) != 0 || whole.len != 4 + n))
+		abort();
+	cx_buf_free(&whole);
+	cx_buf_free(&pieces);
 }
 
 int
@@ -64,6 +132,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	cx_buf_reset(&in);
 	cx_buf_put(&in, data, len);
 	(void)cx_p11r_get_info(&in, &ti);
+	frames(data, len);
 out:
 	cx_buf_free(&in);
 	cx_buf_free(&out);

@@ -590,6 +590,14 @@ START_TEST(test_sign_and_policy)
 	tbs(CX_R_TARGETS, "m1", "m1", CX_SIG_ED25519, 3, &m);
 	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), 0);
 	verify(ed->keystr, CX_SIG_ED25519, &m, sig.d, sig.len);
+	/* the client's poll for the answer (cx_agent_set_spin) off, then on for ever: the same */
+	cx_agent_set_spin(c, 0);
+	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), 0);
+	verify(ed->keystr, CX_SIG_ED25519, &m, sig.d, sig.len);
+	cx_agent_set_spin(c, 60 * 1000 * 1000);
+	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), 0);
+	verify(ed->keystr, CX_SIG_ED25519, &m, sig.d, sig.len);
+	cx_agent_set_spin(c, CX_AGENT_SPIN_US);
 	cx_buf_free(&m);
 
 	tbs(CX_R_ROOT, "root", "r1", CX_SIG_RSAPSS_SHA256, 0, &m);
@@ -638,7 +646,7 @@ START_TEST(test_sign_and_policy)
 	}
 	/* signature budget */
 	p.types = CX_POLICY_ALL;
-	p.max_sigs = 2; /* one made already */
+	p.max_sigs = 4; /* three made already */
 	ck_assert_int_eq(cx_agent_set_policy(c, ed->keyid, &p, &e), 0);
 	tbs(CX_R_TARGETS, "m1", "m1", CX_SIG_ED25519, 1, &m);
 	ck_assert_int_eq(sign(c, ed->keyid, CX_MSIG_ED25519, &m, &sig, msg, sizeof(msg)), 0);

@@ -118,8 +118,8 @@ git_patch(const char *tmp, const char *stage, const char *diffargs, const char *
 	    "cd '%s' && rm -rf repo && mkdir repo && cp -a old/. repo/ && cd repo && " GIT
 	    "init -q && " GIT "add -A && " GIT "commit -q --allow-empty -m old && "
 	    "find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} + && "
-	    "cp -R --preserve=mode ../new/. . && " GIT
-	    "%s && " GIT "diff --no-color --no-ext-diff %s > ../%s",
+	    "cp -R --preserve=mode ../new/. . && " GIT "%s && " GIT
+	    "diff --no-color --no-ext-diff %s > ../%s",
 	    tmp, stage, diffargs, out);
 	ck_assert_int_eq(r, 0);
 }

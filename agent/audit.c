@@ -55,14 +55,6 @@
 #define AUDIT_LINE_MAX (64u * 1024u)
 /* lines nobody waits for (results, loop-side records) are synced this late at most */
 #define AUDIT_LAZY_MS 20
-/*
- * A sync shorter than this on average is one the event loop may wait for
- * (cx_audit_sync_cheap): tmpfs (1-2 µs), an SSD or a virtual disk (100-300
- * µs), not a rotating disk under load.  The loop syncs a signature's intent
- * line while the token signs, so such a sync delays other clients by less
- * than the signature takes anyway.
- */
-#define AUDIT_CHEAP_NS 2000000
 
 static const char zero_prev[CX_SHA256_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -660,13 +652,13 @@ cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e)
 	return r;
 }
 
-int
-cx_audit_sync_cheap(struct cx_audit *a)
+int64_t
+cx_audit_sync_ns(struct cx_audit *a)
 {
-	int r;
+	int64_t r;
 
 	pthread_mutex_lock(&a->mu);
-	r = a->sync_ns < AUDIT_CHEAP_NS;
+	r = a->sync_ns;
 	pthread_mutex_unlock(&a->mu);
 	return r;
 }

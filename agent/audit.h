@@ -54,11 +54,10 @@ int cx_audit_sync(struct cx_audit *a, uint64_t seq, struct cx_err *e);
  */
 int cx_audit_defer(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
 /*
- * 1 if the log's syncs have lately been short (AUDIT_CHEAP_NS, a moving
- * average): short enough that the event loop, which must not wait on a
- * slow disk, may still sync the log itself.
+ * What fdatasync has taken lately, in ns (a moving average of every sync;
+ * 1 ms until measured): the event loop syncs only logs that sync fast.
  */
-int cx_audit_sync_cheap(struct cx_audit *a);
+int64_t cx_audit_sync_ns(struct cx_audit *a);
 /* Asks the syncer to make line seq durable now, without waiting for it. */
 void cx_audit_kick(struct cx_audit *a, uint64_t seq);
 /*

@@ -26,9 +26,9 @@
  * The loop syncs the intent line itself, right after the request went to
  * the helper, while the token signs: a hand-off to the syncer and back
  * cost more than the sync on tmpfs and as much on this VM's disk.  So it
- * takes only logs whose syncs are short (cx_audit_sync_cheap: under 2 ms
- * on average); on a slow disk the worker signs and syncs, and the loop
- * never waits for that disk.
+ * takes only logs whose syncs are short (sync_ok); on a slow disk, or a
+ * disk beside another signature, the worker signs and syncs, and the loop
+ * never waits long for a disk.
  */
 #include <poll.h>
 #include <stdint.h>
@@ -36,16 +36,27 @@
 
 #include "agent/agent.h"
 
-/* Under the audit lock: is syncing here cheaper than waking the syncer? */
+#define FAST_SYNC_ANY_NS   50000   /* 50 µs */
+#define FAST_SYNC_ALONE_NS 2000000 /* 2 ms */
+
+/*
+ * May the loop sync this log while a token signs?  A sync it waits for
+ * delays every other client by as much: one of a few µs (tmpfs) always;
+ * one of up to 2 ms (an SSD, this VM's disk: 100-300 µs) only while no
+ * other signature is under way, else the syncs of two clients would follow
+ * one another on the loop, where two workers share one (group commit).
+ */
 static int
-sync_cheap(struct agent *a)
+sync_ok(struct agent *a)
 {
-	int r;
+	int64_t ns;
 
 	pthread_rwlock_rdlock(&a->audit_lock);
-	r = a->audit != NULL && cx_audit_sync_cheap(a->audit);
+	ns = a->audit != NULL ? cx_audit_sync_ns(a->audit) : INT64_MAX;
 	pthread_rwlock_unlock(&a->audit_lock);
-	return r;
+	if (ns < FAST_SYNC_ANY_NS)
+		return 1;
+	return ns < FAST_SYNC_ALONE_NS && a->nfast == 0 && atomic_load(&a->running) == 0;
 }
 
 static int
@@ -56,7 +67,7 @@ eligible(struct agent *a, struct tok *t, const struct job *j)
 	if (!a->token_helpers || t == NULL || t->fast != NULL || t->removing || t->reopening ||
 	    !t->present || t->w.stopping || atomic_load(&t->w.busy) != 0)
 		return 0;
-	if (j->confirm || j->p11.always_auth || j->datalen > CX_P11_ASYNC_MAX || !sync_cheap(a))
+	if (j->confirm || j->p11.always_auth || j->datalen > CX_P11_ASYNC_MAX || !sync_ok(a))
 		return 0;
 	/* the worker is idle (busy 0, read after its last touch of t->t): the loop may look */
 	if (t->t == NULL || cx_p11_token_lost(t->t))

@@ -79,7 +79,7 @@ eligible(struct agent *a, struct tok *t, const struct job *j)
 
 /* The loop lets go of t: j (if any) and then what waited go to the worker. */
 static void
-release(struct agent *a, struct tok *t, struct job *j)
+release(struct tok *t, struct job *j)
 {
 	t->fast = NULL;
 	t->fastfd = -1;
@@ -87,7 +87,6 @@ release(struct agent *a, struct tok *t, struct job *j)
 	if (j != NULL)
 		cx_worker_push(&t->w, j);
 	cx_worker_release(&t->w);
-	(void)a;
 }
 
 int
@@ -162,7 +161,7 @@ finish(struct agent *a, struct tok *t, struct job *j)
 		j->logged_in = 1;
 	}
 	result = j->aerr == 0 ? "ok" : cx_agent_err_name((uint32_t)j->aerr);
-	release(a, t, NULL);
+	release(t, NULL);
 	/* the answer first, as the worker does: the result line may wait behind a sync */
 	cx_tokens_done(a, j);
 	cx_audit_rec(a, j->aerr == 0 ? CX_AUDIT_LAZY : CX_AUDIT_KICK, NULL, &j->peer, "sign",
@@ -187,7 +186,7 @@ cx_fast_io(struct agent *a, struct tok *t)
 		cx_buf_free(&j->sig);
 		j->fast_done = 1;
 		j->fast_rc = rc;
-		release(a, t, j);
+		release(t, j);
 		return;
 	}
 	finish(a, t, j);
@@ -210,6 +209,6 @@ cx_fast_shutdown(struct agent *a)
 		j->fast_rc = CX_P11_ABSENT;
 		cx_err_set(&j->err, CX_P11_ABSENT, "the agent is shutting down");
 		cx_buf_free(&j->sig);
-		release(a, t, j);
+		release(t, j);
 	}
 }

@@ -168,9 +168,7 @@ struct job {
 	int replied; /* the worker encoded the answer and tried to send it */
 	int write_failed;
 	/* SIGN by the event loop (fastsign.c): */
-	int fast;      /* the helper signs for the loop */
-	int fast_done; /* handed to the worker with the helper's answer in fast_rc */
-	int fast_rc;
+	int fast_rc;     /* not 0: the loop's signature failed with it, the worker tells why */
 	uint64_t intent; /* the intent line's seq */
 	int intent_ok;   /* and it is durable */
 };

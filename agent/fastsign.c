@@ -18,7 +18,7 @@
  * worker: a confirmation, a login, a CKA_ALWAYS_AUTHENTICATE key; so does a
  * token whose worker has work, an in-process token, and data over
  * CX_P11_ASYNC_MAX.  A helper that fails the signature hands the job to
- * the worker with its answer (j->fast_done): what a lost token, a wrong
+ * the worker with its answer (j->fast_rc): what a lost token, a wrong
  * PIN or a removed key means is decided in one place, run_sign.
  *
  * The audit record is the worker's: "sign-intent" before the token is
@@ -109,12 +109,10 @@ cx_fast_sign(struct agent *a, struct conn *c, struct akey *k, struct job *j)
 	    t->t, &j->p11, cx_tokens_mech(j->p11.alg), j->data, j->datalen, &fd, &j->err);
 	if (rc != 0) {
 		/* the helper is gone (the token is now lost): the worker says so */
-		j->fast_done = 1;
 		j->fast_rc = rc;
 		cx_worker_push(&t->w, j);
 		return 1;
 	}
-	j->fast = 1;
 	t->fast = j;
 	t->fastfd = fd;
 	t->w.hold = 1;
@@ -181,10 +179,8 @@ cx_fast_io(struct agent *a, struct tok *t)
 	if (rc == 0 && more)
 		return;
 	a->nfast--;
-	j->fast = 0;
 	if (rc != 0) {
 		cx_buf_free(&j->sig);
-		j->fast_done = 1;
 		j->fast_rc = rc;
 		release(t, j);
 		return;
@@ -204,8 +200,6 @@ cx_fast_shutdown(struct agent *a)
 		/* its answer may never come (a touch nobody gives): the helper goes */
 		cx_p11_token_sign_abandon(t->t);
 		a->nfast--;
-		j->fast = 0;
-		j->fast_done = 1;
 		j->fast_rc = CX_P11_ABSENT;
 		cx_err_set(&j->err, CX_P11_ABSENT, "the agent is shutting down");
 		cx_buf_free(&j->sig);

@@ -357,10 +357,9 @@ run_sign(struct agent *a, struct tok *t, struct job *j)
 	struct overlap ov;
 	int r, fresh = 0, overlap;
 
-	if (j->fast_done) {
+	if (j->fast_rc != 0) {
 		/* the loop sent it and the helper failed it: what that means is this thread's */
 		r = j->fast_rc;
-		intent = j->intent;
 		goto answered;
 	}
 	if (atomic_load(&j->cancelled))

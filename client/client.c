@@ -46,12 +46,18 @@ conn_break(struct cx_agent_conn *c)
 }
 
 static int64_t
-now_ms(void)
+now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 /* Waits for ev on the socket until deadline (0: no deadline, and no wait needed). */
@@ -187,15 +193,6 @@ send_request(struct cx_agent_conn *c, const struct cx_msg *req, int64_t deadline
 		return cx_err_prefix(e, "%s", req_name(req->type));
 	}
 	return 0;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int

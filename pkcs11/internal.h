@@ -81,6 +81,9 @@ int cx_p11_same_token(
 
 /* Forgets every cached key handle (new session, logout, lost token). */
 void cx_p11_key_cache_clear(struct cx_p11_token *t);
+/* A token of m at slot with nothing open yet (calloc'ed, freed with free). */
+int cx_p11_token_alloc(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e);
 
 /* "CKR_PIN_INCORRECT", or "CKR_0x..." for a code not in the table (static buffer-free: caller's buf). */
 const char *cx_p11_ckr_name(CK_RV rv, char *buf, size_t buflen);

@@ -215,16 +215,33 @@ spawn(struct cx_p11_module *m, const char *role, struct cx_p11_remote *r, struct
 }
 
 /*
- * Sends the request in r->out and reads the answer's common part: rc, the
- * state bits, info, message (into e when rc is not 0), the op's own fields
- * left at r->in's read offset.  Returns 0 or what went wrong on the wire;
- * *rc is the helper's answer.
+ * The common part of the answer in r->in: rc, the state bits, info, message
+ * (into e when rc is not 0), the op's own fields left at r->in's read
+ * offset.  Returns 0 or CX_EPARSE; *rc is the helper's answer.
+ */
+static int
+answer(struct cx_p11_remote *r, struct cx_p11_token_info *ti, int *st, int *rc, struct cx_err *e)
+{
+	const uint8_t *msg;
+	size_t msglen;
+
+	if (cx_p11r_get_answer(&r->in, rc, st, ti, &msg, &msglen) != 0)
+		return CX_EPARSE;
+	if (*rc != 0 && e != NULL) {
+		e->code = *rc;
+		memcpy(e->msg, msg, msglen);
+		e->msg[msglen] = '\0';
+	}
+	return 0;
+}
+
+/*
+ * Sends the request in r->out and reads the answer (answer()).  Returns 0 or
+ * what went wrong on the wire; *rc is the helper's answer.
  */
 static int
 exchange(struct cx_p11_remote *r, struct cx_p11_token_info *ti, int *st, int *rc, struct cx_err *e)
 {
-	const uint8_t *msg;
-	size_t msglen;
 	int x;
 
 	if (r->fd < 0)
@@ -238,17 +255,19 @@ exchange(struct cx_p11_remote *r, struct cx_p11_token_info *ti, int *st, int *rc
 		cx_spin_readable(r->fd, CX_P11R_SPIN_US);
 	if ((x = cx_p11r_recv(r->fd, &r->in, CX_P11R_REP_MAX)) != 0)
 		return x;
-	if (cx_p11r_get_answer(&r->in, rc, st, ti, &msg, &msglen) != 0)
-		return CX_EPARSE;
-	if (*rc != 0 && e != NULL) {
-		e->code = *rc;
-		memcpy(e->msg, msg, msglen);
-		e->msg[msglen] = '\0';
-	}
-	return 0;
+	return answer(r, ti, st, rc, e);
 }
 
-/* A token call: the answer's rc, its info, lost flag and login state mirrored in t. */
+/* Every token answer's info, lost flag and login state, mirrored in t. */
+static void
+mirror(struct cx_p11_token *t, const struct cx_p11_token_info *ti, int st)
+{
+	t->info = *ti;
+	t->lost = (st & CX_P11R_LOST) != 0;
+	t->r->logged_in = (st & CX_P11R_USER) != 0;
+}
+
+/* A token call: the answer's rc, its state mirrored in t. */
 static int
 call(struct cx_p11_token *t, struct cx_err *e)
 {
@@ -257,9 +276,7 @@ call(struct cx_p11_token *t, struct cx_err *e)
 
 	if ((x = exchange(t->r, &ti, &st, &rc, e)) != 0)
 		return helper_gone(t, x, e);
-	t->info = ti;
-	t->lost = (st & CX_P11R_LOST) != 0;
-	t->r->logged_in = (st & CX_P11R_USER) != 0;
+	mirror(t, &ti, st);
 	return rc;
 }
 
@@ -315,15 +332,13 @@ cx_p11r_open(
 	int rc;
 
 	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL || (t->r = remote_new(m->busy)) == NULL) {
+	if ((rc = cx_p11_token_alloc(m, slot, &t, e)) != 0)
+		return rc;
+	if ((t->r = remote_new(m->busy)) == NULL) {
 		free(t);
 		return cx_err_set(
 		    e, CX_ENOMEM, "module %s: slot %lu: out of memory", m->path, slot);
 	}
-	t->m = m;
-	t->f = m->f;
-	t->slot = slot;
-	t->pss_mech = -1;
 	snprintf(t->info.serial, sizeof(t->info.serial), "?");
 	snprintf(t->info.label, sizeof(t->info.label), "slot %lu", slot);
 	if ((rc = open_at(m, t, slot, e)) != 0) {
@@ -670,8 +685,6 @@ int
 cx_p11r_sign_finish(struct cx_p11_token *t, struct cx_buf *sig, int *more, struct cx_err *e)
 {
 	struct cx_p11_token_info ti;
-	const uint8_t *msg;
-	size_t msglen;
 	int x, rc, st;
 
 	*more = 0;
@@ -681,15 +694,10 @@ cx_p11r_sign_finish(struct cx_p11_token *t, struct cx_buf *sig, int *more, struc
 		return helper_gone(t, x, e);
 	if (*more)
 		return 0;
-	if (cx_p11r_get_answer(&t->r->in, &rc, &st, &ti, &msg, &msglen) != 0)
-		return helper_gone(t, CX_EPARSE, e);
-	t->info = ti;
-	t->lost = (st & CX_P11R_LOST) != 0;
-	t->r->logged_in = (st & CX_P11R_USER) != 0;
+	if ((x = answer(t->r, &ti, &st, &rc, e)) != 0)
+		return helper_gone(t, x, e);
+	mirror(t, &ti, st);
 	if (rc != 0) {
-		e->code = rc;
-		memcpy(e->msg, msg, msglen);
-		e->msg[msglen] = '\0';
 		after(t->r, 0);
 		return rc;
 	}

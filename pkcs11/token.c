@@ -34,6 +34,22 @@ session_open(struct cx_p11_token *t, struct cx_err *e)
 }
 
 int
+cx_p11_token_alloc(
+    struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e)
+{
+	struct cx_p11_token *t;
+
+	if ((*out = t = calloc(1, sizeof(*t))) == NULL)
+		return cx_err_set(
+		    e, CX_ENOMEM, "module %s: slot %lu: out of memory", m->path, slot);
+	t->m = m;
+	t->f = m->f;
+	t->slot = slot;
+	t->pss_mech = -1;
+	return 0;
+}
+
+int
 cx_p11_token_open(
     struct cx_p11_module *m, unsigned long slot, struct cx_p11_token **out, struct cx_err *e)
 {
@@ -43,13 +59,8 @@ cx_p11_token_open(
 		return cx_p11r_open(m, slot, out, e);
 
 	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return cx_err_set(
-		    e, CX_ENOMEM, "module %s: slot %lu: out of memory", m->path, slot);
-	t->m = m;
-	t->f = m->f;
-	t->slot = slot;
-	t->pss_mech = -1;
+	if ((r = cx_p11_token_alloc(m, slot, &t, e)) != 0)
+		return r;
 	if ((r = cx_p11_token_info(m, slot, &t->info, e)) != 0 || (r = session_open(t, e)) != 0) {
 		free(t);
 		return r;

@@ -465,9 +465,6 @@ late_login(void *arg)
 }
 
 /* Like slow_sign, but a connection the agent closes is an answer too: ss->r is then ~0. */
-static void slow_sign_start_fn(struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss,
-    pthread_t *th, void *(*fn)(void *));
-
 static void *
 slow_sign_raw(void *arg)
 {
@@ -486,15 +483,9 @@ slow_sign_raw(void *arg)
 	return NULL;
 }
 
-/* Starts ss (m1, which must be listed) signing in a thread; returns once its C_Sign began. */
+/* Starts fn signing ss (m1, which must be listed) in a thread; returns once its C_Sign began. */
 static void
-slow_sign_start(struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss, pthread_t *th)
-{
-	slow_sign_start_fn(g, c, ss, th, slow_sign);
-}
-
-static void
-slow_sign_start_fn(
+slow_sign_start(
     struct ag *g, struct cx_agent_conn *c, struct slow_sign *ss, pthread_t *th, void *(*fn)(void *))
 {
 	int64_t end = now_ms() + 5000;
@@ -544,7 +535,7 @@ fast_hold_run(int helpers)
 	c = conn(&g);
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ctl(&g, "sign-delay-1500");
-	slow_sign_start(&g, c, &ss, &th);
+	slow_sign_start(&g, c, &ss, &th, slow_sign);
 
 	c2 = conn(&g);
 	ck_assert_msg(cx_agent_list(c2, &keys, &n, &e) == 0, "list: %s", e.msg);
@@ -600,7 +591,7 @@ START_TEST(test_fast_helper_killed)
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ck_assert_int_eq(cx_test_helpers_of(g.pid, "token", h, 2), 1);
 	ctl(&g, "sign-delay-3000");
-	slow_sign_start(&g, c, &ss, &th);
+	slow_sign_start(&g, c, &ss, &th, slow_sign);
 	ck_assert_int_eq(kill(h[0], SIGKILL), 0);
 	pthread_join(th, NULL);
 	ck_assert_uint_eq(ss.r, CX_AERR_TOKEN_ABSENT);
@@ -643,7 +634,7 @@ START_TEST(test_fast_shutdown)
 	c = conn(&g);
 	ck_assert_uint_eq(login(c, PIN, 0), 0);
 	ctl(&g, "sign-delay-60000");
-	slow_sign_start_fn(&g, c, &ss, &th, slow_sign_raw);
+	slow_sign_start(&g, c, &ss, &th, slow_sign_raw);
 	t0 = now_ms();
 	stop(&g);
 	/* the 60 s touch was not waited for (stop() itself allows 15 s) */

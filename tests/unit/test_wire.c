@@ -398,6 +398,23 @@ static const char fast_dels[] =
     "  [version 0]\n"
     "]\n";
 
+/* r1 and r2 have the same canonical form. */
+static void
+canon_same(
+    const struct cx_resource *r1, const struct cx_resource *r2, const char *what, const char *how)
+{
+	struct cx_buf c1, c2;
+
+	cx_buf_init(&c1, 0);
+	cx_buf_init(&c2, 0);
+	ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
+	ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
+	ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
+	    "%s: canonical forms differ%s", what, how);
+	cx_buf_free(&c1);
+	cx_buf_free(&c2);
+}
+
 /*
  * cx_resource_parse_begin + finish is cx_resource_parse_ex(CX_PARSE_INPLACE):
  * the same result or error, the same canonical bytes, the same bytes left in
@@ -410,7 +427,6 @@ split_same(const char *data, size_t len, enum cx_rtype type, const char *what)
 	struct cx_parse_pending pp;
 	struct cx_resource *r1 = NULL, *r2 = NULL;
 	struct cx_err e1 = {0}, e2 = {0};
-	struct cx_buf c1, c2;
 	char *one = malloc(len + 1), *two = malloc(len + 1);
 	int rc1, rc2;
 
@@ -430,14 +446,7 @@ split_same(const char *data, size_t len, enum cx_rtype type, const char *what)
 	if (rc1 != 0) {
 		ck_assert_str_eq(e1.msg, e2.msg);
 	} else {
-		cx_buf_init(&c1, 0);
-		cx_buf_init(&c2, 0);
-		ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
-		ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
-		ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
-		    "%s: canonical forms differ (two steps)", what);
-		cx_buf_free(&c1);
-		cx_buf_free(&c2);
+		canon_same(r1, r2, what, " (two steps)");
 	}
 	memcpy(two, data, len);
 	cx_resource_parse_begin(&a, "t", (const uint8_t *)two, len, &pp);
@@ -476,14 +485,9 @@ fast_same(const char *data, size_t len, const char *what)
 			if (rc1 != 0) {
 				ck_assert_str_eq(e1.msg, e2.msg);
 			} else {
+				canon_same(r1, r2, what, "");
 				cx_buf_init(&c1, 0);
 				cx_buf_init(&c2, 0);
-				ck_assert_int_eq(cx_resource_canon(r1, &c1), 0);
-				ck_assert_int_eq(cx_resource_canon(r2, &c2), 0);
-				ck_assert_msg(c1.len == c2.len && memcmp(c1.d, c2.d, c1.len) == 0,
-				    "%s: canonical forms differ", what);
-				cx_buf_reset(&c1);
-				cx_buf_reset(&c2);
 				rc1 = cx_resource_write(r1, &c1, &e1);
 				rc2 = cx_resource_write(r2, &c2, &e2);
 				ck_assert_msg(rc1 == rc2, "%s: the writer: %d, %d", what, rc1, rc2);

@@ -29,11 +29,16 @@
  * Whoever needs line N durable (cx_audit_sync) waits while another thread's
  * sync is running and does the next one itself if N is still not covered, so
  * a slow disk costs each waiter at most two syncs and never blocks an append.
- * fdatasync, not fsync: an O_APPEND write changes the size, which fdatasync
- * does write; only the timestamps are left to the next full writeback.  An
- * optional background syncer (cx_audit_start) lets a caller start a sync
- * without waiting for it (cx_audit_kick), and makes lines nobody waits for
- * durable within AUDIT_LAZY_MS.
+ * What the sync covers is the journal (journal.h): each line is written to
+ * the log, then to the journal's ring, and the journal's fdatasync makes it
+ * durable, because an overwrite syncs without the inode write that an append
+ * needs.  The log itself is synced lazily: by the syncer once half the ring
+ * holds lines it has not synced, by a writer whose record would overwrite
+ * such a line, and at close.  At open, the journal's lines that continue the
+ * log (next seq, chained) are appended to it again: what a crash took from
+ * the log's tail comes back.  An optional background syncer (cx_audit_start)
+ * lets a caller start a sync without waiting for it (cx_audit_kick), and
+ * makes lines nobody waits for durable within AUDIT_LAZY_MS.
  */
 #include "agent/audit.h"
 
@@ -41,6 +46,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -48,7 +54,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/journal.h"
 #include "conex/crypto.h"
+#include "conex/fileio.h"
 #include "proto/buf.h"
 
 /* Longer lines are refused on write and reported on read (exe paths, names). */
@@ -87,7 +95,13 @@ struct cx_audit {
 	uint64_t want;                  /* the syncer is asked to cover this line */
 	int stop;                       /* the syncer must finish and exit */
 	int asleep;                     /* the syncer waits with nothing unsynced */
-	int64_t sync_ns;                /* a moving average of fdatasync's time */
+	int64_t sync_ns;                /* a moving average of the journal's fdatasync */
+	struct cx_journal *j;           /* where a line is made durable first */
+	uint64_t logsynced;             /* lines 1..logsynced are durable in audit.log itself */
+	int64_t lazy_due;               /* ms (CLOCK_MONOTONIC): the unsynced lines by then */
+	int log_asked;                  /* the syncer was asked to sync audit.log */
+	uint64_t jlog;                  /* journal bytes used when audit.log's last sync began */
+	uint64_t recovered;             /* lines the journal gave back at open */
 	int syncer;                     /* the background syncer runs */
 	struct deferred *qhead, *qtail; /* cx_audit_defer's lines, for the syncer to write */
 	pthread_t syncer_th;
@@ -318,64 +332,66 @@ parse_line(const char *s, size_t n, struct rec *r)
 	}
 }
 
-static int
-read_full_at(int fd, void *p, size_t n, off_t off)
+/* Milliseconds on CLOCK_MONOTONIC, for the syncer's deadlines. */
+static int64_t
+mono_ms(void)
 {
-	uint8_t *d = p;
-	ssize_t r;
+	struct timespec ts;
 
-	while (n > 0) {
-		if ((r = pread(fd, d, n, off)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO; /* the file shrank under us */
-			return -1;
-		}
-		d += r;
-		n -= (size_t)r;
-		off += r;
-	}
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads the last line (the file may be large: only its tail is read). */
+static const char torn_msg[] =
+    "the last line is torn (no newline at the end: interrupted write?) and the journal "
+    "cannot restore it; check it with verify and move the log aside";
+
+/*
+ * Reads the last whole line (the file may be large: only its tail is read).
+ * A crash can leave a last line cut short, or zeros where the filesystem had
+ * extended the file but not written it: then *cut is where the whole lines
+ * end, for open to repair from the journal if it can; else *cut is -1.
+ */
 static int
-read_tail(struct cx_audit *a, struct cx_err *e)
+read_tail(struct cx_audit *a, off_t *cut, struct cx_err *e)
 {
 	struct stat st;
-	off_t end, start;
+	off_t start;
 	size_t len;
 	char *buf, *line, *nl;
 	struct rec r;
 	const char *why;
 	int ret = 0;
 
+	*cut = -1;
 	if (fstat(a->fd, &st) != 0)
 		return cx_err_set(e, CX_EIO, "%s: fstat: %s", a->path, strerror(errno));
-	if (st.st_size == 0) {
-		a->seq = 1;
-		memcpy(a->prev, zero_prev, sizeof(a->prev));
+	a->seq = 1;
+	memcpy(a->prev, zero_prev, sizeof(a->prev));
+	if (st.st_size == 0)
 		return 0;
-	}
-	end = st.st_size - 1; /* where the last newline must be */
-	/* one byte more than the longest line, to see the newline before it */
-	start = end > (off_t)AUDIT_LINE_MAX ? end - (off_t)AUDIT_LINE_MAX - 1 : 0;
+	/* a torn last line and the whole one before it */
+	start = st.st_size > 2 * ((off_t)AUDIT_LINE_MAX + 1)
+	    ? st.st_size - 2 * ((off_t)AUDIT_LINE_MAX + 1)
+	    : 0;
 	len = (size_t)(st.st_size - start);
 	if ((buf = malloc(len)) == NULL)
 		return cx_err_set(e, CX_ENOMEM, "%s: out of memory", a->path);
-	if (read_full_at(a->fd, buf, len, start) != 0) {
+	if (cx_fd_pread_full(a->fd, buf, len, start) != 0) {
 		ret = cx_err_set(e, CX_EIO, "%s: read: %s", a->path, strerror(errno));
 		goto out;
 	}
 	if (buf[len - 1] != '\n') {
-		ret = cx_err_set(e, CX_EPARSE,
-		    "%s: the last line is torn (no newline at the end: interrupted write?); "
-		    "check it with verify and move the log aside",
-		    a->path);
-		goto out;
+		if ((nl = memrchr(buf, '\n', len)) == NULL) {
+			if (start != 0) {
+				ret = cx_err_set(e, CX_EPARSE, "%s: %s", a->path, torn_msg);
+				goto out;
+			}
+			*cut = 0; /* not one whole line */
+			goto out;
+		}
+		*cut = start + (nl - buf) + 1;
+		len = (size_t)(nl - buf) + 1;
 	}
 	len--;
 	if ((nl = memrchr(buf, '\n', len)) != NULL)
@@ -404,11 +420,89 @@ out:
 	return ret;
 }
 
+/*
+ * The line of the journal that continues the log: seq a->seq, chained to
+ * a->prev.  NULL if there is none, or if two different ones would (the
+ * journal cannot say which was the log's; nothing is guessed).
+ */
+static const struct cx_journal_rec *
+next_rec(struct cx_audit *a, const struct cx_journal_rec *v, size_t n, size_t *i)
+{
+	const struct cx_journal_rec *found = NULL;
+	struct rec r;
+
+	while (*i < n && v[*i].seq < a->seq)
+		(*i)++;
+	for (size_t k = *i; k < n && v[k].seq == a->seq; k++) {
+		if (v[k].len < 2 || v[k].line[v[k].len - 1] != '\n' ||
+		    parse_line(v[k].line, v[k].len - 1, &r) != NULL || r.seq != a->seq ||
+		    strcmp(r.prev, a->prev) != 0)
+			continue;
+		if (found != NULL &&
+		    (found->len != v[k].len || memcmp(found->line, v[k].line, v[k].len) != 0))
+			return NULL;
+		found = &v[k];
+	}
+	return found;
+}
+
+/*
+ * Opens the journal and appends to the log every line of it that the log
+ * lost in a crash, in order and chained; a torn last line (cut >= 0) is
+ * replaced by the journal's copy, or the log is refused as before.
+ */
+static int
+recover(struct cx_audit *a, off_t cut, struct cx_err *e)
+{
+	struct cx_journal_rec *v = NULL;
+	const struct cx_journal_rec *rec;
+	struct stat st;
+	char *jpath = NULL;
+	size_t n = 0, i = 0;
+	int r;
+
+	if (fstat(a->fd, &st) != 0)
+		return cx_err_set(e, CX_EIO, "%s: fstat: %s", a->path, strerror(errno));
+	if (asprintf(&jpath, "%s.journal", a->path) < 0)
+		return cx_err_set(e, CX_ENOMEM, "out of memory");
+	r = cx_journal_open(jpath, st.st_dev, st.st_ino, AUDIT_LINE_MAX + 1, &a->j, &v, &n, e);
+	free(jpath);
+	if (r != 0)
+		return r;
+	while ((rec = next_rec(a, v, n, &i)) != NULL) {
+		if (cut >= 0) {
+			if (ftruncate(a->fd, cut) != 0) {
+				r = cx_err_set(
+				    e, CX_EIO, "%s: ftruncate: %s", a->path, strerror(errno));
+				goto out;
+			}
+			cut = -1;
+		}
+		if (cx_fd_write_full(a->fd, (const uint8_t *)rec->line, rec->len) != 0) {
+			r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(errno));
+			goto out;
+		}
+		line_hash(rec->line, rec->len - 1, a->prev);
+		a->seq++;
+		a->recovered++;
+	}
+	if (cut >= 0) {
+		r = cx_err_set(e, CX_EPARSE, "%s: %s", a->path, torn_msg);
+		goto out;
+	}
+	if (a->recovered > 0 && fdatasync(a->fd) != 0)
+		r = cx_err_set(e, CX_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
+out:
+	cx_journal_records_free(v, n);
+	return r;
+}
+
 int
 cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 {
 	struct cx_audit *a;
 	struct stat st;
+	off_t cut;
 	int r;
 
 	*out = NULL;
@@ -447,16 +541,34 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 		                         : strerror(errno));
 		goto fail;
 	}
-	if ((r = read_tail(a, e)) != 0)
+	if ((r = read_tail(a, &cut, e)) != 0 || (r = recover(a, cut, e)) != 0)
 		goto fail;
 	/* what is already in the file counts as durable: nothing of ours is in it yet */
 	a->synced = a->seq - 1;
+	a->logsynced = a->seq - 1;
 	/* not cheap until measured so */
 	a->sync_ns = 1000000;
 	*out = a;
 	return 0;
 fail:
 	cx_audit_close(a);
+	return r;
+}
+
+uint64_t
+cx_audit_recovered(const struct cx_audit *a)
+{
+	return a->recovered;
+}
+
+uint64_t
+cx_audit_log_synced(struct cx_audit *a)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&a->mu);
+	r = a->logsynced;
+	pthread_mutex_unlock(&a->mu);
 	return r;
 }
 
@@ -473,11 +585,12 @@ cx_audit_close(struct cx_audit *a)
 		pthread_join(a->syncer_th, NULL);
 	}
 	if (a->fd >= 0) {
-		/* lines nobody waited for (results, refusals) are made durable too */
-		if (!a->failed && a->synced + 1 < a->seq)
+		/* every line durable in the log itself: the journal is then needed no more */
+		if (!a->failed && a->logsynced + 1 < a->seq)
 			(void)fdatasync(a->fd);
 		close(a->fd); /* also releases the flock */
 	}
+	cx_journal_close(a->j);
 	pthread_cond_destroy(&a->cv);
 	pthread_cond_destroy(&a->work);
 	pthread_mutex_destroy(&a->mu);
@@ -485,21 +598,70 @@ cx_audit_close(struct cx_audit *a)
 	free(a);
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
+/* audit.log caught up: what the journal holds up to used may be overwritten. */
+static void
+log_synced(struct cx_audit *a, uint64_t target, uint64_t used)
 {
-	ssize_t r;
-
-	while (n > 0) {
-		if ((r = write(fd, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
+	if (used > a->jlog)
+		a->jlog = used;
+	if (target > a->logsynced)
+		a->logsynced = target;
+	if (target > a->synced) {
+		a->synced = target;
+		pthread_cond_broadcast(&a->cv);
 	}
+}
+
+static int
+fdatasync_retry(int fd)
+{
+	while (fdatasync(fd) != 0)
+		if (errno != EINTR)
+			return errno;
 	return 0;
+}
+
+/*
+ * Half the ring holds lines that audit.log does not hold durably: time for
+ * the syncer to sync audit.log, long before a writer would have to.
+ */
+static int
+log_pressure(const struct cx_audit *a)
+{
+	return cx_journal_used(a->j) - a->jlog > cx_journal_ring_size(a->j) / 2;
+}
+
+/* audit.log's own sync, holding a->mu: only when the journal's ring is full. */
+static int
+log_sync_locked(struct cx_audit *a, struct cx_err *e)
+{
+	uint64_t target = a->seq - 1, used = cx_journal_used(a->j);
+	int err;
+
+	if ((err = fdatasync_retry(a->fd)) != 0) {
+		a->failed = 1;
+		return cx_err_set(e, CX_EIO, "%s: fdatasync: %s", a->path, strerror(err));
+	}
+	log_synced(a, target, used);
+	return 0;
+}
+
+/* audit.log's own sync, by the syncer; entered and left with a->mu held. */
+static void
+log_round(struct cx_audit *a)
+{
+	uint64_t target = a->seq - 1, used = cx_journal_used(a->j);
+	int err;
+
+	pthread_mutex_unlock(&a->mu);
+	err = fdatasync_retry(a->fd);
+	pthread_mutex_lock(&a->mu);
+	a->log_asked = 0;
+	if (err != 0) {
+		a->failed = 1;
+		pthread_cond_broadcast(&a->cv);
+	} else
+		log_synced(a, target, used);
 }
 
 /* Builds, chains and writes one line; under a->mu. *seq: its number. */
@@ -509,8 +671,8 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 	char tbuf[32], hex[CX_SHA256_HEX + 1], next[CX_SHA256_HEX + 1];
 	struct timespec ts;
 	struct tm tm;
-	struct stat st;
 	struct cx_buf b;
+	off_t size;
 	int r, saved;
 
 	if (a->failed)
@@ -550,23 +712,44 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 		return cx_err_set(e, r, "%s: audit line too long", a->path);
 	}
 
-	if (fstat(a->fd, &st) != 0) {
-		r = cx_err_set(e, CX_EIO, "%s: fstat: %s", a->path, strerror(errno));
+	/* the ring may overwrite only records whose lines audit.log holds durably */
+	if (cx_journal_used(a->j) + cx_journal_need(a->j, b.len) - a->jlog >
+	        cx_journal_ring_size(a->j) &&
+	    (r = log_sync_locked(a, e)) != 0)
+		goto out;
+	/*
+	 * The size for a rollback, from lseek, not fstat: on this kernel asking
+	 * for a file's ctime makes its next change take a fine-grained timestamp,
+	 * which moves every later timestamp, so the journal's fdatasync would
+	 * write its inode too (docs/benchmarks.md, "The audit sync").
+	 */
+	if ((size = lseek(a->fd, 0, SEEK_END)) < 0) {
+		r = cx_err_set(e, CX_EIO, "%s: lseek: %s", a->path, strerror(errno));
 		goto out;
 	}
-	if (write_all(a->fd, b.d, b.len) != 0) {
+	if (cx_fd_write_full(a->fd, b.d, b.len) != 0) {
 		saved = errno;
 		/* no torn fragment may stay: the next line would be glued onto it */
-		if (ftruncate(a->fd, st.st_size) != 0)
+		if (ftruncate(a->fd, size) != 0)
 			a->failed = 1;
 		r = cx_err_set(e, CX_EIO, "%s: write: %s", a->path, strerror(saved));
 		goto out;
 	}
+	/* after the log's write: a record exists only for a line the log has */
+	if (cx_journal_put(a->j, a->seq, (const char *)b.d, b.len) != 0) {
+		/* in the log, but it can no longer be made durable as promised */
+		a->failed = 1;
+		r = cx_err_set(e, CX_EIO, "%s.journal: write: %s", a->path, strerror(errno));
+		goto out;
+	}
+	if (a->synced + 1 == a->seq)
+		a->lazy_due = mono_ms() + AUDIT_LAZY_MS;
 	*seq = a->seq++;
 	memcpy(a->prev, next, sizeof(a->prev));
-	if (a->asleep) {
-		/* a line nobody may wait for: the syncer's AUDIT_LAZY_MS starts now */
+	if (a->asleep || (log_pressure(a) && !a->log_asked)) {
+		/* a line nobody may wait for (AUDIT_LAZY_MS starts now), or a ring half full */
 		a->asleep = 0;
+		a->log_asked = log_pressure(a);
 		pthread_cond_signal(&a->work);
 	}
 	r = 0;
@@ -600,12 +783,7 @@ sync_round(struct cx_audit *a)
 	a->syncing = 1;
 	pthread_mutex_unlock(&a->mu);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (fdatasync(a->fd) != 0) {
-		if (errno != EINTR) {
-			err = errno;
-			break;
-		}
-	}
+	err = cx_journal_sync(a->j);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&a->mu);
 	a->syncing = 0;
@@ -758,6 +936,7 @@ syncer_main(void *arg)
 {
 	struct cx_audit *a = arg;
 	struct timespec ts;
+	int64_t wait_ms;
 	int linger = 0;
 
 	pthread_mutex_lock(&a->mu);
@@ -784,24 +963,39 @@ syncer_main(void *arg)
 			linger = 1;
 			continue;
 		}
+		/*
+		 * audit.log itself only when half the journal's ring waits for
+		 * it: its syncs (an append's: the inode too) queue before the
+		 * journal's on the disk, so the fewer the better.
+		 */
+		if (!a->failed && log_pressure(a)) {
+			log_round(a);
+			continue;
+		}
+		/* lines nobody waits for: durable (in the journal) AUDIT_LAZY_MS after the first */
+		if (!a->failed && a->seq - 1 > a->synced && mono_ms() >= a->lazy_due) {
+			(void)sync_round(a);
+			continue;
+		}
 		if (a->failed || (a->seq - 1 <= a->synced && !linger)) {
 			a->asleep = 1;
 			pthread_cond_wait(&a->work, &a->mu);
 			a->asleep = 0;
 			continue;
 		}
-		/* lazy lines, or lingering: give a waiter or a kick the chance to batch them */
+		/* lines due, or lingering: give a waiter or a kick the chance to batch them */
+		wait_ms = a->seq - 1 > a->synced ? a->lazy_due - mono_ms() : AUDIT_LAZY_MS;
+		if (wait_ms <= 0)
+			continue;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += AUDIT_LAZY_MS * 1000000L;
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		if (pthread_cond_timedwait(&a->work, &a->mu, &ts) == 0)
-			continue;
-		linger = 0;
-		if (!a->stop && !a->failed && !a->syncing && a->seq - 1 > a->synced)
-			(void)sync_round(a);
+		if (pthread_cond_timedwait(&a->work, &a->mu, &ts) != 0 && a->seq - 1 <= a->synced)
+			linger = 0;
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;

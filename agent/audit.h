@@ -34,8 +34,16 @@ struct cx_audit_entry {
 	const char *result;         /* "ok" or the error name */
 };
 
-/* Opens (creating 0600) and reads the tail to continue the chain; a broken tail is an error. */
+/*
+ * Opens (creating 0600) and reads the tail to continue the chain; a broken
+ * tail is an error unless PATH.journal (made if missing) restores it.  Lines
+ * of the journal that the log lost in a crash are appended to it first.
+ */
 int cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e);
+/* Lines that open appended to the log from its journal (lost from the log in a crash). */
+uint64_t cx_audit_recovered(const struct cx_audit *a);
+/* The last line durable in the log itself (the journal holds every later one). */
+uint64_t cx_audit_log_synced(struct cx_audit *a);
 /* Writes the line and returns once it is durable (cx_audit_write + cx_audit_sync). */
 int cx_audit_append(struct cx_audit *a, const struct cx_audit_entry *en, struct cx_err *e);
 /*

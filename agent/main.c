@@ -594,6 +594,11 @@ main(int argc, char **argv)
 	/* before the fork: the log's flock is shared with the daemon, errors reach the terminal */
 	if (cx_audit_open(a.audit_path, &a.audit, &e) != 0)
 		die("audit log: %s", e.msg);
+	if (cx_audit_recovered(a.audit) > 0)
+		fprintf(stderr,
+		    "conex-agent: audit log %s: %llu line(s) lost in a crash were restored from its "
+		    "journal\n",
+		    a.audit_path, (unsigned long long)cx_audit_recovered(a.audit));
 
 	if ((a.lfd = activated_socket(&a)) >= 0) {
 		a.foreground = 1; /* systemd supervises us */

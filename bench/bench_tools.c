@@ -113,8 +113,8 @@ cmd_tokensign(const char *module, const char *label, const char *pin, const char
 		double t0 = now_s();
 		cx_buf_reset(&sig);
 		if (cx_p11_token_sign(tok, k,
-			k->alg == CX_P11_ED25519 ? CX_P11_EDDSA : CX_P11_RSA_PSS_SHA256, data,
-			sizeof(data), NULL, 0, &sig, &e) != 0)
+		        k->alg == CX_P11_ED25519 ? CX_P11_EDDSA : CX_P11_RSA_PSS_SHA256, data,
+		        sizeof(data), NULL, 0, &sig, &e) != 0)
 			die(keylabel, e.msg);
 		if (i >= 0)
 			t[i] = now_s() - t0;
@@ -136,7 +136,8 @@ main(int argc, char **argv)
 		return cmd_floor(argv[2], atoi(argv[3]));
 	if (argc == 7 && strcmp(argv[1], "tokensign") == 0)
 		return cmd_tokensign(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
-	fprintf(stderr, "usage: bench_tools floor REPO REPS\n"
-			"       bench_tools tokensign MODULE LABEL PIN KEYLABEL N\n");
+	fprintf(stderr,
+	    "usage: bench_tools floor REPO REPS\n"
+	    "       bench_tools tokensign MODULE LABEL PIN KEYLABEL N\n");
 	return 2;
 }

@@ -83,19 +83,49 @@ out:
 	return rc;
 }
 
+/* off < 0: write(2) at the file offset; else pwrite(2) at off; reading: pread(2) at off. */
 static int
-write_all(int fd, const uint8_t *d, size_t n)
+transfer(int fd, uint8_t *d, size_t n, off_t off, int reading)
 {
+	ssize_t r;
+
 	while (n > 0) {
-		ssize_t w = write(fd, d, n);
-		if (w == -1 && errno == EINTR)
+		if (reading)
+			r = pread(fd, d, n, off);
+		else
+			r = off < 0 ? write(fd, d, n) : pwrite(fd, d, n, off);
+		if (r < 0 && errno == EINTR)
 			continue;
-		if (w == -1)
+		if (r < 0)
 			return -1;
-		d += w;
-		n -= (size_t)w;
+		if (r == 0) {
+			errno = EIO; /* the end of the file came first */
+			return -1;
+		}
+		d += r;
+		n -= (size_t)r;
+		if (off >= 0)
+			off += r;
 	}
 	return 0;
+}
+
+int
+cx_fd_write_full(int fd, const void *d, size_t n)
+{
+	return transfer(fd, (uint8_t *)(uintptr_t)d, n, -1, 0);
+}
+
+int
+cx_fd_pwrite_full(int fd, const void *d, size_t n, off_t off)
+{
+	return transfer(fd, (uint8_t *)(uintptr_t)d, n, off, 0);
+}
+
+int
+cx_fd_pread_full(int fd, void *d, size_t n, off_t off)
+{
+	return transfer(fd, d, n, off, 1);
 }
 
 int
@@ -131,7 +161,7 @@ cx_file_write_atomic(const char *path, const uint8_t *d, size_t n, mode_t mode, 
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
 		return cx_err_set(e, CX_EIO, "%s: cannot create a temporary file in %s: %s", path,
 		    dir, strerror(errno));
-	if (fchmod(fd, mode) == -1 || write_all(fd, d, n) == -1 || fsync(fd) == -1) {
+	if (fchmod(fd, mode) == -1 || cx_fd_write_full(fd, d, n) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		rc = cx_err_set(e, CX_EIO, "%s: writing %s: %s", path, tmp, strerror(saved));
 		goto fail;

@@ -32,4 +32,12 @@ int cx_file_write_atomic(
 /* 1 if path is a regular file (lstat), 0 if absent, CX_EREJECT / CX_EIO otherwise. */
 int cx_file_exists(const char *path, struct cx_err *e);
 
+/*
+ * All n bytes, through EINTR and short transfers: 0, or -1 with errno (a
+ * read that meets the end of the file first: EIO).
+ */
+int cx_fd_write_full(int fd, const void *d, size_t n);
+int cx_fd_pwrite_full(int fd, const void *d, size_t n, off_t off);
+int cx_fd_pread_full(int fd, void *d, size_t n, off_t off);
+
 #endif

@@ -151,6 +151,21 @@ wait_gone "$pid" && pass "agent gone after -k" || fail "agent still running"
 [ ! -e "$W/a/sock" ] && pass "socket removed" || fail "socket left behind"
 unset CONEX_AGENT_PID CONEX_AGENT_SOCK
 
+# --- a crash took the audit log's last lines: the journal gives them back at start ---
+cp "$W/audit.log" "$W/whole.log"
+n=$(wc -l <"$W/whole.log")
+head -n $((n - 2)) "$W/whole.log" >"$W/cut.log" && cat "$W/cut.log" >"$W/audit.log" # same inode
+"$AGENT" -f -a "$W/a/s6" --audit "$W/audit.log" >/dev/null 2>"$W/err6" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -S "$W/a/s6" ] && break; sleep 0.1; done
+kill "${PIDS[-1]}"
+wait_gone "${PIDS[-1]}"
+grep -q "2 line(s) lost in a crash were restored" "$W/err6" && pass "journal replay reported" ||
+	{ fail "journal replay message"; cat "$W/err6"; }
+head -n "$n" "$W/audit.log" | cmp -s - "$W/whole.log" && pass "lost lines restored byte for byte" ||
+	fail "restored lines differ"
+expect 0 "audit chain verifies after the replay" "$CONEX" agent audit "$W/audit.log"
+
 # --- ADD_TOKEN by pkcs11: URI and by serial, REMOVE_TOKEN ---
 "$AGENT" -f -a "$W/a/s5" --audit "$W/audit5.log" -P "$MODULE" >/dev/null 2>&1 &
 PIDS+=($!)

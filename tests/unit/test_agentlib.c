@@ -18,6 +18,7 @@
 
 #include "agent/askpass.h"
 #include "agent/audit.h"
+#include "agent/journal.h"
 #include "agent/lock.h"
 #include "agent/softkey.h"
 #include "conex/crypto.h"
@@ -192,18 +193,169 @@ START_TEST(test_audit_reorder)
 }
 END_TEST
 
+/* Where line seq starts in the log at path. */
+static long
+line_offset(const char *path, int seq)
+{
+	char want[32];
+	uint8_t *d;
+	char *at;
+	long off;
+
+	snprintf(want, sizeof(want), "{\"seq\":%d,", seq);
+	ck_assert_ptr_nonnull(d = cx_test_read(path, NULL));
+	ck_assert_ptr_nonnull(at = strstr((char *)d, want));
+	off = at - (char *)d;
+	free(d);
+	return off;
+}
+
+static void
+open_recovers(const char *p, uint64_t want_recovered, uint64_t want_lines)
+{
+	struct cx_audit *a = NULL;
+	struct cx_err e = {0};
+	uint64_t n;
+
+	ck_assert_msg(cx_audit_open(p, &a, &e) == 0, "open: %s", e.msg);
+	ck_assert_uint_eq(cx_audit_recovered(a), want_recovered);
+	cx_audit_close(a);
+	ck_assert_msg(cx_audit_verify(p, &n, &e) == 0, "verify: %s", e.msg);
+	ck_assert_uint_eq(n, want_lines);
+}
+
 START_TEST(test_audit_torn)
 {
 	char *dir, *p = make_log(&dir);
 	struct cx_audit *a = NULL;
 	struct cx_err e = {0};
 
-	ck_assert_int_eq(cx_test_sh("truncate -s -7 %s", p), 0);
+	ck_assert_int_eq(cx_test_sh("cp %s %s.whole && truncate -s -7 %s", p, p, p), 0);
 	verify_fails(p, "line 50: torn line");
-	/* the agent must not glue new lines onto it */
+	/* the journal has line 50: the torn one is replaced by it, byte for byte */
+	open_recovers(p, 1, 50);
+	ck_assert_int_eq(cx_test_sh("cmp -s %s %s.whole", p, p), 0);
+	/* without the journal the agent must not glue new lines onto a torn one */
+	ck_assert_int_eq(cx_test_sh("truncate -s -7 %s && rm %s.journal", p, p), 0);
 	ck_assert_int_eq(cx_audit_open(p, &a, &e), CX_EPARSE);
 	ck_assert_ptr_null(a);
 	ck_assert_msg(strstr(e.msg, "torn") != NULL, "%s", e.msg);
+	free(p);
+	cx_test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A crash took the log's last lines (or left zeros for them): the journal gives them back. */
+START_TEST(test_audit_journal_replay)
+{
+	char *dir, *p = make_log(&dir);
+	long off = line_offset(p, 48);
+
+	ck_assert_int_eq(cx_test_sh("cp %s %s.whole && truncate -s %ld %s", p, p, off, p), 0);
+	open_recovers(p, 3, 50);
+	ck_assert_int_eq(cx_test_sh("cmp -s %s %s.whole", p, p), 0);
+	/* the size made it to the disk, the data did not: zeros */
+	ck_assert_int_eq(
+	    cx_test_sh("truncate -s %ld %s && truncate -s +3000 %s", off + 20, p, p), 0);
+	open_recovers(p, 3, 50);
+	ck_assert_int_eq(cx_test_sh("cmp -s %s %s.whole", p, p), 0);
+	/* and then the log goes on from line 51 */
+	append_n(p, 2, "after");
+	open_recovers(p, 0, 52);
+	free(p);
+	cx_test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A damaged record is no line: replay stops before it, the chain stays whole. */
+START_TEST(test_audit_journal_damaged)
+{
+	char *dir, *p = make_log(&dir);
+	long off = line_offset(p, 48);
+
+	/* flip one byte inside line 49's copy in the journal */
+	ck_assert_int_eq(cx_test_sh("truncate -s %ld %s && "
+	                            "o=$(grep -abo '{\"seq\":49,' %s.journal | cut -d: -f1) && "
+	                            "printf 'X' | dd of=%s.journal bs=1 seek=$((o + 30)) "
+	                            "conv=notrunc status=none",
+	                     off, p, p, p),
+	    0);
+	open_recovers(p, 1, 48);
+	free(p);
+	cx_test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A journal speaks for the log it was made with, not for a new one at that path. */
+START_TEST(test_audit_journal_other_log)
+{
+	char *dir, *p = make_log(&dir);
+
+	ck_assert_int_eq(cx_test_sh("mv %s %s.old", p, p), 0);
+	open_recovers(p, 0, 0);
+	append_n(p, 2, "new");
+	open_recovers(p, 0, 2);
+	/* nor for the same path once moved back: its inode is the old one, the journal is new */
+	ck_assert_int_eq(cx_test_sh("mv %s.old %s", p, p), 0);
+	open_recovers(p, 0, 50);
+	free(p);
+	cx_test_rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * Three times the ring's size of lines, synced through the journal only (no
+ * syncer): the ring must never overwrite a line the log does not hold
+ * durably, and the last lines still come back after a wrap.
+ */
+START_TEST(test_audit_journal_wrap)
+{
+	char *dir = cx_test_tmpdir(), *p = path_in(dir, "audit.log");
+	struct cx_journal_rec *v = NULL;
+	struct cx_journal *j = NULL;
+	struct cx_audit *a = NULL;
+	struct cx_err e = {0};
+	char big[4001], *jp = path_in(dir, "audit.log.journal");
+	uint64_t seq = 0, logged, want;
+	struct stat st;
+	size_t n = 0;
+	long off;
+
+	memset(big, 'w', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_msg(cx_audit_open(p, &a, &e) == 0, "open: %s", e.msg);
+	for (int i = 0; i < 750; i++) {
+		struct cx_audit_entry en = {.op = "sign", .name = big, .result = "ok"};
+
+		ck_assert_msg(cx_audit_write(a, &en, &seq, &e) == 0, "write %d: %s", i, e.msg);
+		ck_assert_msg(cx_audit_sync(a, seq, &e) == 0, "sync %d: %s", i, e.msg);
+	}
+	/* the ring (1 MiB) is full twice over: the log was synced to make room */
+	logged = cx_audit_log_synced(a);
+	ck_assert_uint_gt(logged, 400);
+	ck_assert_uint_lt(logged, 750);
+	/* every line after that is in the journal, as of now */
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(
+	    cx_journal_open(jp, st.st_dev, st.st_ino, 64 * 1024 + 1, &j, &v, &n, &e), 0);
+	want = logged + 1;
+	for (size_t k = 0; k < n; k++)
+		if (v[k].seq == want)
+			want++;
+	ck_assert_uint_eq(want, 751);
+	cx_journal_records_free(v, n);
+	cx_journal_close(j);
+	cx_audit_close(a);
+	/* the last 100 lines lost: back from the journal, after two wraps */
+	off = line_offset(p, 651);
+	ck_assert_int_eq(cx_test_sh("cp %s %s.whole && truncate -s %ld %s", p, p, off, p), 0);
+	open_recovers(p, 100, 750);
+	ck_assert_int_eq(cx_test_sh("cmp -s %s %s.whole", p, p), 0);
+	free(jp);
 	free(p);
 	cx_test_rm_rf(dir);
 	free(dir);
@@ -874,6 +1026,10 @@ agentlib_suite(void)
 	tcase_add_test(tc, test_audit_delete);
 	tcase_add_test(tc, test_audit_reorder);
 	tcase_add_test(tc, test_audit_torn);
+	tcase_add_test(tc, test_audit_journal_replay);
+	tcase_add_test(tc, test_audit_journal_damaged);
+	tcase_add_test(tc, test_audit_journal_other_log);
+	tcase_add_test(tc, test_audit_journal_wrap);
 	tcase_add_test(tc, test_audit_short_write);
 	tcase_add_test(tc, test_audit_reopen);
 	tcase_add_test(tc, test_audit_refusals);

@@ -490,7 +490,12 @@ recover(struct cx_audit *a, off_t cut, struct cx_err *e)
 		r = cx_err_set(e, CX_EPARSE, "%s: %s", a->path, torn_msg);
 		goto out;
 	}
-	if (a->recovered > 0 && fdatasync(a->fd) != 0)
+	/*
+	 * Always: after a crash of the agent alone, lines the journal made
+	 * durable may still be only in the page cache of the log, and the
+	 * ring is about to be overwritten from its start.
+	 */
+	if (fdatasync(a->fd) != 0)
 		r = cx_err_set(e, CX_EIO, "%s: fdatasync: %s", a->path, strerror(errno));
 out:
 	cx_journal_records_free(v, n);
@@ -543,7 +548,7 @@ cx_audit_open(const char *path, struct cx_audit **out, struct cx_err *e)
 	}
 	if ((r = read_tail(a, &cut, e)) != 0 || (r = recover(a, cut, e)) != 0)
 		goto fail;
-	/* what is already in the file counts as durable: nothing of ours is in it yet */
+	/* what is in the file is durable now (recover synced it) */
 	a->synced = a->seq - 1;
 	a->logsynced = a->seq - 1;
 	/* not cheap until measured so */

@@ -574,6 +574,7 @@ START_TEST(test_sign_and_policy)
 	struct cx_err e = {0};
 	char msg[1024];
 	uint64_t nlines;
+	int64_t t0;
 
 	setup(&g, 1);
 	start(&g, 1, NULL);
@@ -696,6 +697,10 @@ START_TEST(test_sign_and_policy)
 	ck_assert_msg(cx_audit_verify(g.audit, &nlines, &e) == 0, "%s", e.msg);
 	ck_assert_uint_ge(nlines, 10);
 	ck_assert(grep_file(g.audit, "\"op\":\"sign\""));
+	/* refusals are written by the audit syncer, after whatever sync it is in */
+	t0 = now_ms();
+	while (!grep_file(g.audit, "\"result\":\"refused\"") && now_ms() - t0 < 10000)
+		usleep(10000);
 	ck_assert(grep_file(g.audit, "\"result\":\"refused\""));
 	ck_assert_int_eq(cx_test_sh("sed -i '3s/\"uid\":0/\"uid\":1/' '%s'", g.audit), 0);
 	ck_assert_int_ne(cx_audit_verify(g.audit, &nlines, &e), 0);

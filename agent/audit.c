@@ -678,7 +678,7 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 	struct tm tm;
 	struct cx_buf b;
 	off_t size;
-	int r, saved;
+	int r, saved, pressure;
 
 	if (a->failed)
 		return cx_err_set(e, CX_EIO,
@@ -751,10 +751,11 @@ append_locked(struct cx_audit *a, const struct cx_audit_entry *en, uint64_t *seq
 		a->lazy_due = mono_ms() + AUDIT_LAZY_MS;
 	*seq = a->seq++;
 	memcpy(a->prev, next, sizeof(a->prev));
-	if (a->asleep || (log_pressure(a) && !a->log_asked)) {
+	pressure = log_pressure(a);
+	if (a->asleep || (pressure && !a->log_asked)) {
 		/* a line nobody may wait for (AUDIT_LAZY_MS starts now), or a ring half full */
 		a->asleep = 0;
-		a->log_asked = log_pressure(a);
+		a->log_asked = pressure;
 		pthread_cond_signal(&a->work);
 	}
 	r = 0;

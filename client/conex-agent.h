@@ -63,9 +63,12 @@ void cx_agent_set_timeout(struct cx_agent_conn *c, int ms);
  * for it; the default is CX_AGENT_SPIN_US on a machine with more than one
  * CPU, 0 on one.  A signature through the agent takes a few hundred
  * microseconds, and a thread that sleeps through it wakes tens of them late
- * on a virtual machine, a tenth of an Ed25519 signature.  The poll yields
- * the CPU to anything runnable at each turn, so it takes only time nothing
- * else wanted.  0 sleeps at once.
+ * on a virtual machine, a tenth of an Ed25519 signature.  Only while the
+ * connection's signatures come back within a quarter of that time (a moving
+ * average): against a longer one the poll would cost more CPU than the
+ * wake-up.  The poll yields the CPU at each turn, but a polling thread is
+ * always runnable: on a machine whose CPUs are all busy it still competes
+ * for them (docs/benchmarks.md, "Two Ed25519 clients").  0 sleeps at once.
  */
 #define CX_AGENT_SPIN_US 2000
 void cx_agent_set_spin(struct cx_agent_conn *c, int us);
